@@ -1,0 +1,284 @@
+"""Fast NumPy solver: exact block coordinate descent on the co-content.
+
+Nodes of a layer are not connected to each other, so with its neighbours
+fixed every node of a layer solves a scalar monotone equation (KCL)::
+
+    coef_i * V_i - drive_i + i_neuron(V_i) = 0,
+    coef_i  = sum_in G_ji + c*A * sum_out G_ik,
+    drive_i = sum_in G_ji u_j + c * sum_out G_ik V_k + I_i,
+
+where ``u_j = A_j V_j`` is the voltage that drives a crossbar (amplifier
+output), ``A`` the forward gain and ``c`` the backward current gain of the
+amplifier after this layer.  Ideal diodes give a clamp
+``V = clip(drive/coef, v_low, v_high)`` (Millman's theorem); Shockley diodes a
+safeguarded Newton iteration.  Layers that share no crossbar are updated
+together (a colouring of the layer graph), so skip crossbars stay exact.  When
+``c == A`` (ideal transformers) each update is the exact minimum of the
+co-content over that block, so the co-content decreases monotonically and the
+sweeps converge to the unique steady state.
+
+The input crossbars do not change during relaxation: their drive (the Norton
+equivalent of the inputs) is computed once per batch and reused by every sweep
+and by the nudged phases.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from ..energy import neuron_current
+from ..network import Network
+from .base import ConvergenceError, Solution
+
+
+@dataclass
+class FastSolverConfig:
+    """Settings of the fast solver.
+
+    Parameters
+    ----------
+    tol : float
+        KCL residual tolerance, amperes: converged when every free node's net
+        current is below it.
+    max_sweeps : int
+        Cap on the number of sweeps over all layers.
+    fixed_sweeps : int or None
+        Run exactly this many sweeps (as published EP code does) and report the
+        residual and ``converged`` flag without raising.
+    vtol : float
+        Largest voltage change (volts) in a sweep below which the residual is
+        checked (checking costs about one sweep).
+    on_fail : {"raise", "warn", "flag"}
+        What to do when ``max_sweeps`` is reached without convergence.
+    dtype : {"float64", "float32"}
+        Floating-point type of the solve.
+    newton_xtol : float or None
+        Step (volts) at which the scalar Newton iteration of Shockley neurons
+        stops; ``None`` picks 1e-13 V (float64) or 1e-6 V (float32).
+    """
+
+    tol: float = 1e-12
+    max_sweeps: int = 1000
+    fixed_sweeps: int | None = None
+    vtol: float = 1e-10
+    on_fail: str = "raise"
+    dtype: str = "float64"
+    newton_xtol: float | None = None
+
+    def __post_init__(self):
+        if self.on_fail not in ("raise", "warn", "flag"):
+            raise ValueError(f"on_fail must be 'raise', 'warn' or 'flag', got {self.on_fail!r}")
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if not self.tol > 0 or self.max_sweeps < 1:
+            raise ValueError("tol must be > 0 A and max_sweeps >= 1")
+        if self.fixed_sweeps is not None and self.fixed_sweeps < 1:
+            raise ValueError("fixed_sweeps must be >= 1")
+
+
+class PreparedNetwork:
+    """Solver matrices derived from one network (valid until its conductances change)."""
+
+    def __init__(self, network: Network, config: FastSolverConfig):
+        self.network = network
+        self.config = config
+        arch = network.architecture
+        dt = np.dtype(config.dtype)
+        self.dtype = dt
+        self.n_layers = arch.n_layers
+        self.sizes = arch.layer_sizes
+        self.diode = arch.diode
+        self.xtol = config.newton_xtol or (1e-13 if dt == np.float64 else 1e-6)
+        self.g = {k: v.astype(dt, copy=False) for k, v in network.conductances.items()}
+        self.incoming = {l: [] for l in range(self.n_layers)}
+        self.outgoing = {l: [] for l in range(self.n_layers)}
+        coef = {l: np.zeros(self.sizes[l], dtype=np.float64) for l in range(1, self.n_layers)}
+        for (a, b), g in network.conductances.items():
+            ga, ca = arch.forward_gain(a), arch.current_gain(a)
+            self.incoming[b].append((a, ga))
+            coef[b] += g.sum(axis=0)
+            if a > 0:
+                self.outgoing[a].append((b, ca))
+                coef[a] += ca * ga * g.sum(axis=1)
+        self.coef = {l: c.astype(dt) for l, c in coef.items()}
+        self.bounds = {l: (h.v_low, h.v_high) for l, h in enumerate(arch.hidden, start=1)}
+        graph = arch.layer_graph().subgraph(range(1, self.n_layers))
+        colour = nx.coloring.greedy_color(graph, strategy="largest_first")
+        groups = {}
+        for layer, c in colour.items():
+            groups.setdefault(c, []).append(layer)
+        self.groups = sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+        self.gain = [arch.forward_gain(l) for l in range(self.n_layers)]
+
+    # -- pieces -----------------------------------------------------------
+    def input_drive(self, v_in: np.ndarray) -> dict:
+        """Current (A) that the input sources push into each layer joined to them (Norton)."""
+        drive = {}
+        for b in range(1, self.n_layers):
+            if (0, b) in self.g:
+                drive[b] = v_in @ self.g[(0, b)]
+        return drive
+
+    def drive(self, layer, state, fixed_drive, currents):
+        d = fixed_drive.get(layer)
+        d = np.zeros_like(state[layer]) if d is None else d.copy()
+        for a, ga in self.incoming[layer]:
+            if a == 0:
+                continue
+            d += (ga * state[a]) @ self.g[(a, layer)] if ga != 1.0 else state[a] @ self.g[(a, layer)]
+        for b, cb in self.outgoing[layer]:
+            term = state[b] @ self.g[(layer, b)].T
+            d += cb * term if cb != 1.0 else term
+        if layer == self.n_layers - 1 and currents is not None:
+            d += currents
+        return d
+
+    def update(self, layer, drive, previous):
+        coef = self.coef[layer]
+        if layer == self.n_layers - 1:
+            return drive / coef
+        lo, hi = self.bounds[layer]
+        if self.diode.kind == "ideal":
+            return np.clip(drive / coef, lo, hi)
+        return self._newton(coef, drive, lo, hi, previous)
+
+    def _newton(self, coef, drive, lo, hi, x0):
+        """Solve ``coef*V - drive + i_neuron(V) = 0`` elementwise (safeguarded Newton)."""
+        v_lin = drive / coef
+        f_lin, _ = neuron_current(v_lin, lo, hi, self.diode)
+        pos = f_lin > 0
+        lower = np.where(pos, np.minimum(v_lin, lo), v_lin)
+        upper = np.where(pos, v_lin, np.maximum(v_lin, hi))
+        x = np.clip(x0, lower, upper)
+        flat_x, flat_lo, flat_hi = x.ravel(), lower.ravel(), upper.ravel()
+        coef_b = np.broadcast_to(coef, x.shape).ravel()
+        drive_f = drive.ravel()
+        active = np.arange(flat_x.size)
+        for _ in range(200):
+            xa = flat_x[active]
+            i, g = neuron_current(xa, lo, hi, self.diode)
+            ca = coef_b[active]
+            f = ca * xa - drive_f[active] + i
+            fpos = f > 0
+            la = np.where(fpos, flat_lo[active], xa)
+            ua = np.where(fpos, xa, flat_hi[active])
+            xn = xa - f / (ca + g)
+            out = (xn < la) | (xn > ua) | ~np.isfinite(xn)
+            xn = np.where(out, 0.5 * (la + ua), xn)
+            flat_x[active] = xn
+            flat_lo[active], flat_hi[active] = la, ua
+            step = np.abs(xn - xa)
+            keep = (step > self.xtol * (1.0 + np.abs(xn))) & (ua - la > self.xtol)
+            active = active[keep]
+            if active.size == 0:
+                break
+        return flat_x.reshape(x.shape).astype(self.dtype, copy=False)
+
+    def residuals(self, state, fixed_drive, currents) -> list:
+        """Physical KCL residual (A) of layers 1..L at ``state`` (projected for ideal diodes)."""
+        out = []
+        for layer in range(1, self.n_layers):
+            d = self.drive(layer, state, fixed_drive, currents)
+            v = state[layer]
+            r = self.coef[layer] * v - d
+            if layer < self.n_layers - 1:
+                lo, hi = self.bounds[layer]
+                if self.diode.kind == "ideal":
+                    r = np.where(v >= hi, np.minimum(r, 0), r)
+                    r = np.where(v <= lo, np.maximum(r, 0), r)
+                else:
+                    r = r + neuron_current(v, lo, hi, self.diode)[0]
+            out.append(r)
+        return out
+
+    # -- the solve ----------------------------------------------------------
+    def solve(self, inputs, output_currents=None, initial: Solution | None = None,
+              record_cocontent: bool = False) -> Solution:
+        cfg = self.config
+        v_in = self.network.input_voltages(inputs).astype(self.dtype)
+        batch = v_in.shape[0]
+        currents = None
+        if output_currents is not None:
+            currents = np.asarray(output_currents, dtype=self.dtype)
+            if currents.shape != (batch, self.sizes[-1]):
+                raise ValueError(f"output currents have shape {currents.shape}, expected {(batch, self.sizes[-1])}")
+        fixed = None
+        if initial is not None:
+            if len(initial.voltages) != self.n_layers or initial.voltages[0].shape != v_in.shape:
+                raise ValueError("initial state does not match this network and batch")
+            if "input_drive" in initial.info and np.array_equal(initial.voltages[0], v_in):
+                fixed = initial.info["input_drive"]
+            state = [v_in] + [np.array(v, dtype=self.dtype) for v in initial.voltages[1:]]
+        else:
+            state = [v_in]
+            for layer in range(1, self.n_layers):
+                lo, hi = self.bounds.get(layer, (0.0, 0.0))
+                start = 0.5 * (lo + hi) if layer < self.n_layers - 1 else 0.0
+                state.append(np.full((batch, self.sizes[layer]), start, dtype=self.dtype))
+        if fixed is None:
+            fixed = self.input_drive(v_in)
+        trace = []
+        if record_cocontent:
+            from ..energy import cocontent
+            trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
+        n_max = cfg.fixed_sweeps or cfg.max_sweeps
+        residual = float("nan")
+        converged = False
+        sweeps = 0
+        for sweeps in range(1, n_max + 1):
+            change = 0.0
+            for group in self.groups:
+                new = {l: self.update(l, self.drive(l, state, fixed, currents), state[l]) for l in group}
+                for l, v in new.items():
+                    if cfg.fixed_sweeps is None:
+                        change = max(change, float(np.max(np.abs(v - state[l]))))
+                    state[l] = v
+            if record_cocontent:
+                trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
+            if cfg.fixed_sweeps is None and change <= cfg.vtol:
+                residual = _max_abs(self.residuals(state, fixed, currents))
+                if residual <= cfg.tol:
+                    converged = True
+                    break
+        if not converged:
+            residual = _max_abs(self.residuals(state, fixed, currents))
+            converged = residual <= cfg.tol
+        info = {"input_drive": fixed}
+        if record_cocontent:
+            info["cocontent"] = np.array(trace)
+        solution = Solution(voltages=state, iterations=sweeps, residual=residual, converged=converged, info=info)
+        if not converged and cfg.fixed_sweeps is None:
+            message = (f"fast solver: no steady state after {sweeps} sweeps (max_sweeps); largest KCL "
+                       f"residual {residual:.3g} A > tol {cfg.tol:.3g} A. Raise max_sweeps, loosen tol, "
+                       f"or use dtype='float64'.")
+            if cfg.on_fail == "raise":
+                raise ConvergenceError(message)
+            if cfg.on_fail == "warn":
+                import warnings
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return solution
+
+
+def _max_abs(arrays) -> float:
+    return max(float(np.max(np.abs(a))) if a.size else 0.0 for a in arrays)
+
+
+class FastBackend:
+    """The fast co-content solver behind the :class:`~circuitprop.backends.base.Backend` interface.
+
+    Parameters are the fields of :class:`FastSolverConfig` (or ``config=``).
+    """
+
+    name = "fast"
+
+    def __init__(self, config: FastSolverConfig | None = None, **options):
+        self.config = config if config is not None else FastSolverConfig(**options)
+
+    def prepare(self, network: Network) -> PreparedNetwork:
+        """Derive solver matrices once; reuse them for all phases of a batch."""
+        return PreparedNetwork(network, self.config)
+
+    def solve(self, network, inputs, output_currents=None, initial=None, record_cocontent=False) -> Solution:
+        return self.prepare(network).solve(inputs, output_currents, initial, record_cocontent)

@@ -1,0 +1,271 @@
+"""ngspice backend, through PySpice in shared-library mode.
+
+A network is rendered and loaded once per set of conductances; each operating
+point then only changes source values with ``alter`` and runs ``op``, so the
+netlist is never re-rendered or re-parsed between samples or phases.  With
+``fold_inputs=True`` (the default for training loops) the input crossbars are
+replaced by their Norton equivalents, which is exact for linear resistors and
+ideal input sources and makes each ``op`` about 1000x cheaper on MNIST-size
+circuits (``DESIGN.md`` section 4).  Use ``fold_inputs=False`` to simulate the
+full flat netlist that is exported.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..netlist.circuit import Circuit, build_circuit, node
+from ..netlist.writers import render
+from ..network import Network
+from .base import ConvergenceError, Solution
+
+
+class SpiceError(RuntimeError):
+    """ngspice reported an error (the message quotes it)."""
+
+
+@dataclass
+class SpiceOptions:
+    """ngspice ``.options`` for operating points.
+
+    Parameters
+    ----------
+    reltol : float
+        Relative tolerance of voltages and currents.
+    abstol : float
+        Absolute current tolerance, amperes.
+    vntol : float
+        Absolute voltage tolerance, volts.
+    gmin : float
+        Conductance (siemens) ngspice puts across every pn junction.
+    itl1 : int
+        Newton iteration limit of the DC operating point.
+    gminsteps : int
+        Number of gmin-stepping steps tried when plain Newton fails (0: none).
+    srcsteps : int
+        Number of source-stepping steps tried after that (0: none).
+    """
+
+    reltol: float = 1e-6
+    abstol: float = 1e-15
+    vntol: float = 1e-9
+    gmin: float = 1e-15
+    itl1: int = 200
+    gminsteps: int = 10
+    srcsteps: int = 10
+
+    @classmethod
+    def tight(cls) -> "SpiceOptions":
+        """Tolerances for comparing with the fast solver to the microvolt."""
+        return cls(reltol=1e-9, abstol=1e-15, vntol=1e-9, gmin=1e-15)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_LOCK = threading.Lock()
+_SESSION = None
+
+
+class NgSpiceSession:
+    """One ngspice shared-library instance per process (ngspice is not re-entrant).
+
+    All calls go through :meth:`command`, which raises :class:`SpiceError` with
+    ngspice's own message on any error instead of letting it pass silently.
+    """
+
+    def __init__(self):
+        logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+        try:
+            from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+        except ImportError as exc:  # pragma: no cover - PySpice is a dependency
+            raise SpiceError("PySpice is not installed: pip install PySpice") from exc
+        try:
+            self.ng = NgSpiceShared.new_instance()
+        except OSError as exc:
+            raise SpiceError(
+                "could not load libngspice.so; install it with: sudo apt-get install ngspice libngspice0-dev"
+            ) from exc
+        self._command = self.ng._ngspice_shared.ngSpice_Command
+        self._vec = self.ng._ngspice_shared.ngGet_Vec_Info
+        self.loaded = None  # key of the loaded circuit
+        self.command("set nomoremode")
+
+    @classmethod
+    def get(cls) -> "NgSpiceSession":
+        global _SESSION
+        with _LOCK:
+            if _SESSION is None:
+                _SESSION = cls()
+            return _SESSION
+
+    def output(self) -> str:
+        return "\n".join(self.ng._stdout + self.ng._stderr)
+
+    def command(self, text: str, check: bool = True) -> str:
+        """Run one ngspice command; raise :class:`SpiceError` if ngspice reports an error."""
+        ng = self.ng
+        ng.clear_output()
+        rc = self._command(text.encode("ascii"))
+        out = self.output()
+        if check and (rc != 0 or _has_error(ng._stderr) or _has_error(ng._stdout)):
+            raise SpiceError(f"ngspice command {text[:60]!r} failed: {_first_error(out)}")
+        return out
+
+    def load(self, text: str, key) -> None:
+        """Load a netlist, replacing any loaded circuit."""
+        self.loaded = None
+        self.command("destroy all", check=False)
+        self.command("remcirc", check=False)
+        ng = self.ng
+        ng.clear_output()
+        ng._error_in_stdout = ng._error_in_stderr = False
+        try:
+            ng.load_circuit(text)
+        except Exception as exc:  # PySpice raises NgSpiceCircuitError/NameError
+            out = self.output()
+            self.command("remcirc", check=False)
+            raise SpiceError(f"ngspice could not load the netlist: {_first_error(out) or exc}") from None
+        out = self.output()
+        if _has_error(ng._stderr) or "circuit not parsed" in out.lower():
+            self.command("remcirc", check=False)
+            raise SpiceError(f"ngspice could not load the netlist: {_first_error(out)}")
+        self.loaded = key
+
+    def alter(self, name: str, value: float) -> None:
+        rc = self._command(f"alter {name} = {float(value)!r}".encode("ascii"))
+        if rc != 0:
+            raise SpiceError(f"ngspice: alter {name} failed")
+
+    def op(self, what: str = "operating point") -> str:
+        """Run ``op`` and return the plot name; raise :class:`ConvergenceError` when it fails."""
+        ng = self.ng
+        ng.clear_output()
+        rc = self._command(b"op")
+        out = self.output()
+        plots = ng.plot_names
+        low = out.lower()
+        failed = rc != 0 or not plots or not plots[0].startswith("op") or any(
+            s in low for s in ("no convergence", "iteration limit", "simulation(s) aborted", "singular matrix",
+                               "timestep too small", "error"))
+        if failed:
+            self.command("destroy all", check=False)
+            raise ConvergenceError(
+                f"ngspice DC operating point (.op) failed for {what}: {_first_error(out) or 'no result'}; "
+                "ngspice tried Newton iteration, then gmin stepping and source stepping as set in "
+                "SpiceOptions (itl1, gminsteps, srcsteps)")
+        return plots[0]
+
+    def vector(self, plot: str, name: str) -> float:
+        info = self._vec(f"{plot}.{name}".encode("ascii"))
+        from PySpice.Spice.NgSpice.Shared import FFI
+        if info == FFI.NULL or info.v_length < 1:
+            raise SpiceError(f"ngspice has no vector {name!r} in plot {plot!r}")
+        return float(info.v_realdata[0])
+
+    def vectors(self, plot: str, names) -> np.ndarray:
+        return np.array([self.vector(plot, n) for n in names])
+
+
+
+def _has_error(lines) -> bool:
+    return any(("error" in ln.lower() and "warning" not in ln.lower()) for ln in lines)
+
+
+def _first_error(out: str) -> str:
+    for ln in out.splitlines():
+        if "error" in ln.lower() or "abort" in ln.lower() or "convergence" in ln.lower():
+            return ln.strip()
+    return out.strip().splitlines()[-1] if out.strip() else ""
+
+
+class SpiceBackend:
+    """Solve operating points with ngspice.
+
+    Parameters
+    ----------
+    fold_inputs : bool
+        Use Norton equivalents of the input crossbars (exact; much faster).
+    options : SpiceOptions
+        ngspice tolerances and convergence aids.
+    """
+
+    name = "spice"
+
+    def __init__(self, fold_inputs: bool = True, options: SpiceOptions | None = None):
+        self.fold_inputs = fold_inputs
+        self.options = options or SpiceOptions()
+        self.session = NgSpiceSession.get()
+        self.netlist_text = None
+
+    def _ensure_loaded(self, network: Network):
+        key = (network.fingerprint(), self.fold_inputs, tuple(sorted(self.options.as_dict().items())))
+        if self.session.loaded == key:
+            return
+        circuit = build_circuit(network, fold_inputs=self.fold_inputs)
+        self.netlist_text = render(circuit, "ngspice", options=self.options.as_dict(), analysis=False)
+        self.session.load(self.netlist_text, key)
+
+    def solve(self, network: Network, inputs, output_currents=None, initial=None) -> Solution:
+        """Solve one operating point per sample (``initial`` is ignored: ngspice starts cold)."""
+        self._ensure_loaded(network)
+        arch = network.architecture
+        sizes = network.layer_sizes
+        v_in = network.input_voltages(inputs)
+        batch = v_in.shape[0]
+        currents = np.zeros((batch, sizes[-1])) if output_currents is None else np.asarray(output_currents, float)
+        if currents.shape != (batch, sizes[-1]):
+            raise ValueError(f"output currents have shape {currents.shape}, expected {(batch, sizes[-1])}")
+        folded = {}
+        if self.fold_inputs:
+            for (a, b), g in network.conductances.items():
+                if a == 0:
+                    folded[b] = v_in @ g
+        names = [node(layer, i) for layer in range(1, len(sizes)) for i in range(sizes[layer])]
+        out = np.empty((batch, len(names)))
+        session = self.session
+        for s in range(batch):
+            if self.fold_inputs:
+                for b, drive in folded.items():
+                    for j, value in enumerate(drive[s]):
+                        session.alter(f"if{b}_{j}", value)
+            else:
+                for i, value in enumerate(v_in[s]):
+                    session.alter(f"vin{i}", value)
+            for k, value in enumerate(currents[s]):
+                session.alter(f"iout{k}", value)
+            plot = session.op(what=f"sample {s} of the batch")
+            out[s] = session.vectors(plot, names)
+            session.command("destroy all", check=False)
+        voltages = [v_in]
+        start = 0
+        for layer in range(1, len(sizes)):
+            voltages.append(out[:, start:start + sizes[layer]])
+            start += sizes[layer]
+        from ..energy import kcl_residual, max_abs_residual
+        residual = max_abs_residual(kcl_residual(network, voltages, currents))
+        return Solution(voltages=voltages, iterations=batch, residual=residual, converged=True,
+                        info={"fold_inputs": self.fold_inputs})
+
+
+def operating_point(circuit: Circuit, options: SpiceOptions | None = None) -> dict:
+    """Node voltages (volts) of a parsed or generated :class:`Circuit`, solved by ngspice.
+
+    The circuit is rendered anew by circuitprop's writer, so only safe cards
+    reach ngspice.  Free parameters keep their values in the circuit.
+    """
+    session = NgSpiceSession.get()
+    opts = dict(getattr(circuit, "options", {}) or {})
+    if options is not None:
+        opts.update(options.as_dict())
+    text = render(circuit, "ngspice", options=opts or None, analysis=False)
+    session.load(text, key=("circuit", id(circuit)))
+    plot = session.op(what=f"netlist {circuit.title!r}")
+    names = circuit.node_names()
+    values = session.vectors(plot, names)
+    session.command("destroy all", check=False)
+    session.loaded = None
+    return dict(zip(names, values))

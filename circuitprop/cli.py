@@ -1,0 +1,220 @@
+"""The command line: thin wrappers that parse options and call the API.
+
+Run ``circuitprop --help`` or ``circuitprop COMMAND --help``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _parse_inputs(text, n_features):
+    """Inputs from a comma-separated list, a .npy file or a .csv file (one row per sample)."""
+    if text is None:
+        return None
+    path = Path(text)
+    if path.suffix in (".npy", ".csv", ".txt") and path.exists():
+        try:
+            x = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
+        except Exception as exc:
+            raise CLIError(f"{path}: cannot read inputs ({exc})") from None
+    else:
+        try:
+            x = np.array([float(v) for v in text.split(",") if v.strip()])
+        except ValueError:
+            raise CLIError(f"--inputs {text!r}: expected comma-separated numbers or a .npy/.csv file") from None
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    if x.shape[1] != n_features:
+        raise CLIError(f"--inputs: got {x.shape[1]} values per sample, the network has {n_features} features")
+    return x
+
+
+def _load_network(path):
+    from .network import Network
+    return Network.load(path)
+
+
+def cmd_init(args):
+    from .network import DiodeModel, Network, make_architecture
+    diode = DiodeModel(kind=args.diode, saturation_current=args.diode_is, emission_coefficient=args.diode_n,
+                       series_resistance=args.diode_rs)
+    skip = []
+    for s in args.skip or []:
+        try:
+            a, b = (int(p) for p in s.split("-"))
+        except ValueError:
+            raise CLIError(f"--skip {s!r}: expected two layer indices like 0-2") from None
+        skip.append((a, b))
+    arch = make_architecture(args.layers, skip=tuple(skip), amplifier_gain=args.amplifier_gain,
+                             v_low=args.v_low, v_high=args.v_high, diode=diode,
+                             doubled_inputs=not args.single_inputs, doubled_outputs=not args.single_outputs,
+                             bias_input=args.bias_input, input_gain=args.input_gain, name=args.name)
+    net = Network.random(arch, g_min=args.g_min, g_max=args.g_max, seed=args.seed)
+    net.save(args.output)
+    print(f"wrote {args.output}: {net!r}")
+
+
+def cmd_export(args):
+    from .netlist import SUFFIXES, write_netlist
+    net = _load_network(args.model)
+    x = _parse_inputs(args.inputs, net.architecture.n_features)
+    if x is not None and x.shape[0] != 1:
+        raise CLIError("--inputs: export takes one input vector")
+    out = args.output or Path(args.model).with_suffix(SUFFIXES[args.format])
+    write_netlist(net, out, args.format, inputs=None if x is None else x[0],
+                  input_parameters=args.inputs is None and not args.zero_inputs, fold_inputs=args.fold_inputs)
+    print(f"wrote {out} ({args.format})")
+
+
+def cmd_op(args):
+    path = Path(args.file)
+    if not path.exists():
+        raise CLIError(f"{path}: no such file")
+    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        if path.suffix == ".npz":
+            from .backends import get_backend
+            net = _load_network(path)
+            x = _parse_inputs(args.inputs, net.architecture.n_features)
+            if x is None:
+                x = np.zeros((1, net.architecture.n_features))
+            options = {"fold_inputs": args.fold_inputs} if args.backend == "spice" else {}
+            sol = get_backend(args.backend, **options).solve(net, x)
+            names = net.node_names()
+            flat = sol.flat()
+            out.write("sample,node,voltage_V\n")
+            for s in range(flat.shape[0]):
+                for name, v in zip(names, flat[s]):
+                    out.write(f"{s},{name},{v:.12g}\n")
+            print(f"# backend={args.backend} max KCL residual {sol.residual:.3g} A", file=sys.stderr)
+        else:
+            if args.backend != "spice":
+                raise CLIError("a netlist can only be solved with --backend spice (the fast solver needs a "
+                               "circuitprop model file, .npz)")
+            from .backends.spice import operating_point
+            from .netlist import read_netlist
+            volts = operating_point(read_netlist(path))
+            out.write("node,voltage_V\n")
+            for name, v in volts.items():
+                out.write(f"{name},{v:.12g}\n")
+    finally:
+        if args.output:
+            out.close()
+
+
+def cmd_demo(args):
+    """Build a small example network, solve it with ngspice, print voltages, write its netlist."""
+    from .backends import FastBackend
+    from .backends.spice import SpiceBackend
+    from .netlist import write_netlist
+    from .network import Network, make_architecture
+    arch = make_architecture("4-3-2", v_low=0.0, v_high=0.6, name="circuitprop demo 4-3-2")
+    net = Network.random(arch, seed=0, g_min=1e-6, g_max=1e-5)
+    x = np.array([[1.0, 0.0, 0.5, 0.25]])
+    sol = SpiceBackend(fold_inputs=False).solve(net, x)
+    fast = FastBackend().solve(net, x)
+    print(f"network {net!r}; inputs x = {x[0].tolist()} (volts: +x and -x)")
+    print("node,ngspice_V,fast_V")
+    for name, v, f in zip(net.node_names(), sol.flat()[0], fast.flat()[0]):
+        print(f"{name},{v:.9f},{f:.9f}")
+    print(f"max |ngspice - fast| = {np.max(np.abs(sol.flat() - fast.flat())):.2e} V; "
+          f"KCL residual at ngspice's solution {sol.residual:.2e} A")
+    out = Path(args.output_dir)
+    net.save(out / "demo.npz")
+    path = write_netlist(net, out / "demo.cir", "ngspice", inputs=x[0])
+    print(f"wrote {out / 'demo.npz'} and {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .netlist import DIALECTS
+    p = argparse.ArgumentParser(prog="circuitprop", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    s = sub.add_parser("init", help="write a random network to a file", formatter_class=fmt)
+    s.add_argument("--layers", default="784-100-10",
+                   help="features-hidden...-classes (undoubled counts), e.g. 784-100-10")
+    s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--g-min", type=float, default=1e-7, help="smallest initial conductance, siemens")
+    s.add_argument("--g-max", type=float, default=1e-5, help="largest initial conductance, siemens")
+    s.add_argument("--v-low", type=float, default=0.0, help="lower diode bias of hidden neurons, volts")
+    s.add_argument("--v-high", type=float, default=1.0, help="upper diode bias of hidden neurons, volts")
+    s.add_argument("--diode", choices=("shockley", "ideal"), default="shockley", help="diode model")
+    s.add_argument("--diode-is", type=float, default=1e-12, help="diode saturation current IS, amperes")
+    s.add_argument("--diode-n", type=float, default=1.0, help="diode emission coefficient N")
+    s.add_argument("--diode-rs", type=float, default=0.0, help="diode series resistance RS, ohms")
+    s.add_argument("--amplifier-gain", type=float, default=None,
+                   help="add bidirectional amplifiers of this gain after every hidden layer")
+    s.add_argument("--skip", action="append", help="extra crossbar between layers a-b (repeatable), e.g. 0-2")
+    s.add_argument("--single-inputs", action="store_true", help="inputs x only, not doubled as (x, -x)")
+    s.add_argument("--single-outputs", action="store_true", help="one output node per class, not two")
+    s.add_argument("--bias-input", action="store_true", help="add a bias input node")
+    s.add_argument("--input-gain", type=float, default=1.0, help="volts per unit of input feature")
+    s.add_argument("--name", default="circuitprop network", help="name written in netlist comments")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("export", help="write a model as a netlist", formatter_class=fmt)
+    s.add_argument("model", help="model file (.npz)")
+    s.add_argument("--format", choices=DIALECTS, default="ngspice", help="netlist dialect")
+    s.add_argument("-o", "--output", help="netlist file (default: model name with the dialect's suffix)")
+    s.add_argument("--inputs", help="one input vector: comma-separated features or a .npy/.csv file; "
+                                    "without it the inputs are left as parameters x_0, x_1, ...")
+    s.add_argument("--zero-inputs", action="store_true", help="write inputs as 0 V instead of parameters")
+    s.add_argument("--fold-inputs", action="store_true",
+                   help="replace input crossbars by Norton equivalents (needs --inputs)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("op", help="solve the operating point of a model or netlist, print node voltages as CSV",
+                       formatter_class=fmt)
+    s.add_argument("file", help="model file (.npz) or SPICE netlist (executable content is refused)")
+    s.add_argument("--backend", choices=("spice", "fast"), default="spice", help="solver")
+    s.add_argument("--inputs", help="input vectors (model files only): comma-separated or .npy/.csv")
+    s.add_argument("--fold-inputs", action="store_true", help="spice backend: Norton-fold the input crossbars")
+    s.add_argument("-o", "--output", help="CSV file to write instead of standard output")
+    s.set_defaults(func=cmd_op)
+
+    s = sub.add_parser("demo", help="solve a small example network with ngspice and write its netlist",
+                       formatter_class=fmt)
+    s.add_argument("--output-dir", default="out", help="folder for the model and netlist")
+    s.set_defaults(func=cmd_demo)
+
+    _add_training_commands(sub, fmt)
+    return p
+
+
+def _add_training_commands(sub, fmt):
+    try:
+        from .learning import cli as learning_cli
+    except ImportError:
+        return
+    learning_cli.add_commands(sub, fmt)
+
+
+def main(argv=None) -> int:
+    from .backends.base import ConvergenceError
+    from .netlist.reader import NetlistError
+    from .network import NetworkError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (CLIError, NetworkError, NetlistError, ConvergenceError, ValueError, OSError) as exc:
+        print(f"circuitprop {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"circuitprop {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

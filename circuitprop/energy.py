@@ -1,0 +1,191 @@
+"""The physics in one place: diode laws, pseudo-powers, co-content, KCL residuals.
+
+Every solver and every physics test uses these functions.  A *state* is a list
+of per-layer voltage arrays ``[V0, V1, ..., VL]`` of shape ``(batch, n_layer)``
+in volts, layer 0 being the input sources (see :mod:`circuitprop.network` for
+the node order).  Output currents are amperes injected into the output nodes,
+shape ``(batch, n_out)``.
+
+For a crossbar ``(a, b)`` with conductances ``G`` (siemens) the pseudo-power is
+``1/2 * sum_ij G_ij (A_a V_a,i - V_b,j)**2`` where ``A_a`` is the forward gain
+of the amplifier after layer ``a`` (1 without one).  A neuron contributes the
+pseudo-powers of its two diodes, an output current source ``-I*V``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import wrightomega, xlogy
+
+from .network import DiodeModel, Network
+
+#: Exponent above which the Shockley exponential is continued linearly (like SPICE's limexp),
+#: so that solvers never overflow; physical states never reach it.
+EXP_LIMIT = 80.0
+
+
+def diode_current(v, diode: DiodeModel):
+    """Current (A) and its derivative (S) of a Shockley diode (with RS) at forward voltage ``v`` (V).
+
+    Returns
+    -------
+    current, conductance : ndarray
+    """
+    v = np.asarray(v, dtype=np.float64) if not isinstance(v, np.ndarray) else v
+    isat = diode.saturation_current
+    nvt = diode.emission_coefficient * diode.thermal_voltage
+    rs = diode.series_resistance
+    if rs > 0:
+        z = np.log(isat * rs / nvt) + (v + isat * rs) / nvt
+        w = wrightomega(z)
+        current = (nvt / rs) * w - isat
+        return current, w / ((1.0 + w) * rs)
+    x = v / nvt
+    xc = np.minimum(x, EXP_LIMIT)
+    e = np.exp(xc)
+    over = np.maximum(x - EXP_LIMIT, 0.0)
+    current = isat * (e * (1.0 + over) - 1.0)
+    return current, isat * e / nvt
+
+
+def diode_pseudo_power(v, diode: DiodeModel):
+    """Pseudo-power ``p(v) = integral_0^v i(u) du`` (watts) of a Shockley diode (with RS)."""
+    v = np.asarray(v, dtype=np.float64)
+    isat = diode.saturation_current
+    nvt = diode.emission_coefficient * diode.thermal_voltage
+    rs = diode.series_resistance
+    if rs > 0:
+        i, _ = diode_current(v, diode)
+        # co-content = i*v - content; content = nVt[(IS+i)ln(1+i/IS) - i] + RS i^2 / 2
+        s = np.maximum(isat + i, 0.0)
+        content = nvt * (xlogy(s, s / isat) - i) + 0.5 * rs * i * i
+        return i * v - content
+    x = v / nvt
+    xc = np.minimum(x, EXP_LIMIT)
+    over = np.maximum(x - EXP_LIMIT, 0.0)
+    e = np.exp(xc)
+    return isat * nvt * (e * (1.0 + over + 0.5 * over * over) - 1.0) - isat * v
+
+
+def neuron_current(v, v_low: float, v_high: float, diode: DiodeModel):
+    """Current (A) leaving a node at ``v`` through its two diodes, and its derivative (S).
+
+    One diode goes from the node to a source at ``v_high``, the other from a
+    source at ``v_low`` to the node.  Only for Shockley diodes.
+    """
+    i_hi, g_hi = diode_current(v - v_high, diode)
+    i_lo, g_lo = diode_current(v_low - v, diode)
+    return i_hi - i_lo, g_hi + g_lo
+
+
+def neuron_pseudo_power(v, v_low: float, v_high: float, diode: DiodeModel):
+    """Pseudo-power (W) of a neuron's two diodes; ``inf`` outside the clip range for ideal diodes."""
+    v = np.asarray(v, dtype=np.float64)
+    if diode.kind == "ideal":
+        scale = max(abs(v_low), abs(v_high), 1.0) * 1e-9
+        inside = (v >= v_low - scale) & (v <= v_high + scale)
+        return np.where(inside, 0.0, np.inf)
+    return diode_pseudo_power(v - v_high, diode) + diode_pseudo_power(v_low - v, diode)
+
+
+def _check_state(network: Network, state) -> list:
+    sizes = network.layer_sizes
+    if len(state) != len(sizes):
+        raise ValueError(f"state has {len(state)} layers, network has {len(sizes)}")
+    for layer, (v, n) in enumerate(zip(state, sizes)):
+        if v.ndim != 2 or v.shape[1] != n:
+            raise ValueError(f"state layer {layer} has shape {v.shape}, expected (batch, {n})")
+    return list(state)
+
+
+def cocontent(network: Network, state, output_currents=None) -> np.ndarray:
+    """Co-content (total pseudo-power, watts) of each sample, shape ``(batch,)``."""
+    arch = network.architecture
+    state = _check_state(network, state)
+    total = np.zeros(state[0].shape[0])
+    for (a, b), g in network.conductances.items():
+        u = arch.forward_gain(a) * state[a]
+        vb = state[b]
+        total += 0.5 * ((u * u) @ g.sum(axis=1) - 2.0 * np.einsum("bi,ij,bj->b", u, g, vb, optimize=True)
+                        + (vb * vb) @ g.sum(axis=0))
+    for layer, h in enumerate(arch.hidden, start=1):
+        total += neuron_pseudo_power(state[layer], h.v_low, h.v_high, arch.diode).sum(axis=1)
+    if output_currents is not None:
+        total -= np.sum(np.asarray(output_currents) * state[-1], axis=1)
+    return total
+
+
+def resistive_currents(network: Network, state, physical: bool = True) -> list:
+    """Current (A) leaving each node of layers 1..L through crossbars (and amplifiers).
+
+    With ``physical=True`` the backward CCCS gain of each amplifier scales the
+    current drawn from the hidden node (what KCL sees); with ``physical=False``
+    the forward gain is used, which gives the gradient of the co-content.
+    """
+    arch = network.architecture
+    out = [np.zeros_like(v) for v in state]
+    for (a, b), g in network.conductances.items():
+        ga = arch.forward_gain(a)
+        u = ga * state[a]
+        # current flowing from the terminal of a into node b, through each resistor
+        out[b] += state[b] * g.sum(axis=0) - u @ g
+        back = arch.current_gain(a) if physical else ga
+        out[a] += back * (u * g.sum(axis=1) - state[b] @ g.T)
+    return out[1:]
+
+
+def kcl_residual(network: Network, state, output_currents=None, physical: bool = True) -> list:
+    """KCL residual (A) at every free node of layers 1..L: net current leaving the node.
+
+    For ideal diodes the diode current is whatever KCL needs on its side: at
+    ``V = v_high`` only a positive net current may leave, at ``V = v_low`` only
+    a negative one; outside the range the residual is ``inf``.
+    """
+    arch = network.architecture
+    state = _check_state(network, state)
+    res = resistive_currents(network, state, physical=physical)
+    for layer, h in enumerate(arch.hidden, start=1):
+        v = state[layer]
+        r = res[layer - 1]
+        if arch.diode.kind == "ideal":
+            tol = max(abs(h.v_low), abs(h.v_high), 1.0) * 1e-12
+            at_hi = v >= h.v_high - tol
+            at_lo = v <= h.v_low + tol
+            r = np.where(at_hi, np.minimum(r, 0.0), r)
+            r = np.where(at_lo, np.maximum(r, 0.0), r)
+            r = np.where((v > h.v_high + 1e3 * tol) | (v < h.v_low - 1e3 * tol), np.inf, r)
+        else:
+            r = r + neuron_current(v, h.v_low, h.v_high, arch.diode)[0]
+        res[layer - 1] = r
+    if output_currents is not None:
+        res[-1] = res[-1] - np.asarray(output_currents)
+    return res
+
+
+def max_abs_residual(residuals) -> float:
+    """Largest absolute KCL residual (A) over all layers and samples."""
+    return max(float(np.max(np.abs(r))) if r.size else 0.0 for r in residuals)
+
+
+def cocontent_gradient(network: Network, state, output_currents=None) -> list:
+    """Gradient of the co-content with respect to the voltages of layers 1..L (A)."""
+    return kcl_residual(network, state, output_currents, physical=False)
+
+
+def conductance_gradient(network: Network, state) -> dict:
+    """``dP/dG`` for every crossbar: ``1/2 * (A_a V_a,i - V_b,j)**2`` summed over the batch (V^2).
+
+    This is the local quantity of the equilibrium-propagation rule: it needs
+    only the voltage drop across each conductance.
+    """
+    arch = network.architecture
+    grads = {}
+    for (a, b) in network.conductances:
+        u = arch.forward_gain(a) * state[a]
+        vb = state[b]
+        grads[(a, b)] = 0.5 * ((u * u).sum(0)[:, None] - 2.0 * u.T @ vb + (vb * vb).sum(0)[None, :])
+    return grads
+
+
+__all__ = ["diode_current", "diode_pseudo_power", "neuron_current", "neuron_pseudo_power", "cocontent",
+           "kcl_residual", "cocontent_gradient", "conductance_gradient", "resistive_currents",
+           "max_abs_residual"]

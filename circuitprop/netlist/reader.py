@@ -1,0 +1,225 @@
+"""A safe reader for SPICE netlists.
+
+It accepts the subset circuitprop writes plus plain R, D, V, I, E and F cards,
+``.model`` (diodes), ``.param`` (numbers), ``.options`` (numbers), ``.op``,
+``.title`` and ``.end``.  Everything that can run commands or read other files
+(``.control`` blocks, ``shell``, ``.include``/``.lib``, ``.exec``, behavioural
+sources, subcircuits, ...) is refused with an error naming the line.  The
+result is a :class:`~circuitprop.netlist.circuit.Circuit`, which is rendered
+again from scratch before any simulator sees it: the file's own text never is.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .circuit import Circuit, Param
+
+_SUFFIX = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6, "m": 1e-3, "u": 1e-6,
+           "n": 1e-9, "p": 1e-12, "f": 1e-15}
+_NUMBER = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(meg|mil|[tgkmunpf])?[a-z]*$")
+_PARAM_EXPR = re.compile(r"^\{\s*(?:([+-]?[0-9.e+-]+)\s*\*\s*)?([a-z_][a-z0-9_]*)\s*\}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+#: Dot commands refused because they can execute commands or read arbitrary files.
+_DANGEROUS = {".control", ".endc", ".include", ".inc", ".lib", ".exec", ".endl", ".func", ".csparam",
+              ".shell", ".system", ".if", ".elseif", ".else", ".endif", ".ahdl", ".hdl", ".load"}
+_ALLOWED_DOT = {".model", ".param", ".options", ".option", ".op", ".end", ".title"}
+
+
+class NetlistError(ValueError):
+    """A netlist that cannot be read safely or correctly; names the line."""
+
+
+def _number(token: str, where: str, params: dict) -> float | Param:
+    token = token.lower()
+    m = _NUMBER.match(token)
+    if m:
+        return float(m.group(1)) * _SUFFIX.get(m.group(2) or "", 1.0)
+    m = _PARAM_EXPR.match(token)
+    if m:
+        name = m.group(2)
+        if name not in params:
+            raise NetlistError(f"{where}: unknown parameter {name!r}")
+        return Param(name, float(m.group(1)) if m.group(1) else 1.0)
+    raise NetlistError(f"{where}: {token!r} is not a number (expressions other than "
+                       "{{scale*param}} are not supported)")
+
+
+def _name(token: str, where: str) -> str:
+    token = token.lower()
+    if token == "0" or token == "gnd":
+        return "0"
+    if not _NAME.match(token):
+        raise NetlistError(f"{where}: name {token!r} has characters other than letters, digits and '_'")
+    return token
+
+
+def _logical_lines(text: str):
+    """Yield ``(line_number, text)`` with continuation lines joined and comments removed."""
+    current, start = None, 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split(";", 1)[0]
+        line = re.split(r"\s\$\s", line, maxsplit=1)[0].strip()
+        if number == 1:
+            continue  # SPICE: the first line is the title, never a card
+        if not line or line.startswith("*"):
+            continue
+        if line.startswith("+"):
+            if current is None:
+                raise NetlistError(f"line {number}: continuation '+' with no line before it")
+            current += " " + line[1:]
+            continue
+        if current is not None:
+            yield start, current
+        current, start = line, number
+    if current is not None:
+        yield start, current
+
+
+def parse_netlist(text: str, source: str = "<netlist>") -> Circuit:
+    """Parse netlist ``text`` into a :class:`Circuit`, refusing anything executable."""
+    if not isinstance(text, str):
+        raise NetlistError(f"{source}: netlist must be text")
+    if "\x00" in text:
+        raise NetlistError(f"{source}: binary data (NUL byte) in netlist")
+    lines = text.splitlines()
+    title = lines[0].lstrip("* ").strip() if lines else ""
+    circuit = Circuit(title=title or source)
+    params: dict = {}
+    options: dict = {}
+    # security screen over every line, before anything else, comments aside
+    for number, raw in enumerate(lines, start=1):
+        if number == 1:
+            continue
+        words = raw.strip().lower().split()
+        if words and not words[0].startswith("*"):
+            first = words[0]
+            if first in _DANGEROUS or first in ("shell", "exec", "source", "sh", "system") or first.startswith(
+                    "pre_"):
+                raise NetlistError(f"{source}:{number}: refused {first!r}: netlists with executable "
+                                   "content (.control blocks, shell commands, includes) are not run")
+    ended = False
+    for number, line in _logical_lines(text):
+        where = f"{source}:{number}"
+        if ended:
+            raise NetlistError(f"{where}: text after .end")
+        tokens = line.replace("(", " ( ").replace(")", " ) ").replace("=", " = ").split()
+        head = tokens[0].lower()
+        if head.startswith("."):
+            if head not in _ALLOWED_DOT:
+                raise NetlistError(f"{where}: unsupported command {head!r} (allowed: "
+                                   f"{', '.join(sorted(_ALLOWED_DOT))})")
+            if head == ".end":
+                ended = True
+            elif head == ".param":
+                for key, value in _pairs(tokens[1:], where):
+                    params[_name(key, where)] = _number(value, where, {})
+                circuit.parameters.update(params)
+            elif head in (".options", ".option"):
+                for key, value in _pairs(tokens[1:], where):
+                    options[_name(key, where)] = _number(value, where, {})
+            elif head == ".model":
+                _parse_model(tokens, circuit, where)
+            elif head == ".title":
+                circuit.title = " ".join(tokens[1:])
+            continue
+        _parse_element(tokens, circuit, where, params)
+    _check_references(circuit, source)
+    circuit.options = options
+    return circuit
+
+
+def _pairs(tokens, where):
+    tokens = [t for t in tokens if t not in ("(", ")")]
+    pairs = []
+    i = 0
+    while i < len(tokens):
+        if i + 2 < len(tokens) and tokens[i + 1] == "=":
+            pairs.append((tokens[i], tokens[i + 2]))
+            i += 3
+        else:
+            raise NetlistError(f"{where}: expected name=value, got {' '.join(tokens[i:i + 3])!r}")
+    return pairs
+
+
+def _parse_model(tokens, circuit, where):
+    if len(tokens) < 3:
+        raise NetlistError(f"{where}: .model needs a name and a type")
+    name = _name(tokens[1], where)
+    kind = tokens[2].lower()
+    if kind != "d":
+        raise NetlistError(f"{where}: model type {kind!r} is not supported (only diode models 'D')")
+    known = {"is", "n", "rs"}
+    params = {}
+    for key, value in _pairs(tokens[3:], where):
+        key = key.lower()
+        if key not in known:
+            raise NetlistError(f"{where}: diode parameter {key!r} is not supported (known: IS, N, RS)")
+        v = _number(value, where, {})
+        params[key.upper()] = v
+    circuit.models[name] = params
+
+
+_ARITY = {"r": 2, "d": 2, "v": 2, "i": 2, "e": 4, "f": 2}
+
+
+def _parse_element(tokens, circuit, where, params):
+    name = _name(tokens[0], where)
+    kind = name[0]
+    if kind not in _ARITY:
+        raise NetlistError(f"{where}: element {tokens[0]!r}: type {kind.upper()!r} is not supported "
+                           "(supported: R, D, V, I, E, F)")
+    n = _ARITY[kind]
+    if len(tokens) < n + 2:
+        raise NetlistError(f"{where}: element {tokens[0]!r} needs {n} nodes and a value")
+    nodes = tuple(_name(t, where) for t in tokens[1:1 + n])
+    rest = tokens[1 + n:]
+    if kind == "d":
+        if len(rest) != 1:
+            raise NetlistError(f"{where}: diode {name!r}: expected 'Dname anode cathode model'")
+        circuit.add("D", name, nodes, model=_name(rest[0], where))
+        return
+    if kind == "f":
+        if len(rest) != 2:
+            raise NetlistError(f"{where}: CCCS {name!r}: expected 'Fname n+ n- Vsense gain'")
+        circuit.add("F", name, nodes, _number(rest[1], where, {}), control=_name(rest[0], where))
+        return
+    if kind in ("v", "i") and rest and rest[0].lower() == "dc":
+        rest = rest[1:]
+    if len(rest) != 1:
+        raise NetlistError(f"{where}: element {name!r}: expected one DC value, got {' '.join(rest)!r} "
+                           "(only DC values are supported)")
+    value = _number(rest[0], where, params)
+    if kind == "r" and not isinstance(value, Param) and not value > 0:
+        raise NetlistError(f"{where}: resistor {name!r} has resistance {value} ohm; it must be > 0")
+    circuit.add(kind.upper(), name, nodes, value)
+
+
+def _check_references(circuit: Circuit, source: str):
+    names = {e.name for e in circuit.elements}
+    if len(names) != len(circuit.elements):
+        seen = set()
+        for e in circuit.elements:
+            if e.name in seen:
+                raise NetlistError(f"{source}: element {e.name!r} is defined twice")
+            seen.add(e.name)
+    for e in circuit.elements:
+        if e.kind == "D" and e.model not in circuit.models:
+            raise NetlistError(f"{source}: diode {e.name!r} uses undefined model {e.model!r}")
+        if e.kind == "F" and not (e.control in names and e.control.startswith("v")):
+            raise NetlistError(f"{source}: CCCS {e.name!r} senses {e.control!r}, which is not a voltage source")
+    if not circuit.elements:
+        raise NetlistError(f"{source}: no elements")
+
+
+def read_netlist(path) -> Circuit:
+    """Read and parse a netlist file (see :func:`parse_netlist`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="ascii", errors="strict")
+    except FileNotFoundError:
+        raise NetlistError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise NetlistError(f"{path}: not an ASCII netlist ({exc})") from None
+    return parse_netlist(text, str(path))
