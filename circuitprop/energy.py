@@ -137,8 +137,9 @@ def kcl_residual(network: Network, state, output_currents=None, physical: bool =
     """KCL residual (A) at every free node of layers 1..L: net current leaving the node.
 
     For ideal diodes the diode current is whatever KCL needs on its side: at
-    ``V = v_high`` only a positive net current may leave, at ``V = v_low`` only
-    a negative one; outside the range the residual is ``inf``.
+    ``V = v_high`` the upper diode can carry any current out of the node, at
+    ``V = v_low`` the lower one any current in; outside the range the residual
+    is ``inf``.
     """
     arch = network.architecture
     state = _check_state(network, state)
@@ -150,8 +151,10 @@ def kcl_residual(network: Network, state, output_currents=None, physical: bool =
             tol = max(abs(h.v_low), abs(h.v_high), 1.0) * 1e-12
             at_hi = v >= h.v_high - tol
             at_lo = v <= h.v_low + tol
-            r = np.where(at_hi, np.minimum(r, 0.0), r)
-            r = np.where(at_lo, np.maximum(r, 0.0), r)
+            # at v_high the upper diode can only carry current out of the node (r <= 0 is balanced),
+            # at v_low the lower diode can only push current in (r >= 0 is balanced)
+            r = np.where(at_hi, np.maximum(r, 0.0), r)
+            r = np.where(at_lo, np.minimum(r, 0.0), r)
             r = np.where((v > h.v_high + 1e3 * tol) | (v < h.v_low - 1e3 * tol), np.inf, r)
         else:
             r = r + neuron_current(v, h.v_low, h.v_high, arch.diode)[0]

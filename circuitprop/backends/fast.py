@@ -186,8 +186,8 @@ class PreparedNetwork:
             if layer < self.n_layers - 1:
                 lo, hi = self.bounds[layer]
                 if self.diode.kind == "ideal":
-                    r = np.where(v >= hi, np.minimum(r, 0), r)
-                    r = np.where(v <= lo, np.maximum(r, 0), r)
+                    r = np.where(v >= hi, np.maximum(r, 0), r)
+                    r = np.where(v <= lo, np.minimum(r, 0), r)
                 else:
                     r = r + neuron_current(v, lo, hi, self.diode)[0]
             out.append(r)

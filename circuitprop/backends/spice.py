@@ -131,8 +131,9 @@ class NgSpiceSession:
             raise SpiceError(f"ngspice could not load the netlist: {_first_error(out) or exc}") from None
         out = self.output()
         if _has_error(ng._stderr) or "circuit not parsed" in out.lower():
+            detail = "; ".join(ln.strip() for ln in ng._stderr if ln.strip())[:600]
             self.command("remcirc", check=False)
-            raise SpiceError(f"ngspice could not load the netlist: {_first_error(out)}")
+            raise SpiceError(f"ngspice could not load the netlist: {detail}")
         self.loaded = key
 
     def alter(self, name: str, value: float) -> None:
@@ -141,22 +142,32 @@ class NgSpiceSession:
             raise SpiceError(f"ngspice: alter {name} failed")
 
     def op(self, what: str = "operating point") -> str:
-        """Run ``op`` and return the plot name; raise :class:`ConvergenceError` when it fails."""
+        """Run ``op`` and return the plot name; raise :class:`ConvergenceError` when it fails.
+
+        ngspice 39 tries plain Newton, then gmin stepping, then source stepping,
+        then a pseudo-transient ("transient op").  A singular matrix (a node
+        without a DC path), a parse error or a final failure raises, quoting
+        what ngspice tried.
+        """
         ng = self.ng
         ng.clear_output()
         rc = self._command(b"op")
-        out = self.output()
         plots = ng.plot_names
-        low = out.lower()
-        failed = rc != 0 or not plots or not plots[0].startswith("op") or any(
-            s in low for s in ("no convergence", "iteration limit", "simulation(s) aborted", "singular matrix",
-                               "timestep too small", "error"))
+        lines = ng._stdout + ng._stderr
+        low = "\n".join(lines).lower()
+        fatal = ("no convergence", "iteration limit", "simulation(s) aborted", "singular matrix",
+                 "circuit not parsed", "error", "transient op failed")
+        failed = rc != 0 or not plots or not plots[0].startswith("op") or any(s in low for s in fatal)
         if failed:
             self.command("destroy all", check=False)
+            keys = ("error", "singular", "convergence", "gmin stepping failed", "source stepping failed",
+                    "transient op", "iteration limit", "aborted")
+            tried = [ln.strip() for ln in lines if any(k in ln.lower() for k in keys)]
+            summary = "; ".join(dict.fromkeys(tried)) or "no result"
             raise ConvergenceError(
-                f"ngspice DC operating point (.op) failed for {what}: {_first_error(out) or 'no result'}; "
-                "ngspice tried Newton iteration, then gmin stepping and source stepping as set in "
-                "SpiceOptions (itl1, gminsteps, srcsteps)")
+                f"ngspice DC operating point (.op) failed for {what}: {summary[:600]}. ngspice tried Newton "
+                "iteration (itl1), then gmin stepping and source stepping as set in SpiceOptions (itl1, "
+                "gminsteps, srcsteps); a singular matrix means a node without a DC path")
         return plots[0]
 
     def vector(self, plot: str, name: str) -> float:

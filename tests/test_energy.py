@@ -1,0 +1,64 @@
+"""Physics helpers against finite differences."""
+import numpy as np
+import pytest
+
+from circuitprop.energy import (cocontent, cocontent_gradient, conductance_gradient, diode_current,
+                                diode_pseudo_power)
+from circuitprop.network import DiodeModel
+from conftest import random_network
+
+
+@pytest.mark.parametrize("rs", [0.0, 50.0])
+def test_diode_current_is_derivative_of_pseudo_power(rs):
+    d = DiodeModel(series_resistance=rs)
+    v = np.linspace(-0.5, 0.75, 41)
+    h = 1e-6
+    fd = (diode_pseudo_power(v + h, d) - diode_pseudo_power(v - h, d)) / (2 * h)
+    i, g = diode_current(v, d)
+    np.testing.assert_allclose(fd, i, rtol=1e-5, atol=1e-15)
+    fdi = (diode_current(v + h, d)[0] - diode_current(v - h, d)[0]) / (2 * h)
+    np.testing.assert_allclose(fdi, g, rtol=1e-5, atol=1e-15)
+
+
+def test_series_resistance_law_is_consistent():
+    d = DiodeModel(series_resistance=100.0)
+    v = np.array([0.6, 0.8, 1.2])
+    i, _ = diode_current(v, d)
+    vd = v - i * 100.0  # drop across the junction
+    np.testing.assert_allclose(i, d.saturation_current * np.expm1(vd / d.thermal_voltage), rtol=1e-9)
+
+
+def test_thermal_voltage_is_kT_over_q_at_27C():
+    assert DiodeModel().thermal_voltage == pytest.approx(1.380649e-23 * 300.15 / 1.602176634e-19, rel=1e-6)
+
+
+def test_cocontent_gradient_matches_finite_differences(rng):
+    net = random_network("3-4-3-2", amplifier_gain=2.0, skip=((0, 3),), v_low=-0.2, v_high=0.3)
+    state = [net.input_voltages(rng.uniform(0, 1, (2, 3)))] + [rng.normal(0, 0.2, (2, s))
+                                                                 for s in net.layer_sizes[1:]]
+    currents = rng.normal(0, 1e-5, (2, net.layer_sizes[-1]))
+    grad = cocontent_gradient(net, state, currents)
+    h = 1e-6
+    for layer in range(1, len(state)):
+        for i in range(state[layer].shape[1]):
+            up = [s.copy() for s in state]
+            dn = [s.copy() for s in state]
+            up[layer][:, i] += h
+            dn[layer][:, i] -= h
+            fd = (cocontent(net, up, currents) - cocontent(net, dn, currents)) / (2 * h)
+            np.testing.assert_allclose(grad[layer - 1][:, i], fd, rtol=1e-5, atol=1e-12)
+
+
+def test_conductance_gradient_matches_finite_differences(rng):
+    net = random_network("3-2-2", amplifier_gain=1.5)
+    state = [net.input_voltages(rng.uniform(0, 1, (3, 3)))] + [rng.normal(0, 0.2, (3, s))
+                                                                 for s in net.layer_sizes[1:]]
+    grads = conductance_gradient(net, state)
+    for key, g in net.conductances.items():
+        i, j = 1, 1
+        h = 1e-9
+        up, dn = net.copy(), net.copy()
+        up.conductances[key][i, j] += h
+        dn.conductances[key][i, j] -= h
+        fd = (cocontent(up, state).sum() - cocontent(dn, state).sum()) / (2 * h)
+        assert grads[key][i, j] == pytest.approx(fd, rel=1e-6)

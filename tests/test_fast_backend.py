@@ -1,0 +1,102 @@
+"""The fast solver: co-content descent, KCL, agreement with ngspice."""
+import numpy as np
+import pytest
+
+from circuitprop.backends import ConvergenceError, FastBackend
+from circuitprop.backends.spice import SpiceBackend, SpiceOptions
+from circuitprop.energy import kcl_residual, max_abs_residual, neuron_current
+from circuitprop.network import DiodeModel, Network, make_architecture
+from conftest import random_network
+
+SHAPES = [
+    dict(spec="6-5-3"),
+    dict(spec="6-5-3", doubled_outputs=False),
+    dict(spec="5-4-4-2", skip=((0, 3), (1, 3))),
+    dict(spec="5-4-3-2", amplifier_gain=3.0),
+    dict(spec="4-6-3", diode=DiodeModel(series_resistance=200.0), bias_input=True),
+    dict(spec="4-3-3-3-2", amplifier_gain=2.0, skip=((1, 4),)),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s["spec"] + ("+" + "+".join(
+    k for k in s if k != "spec") if len(s) > 1 else ""))
+def test_fast_agrees_with_ngspice_to_a_microvolt(shape, rng):
+    shape = dict(shape)
+    spec = shape.pop("spec")
+    # bias sources placed so that the Shockley diodes carry real current at these node voltages
+    net = random_network(spec, seed=3, v_low=-0.45, v_high=-0.3, **shape)
+    x = rng.uniform(0, 1, (4, net.architecture.n_features))
+    currents = rng.normal(0, 3e-6, (4, net.layer_sizes[-1]))  # nudging currents on
+    fast = FastBackend().solve(net, x, currents)
+    assert fast.converged and fast.residual < 1e-12
+    spice = SpiceBackend(fold_inputs=False, options=SpiceOptions.tight()).solve(net, x, currents)
+    diff = np.max(np.abs(fast.flat() - spice.flat()))
+    assert diff < 1e-6, f"fast and ngspice differ by {diff} V"
+    # some diodes must carry real current for the test to mean something
+    diode_currents = np.concatenate([neuron_current(v, -0.45, -0.3, net.architecture.diode)[0].ravel()
+                                     for v in fast.voltages[1:-1]])
+    assert np.max(np.abs(diode_currents)) > 1e-7
+
+
+def test_cocontent_decreases_monotonically_and_kcl_holds(rng):
+    net = random_network("8-6-5-3", amplifier_gain=2.0, skip=((0, 3),), v_low=-0.1, v_high=0.2)
+    x = rng.uniform(0, 1, (5, 8))
+    currents = rng.normal(0, 1e-5, (5, 6))
+    sol = FastBackend().solve(net, x, currents, record_cocontent=True)
+    trace = sol.info["cocontent"]
+    assert trace.shape[0] == sol.iterations + 1
+    steps = np.diff(trace, axis=0)
+    assert np.all(steps <= 1e-18 + 1e-12 * np.abs(trace[1:])), steps.max()
+    assert trace[0].sum() > trace[-1].sum()  # it did descend
+    res = max_abs_residual(kcl_residual(net, sol.voltages, currents))
+    assert res < 1e-12
+
+
+def test_ideal_diodes_clip_exactly_and_match_near_ideal_ngspice(rng):
+    """Ideal diodes: exact clamp; ngspice gets a near-ideal Shockley diode (N = 0.01).
+
+    The near-ideal diode adds a forward drop of about N*V_T*ln(I/IS) (a few mV
+    at microamperes), so agreement is within 10 mV rather than 1 uV.
+    """
+    net = random_network("6-8-3", diode=DiodeModel(kind="ideal"), v_low=0.0, v_high=0.1)
+    x = rng.uniform(0, 1, (4, 6))
+    fast = FastBackend().solve(net, x)
+    h = fast.voltages[1]
+    assert h.min() >= 0.0 and h.max() <= 0.1
+    assert np.any(h == 0.0) and np.any(h == 0.1)
+    assert fast.residual < 1e-12
+    assert max_abs_residual(kcl_residual(net, fast.voltages)) < 1e-12
+    spice = SpiceBackend(fold_inputs=False, options=SpiceOptions.tight()).solve(net, x)
+    assert np.max(np.abs(spice.flat() - fast.flat())) < 1e-2
+
+
+def test_non_convergence_raises_or_is_flagged(rng):
+    net = random_network("6-5-3")
+    x = rng.uniform(0, 1, (2, 6))
+    with pytest.raises(ConvergenceError, match="no steady state after 1 sweeps"):
+        FastBackend(max_sweeps=1, tol=1e-20).solve(net, x)
+    sol = FastBackend(max_sweeps=1, tol=1e-20, on_fail="flag").solve(net, x)
+    assert not sol.converged and sol.residual > 1e-20
+    fixed = FastBackend(fixed_sweeps=2).solve(net, x)
+    assert fixed.iterations == 2 and np.isfinite(fixed.residual)
+
+
+def test_warm_start_reaches_same_state_faster(rng):
+    net = random_network("6-5-4-3", amplifier_gain=2.0)
+    x = rng.uniform(0, 1, (3, 6))
+    backend = FastBackend()
+    free = backend.solve(net, x)
+    currents = rng.normal(0, 1e-7, (3, 6))
+    cold = backend.solve(net, x, currents)
+    warm = backend.solve(net, x, currents, initial=free)
+    assert warm.iterations < cold.iterations
+    np.testing.assert_allclose(warm.flat(), cold.flat(), atol=1e-7)
+
+
+def test_float32_is_close_to_float64(rng):
+    net = random_network("20-16-5", v_low=-0.1, v_high=0.2)
+    x = rng.uniform(0, 1, (8, 20))
+    ref = FastBackend().solve(net, x)
+    f32 = FastBackend(dtype="float32", tol=1e-8).solve(net, x)
+    assert f32.voltages[1].dtype == np.float32
+    assert np.max(np.abs(ref.flat() - f32.flat())) < 1e-5

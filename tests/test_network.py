@@ -1,0 +1,109 @@
+import json
+
+import numpy as np
+import pytest
+
+from circuitprop.network import (Architecture, DiodeModel, HiddenLayer, Network, NetworkError, make_architecture,
+                                 parse_layers)
+from conftest import random_network
+
+
+def test_layer_sizes_count_doubled_nodes():
+    arch = make_architecture("784-100-10")
+    assert arch.layer_sizes == (1568, 100, 20)
+    arch = make_architecture("784-100-10", doubled_outputs=False, bias_input=True)
+    assert arch.layer_sizes == (1569, 100, 10)
+
+
+def test_input_voltages_are_plus_minus_gain_x_then_bias():
+    net = Network.random(make_architecture("2-3-2", bias_input=True, input_gain=2.0, bias_voltage=0.5), seed=0)
+    v = net.input_voltages([[0.25, 1.0]])
+    np.testing.assert_allclose(v, [[0.5, 2.0, -0.5, -2.0, 0.5]])
+
+
+def test_save_load_roundtrip(tmp_path):
+    net = random_network("4-3-3-2", amplifier_gain=2.5, skip=((0, 3),))
+    path = net.save(tmp_path / "m.npz")
+    back = Network.load(path)
+    assert back.architecture == net.architecture
+    for k in net.conductances:
+        np.testing.assert_array_equal(back.conductances[k], net.conductances[k])
+    assert back.fingerprint() == net.fingerprint()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left
+
+
+@pytest.mark.parametrize("bad, match", [
+    (0.0, "must be finite and > 0"), (-1e-6, "must be finite and > 0"), (np.nan, "must be finite"),
+    (np.inf, "must be finite"),
+])
+def test_bad_conductance_is_named(bad, match):
+    net = random_network("3-2-2")
+    g = net.conductances[(0, 1)].copy()
+    g[1, 0] = bad
+    with pytest.raises(NetworkError, match=r"crossbar \(0, 1\).*index \(1, 0\)"):
+        Network(net.architecture, {**net.conductances, (0, 1): g})
+
+
+def test_shape_mismatch_is_named():
+    net = random_network("3-2-2")
+    with pytest.raises(NetworkError, match=r"crossbar \(1, 2\).*shape \(3, 4\), expected \(2, 4\)"):
+        Network(net.architecture, {**net.conductances, (1, 2): np.full((3, 4), 1e-6)})
+
+
+def test_missing_and_extra_crossbars():
+    net = random_network("3-2-2")
+    with pytest.raises(NetworkError, match="no conductance array for crossbar"):
+        Network(net.architecture, {(0, 1): net.conductances[(0, 1)]})
+    with pytest.raises(NetworkError, match="not in the architecture"):
+        Network(net.architecture, {**net.conductances, (0, 2): np.ones((6, 4))})
+
+
+def test_node_without_dc_path_is_refused():
+    arch = Architecture(n_features=2, hidden=(HiddenLayer(2), HiddenLayer(2)), n_classes=1,
+                        crossbars=((0, 1), (2, 3)))
+    with pytest.raises(NetworkError, match="layer 2 has no DC path"):
+        Network.random(arch)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(kind="zener"), "diode kind"),
+    (dict(saturation_current=-1.0), "saturation_current"),
+    (dict(series_resistance=-5.0), "series_resistance"),
+])
+def test_unknown_or_bad_diode_parameters(kwargs, match):
+    with pytest.raises(NetworkError, match=match):
+        DiodeModel(**kwargs)
+
+
+def test_bad_layer_specs():
+    with pytest.raises(NetworkError, match="layer spec"):
+        parse_layers("784-x-10")
+    with pytest.raises(NetworkError, match="v_low"):
+        Network.random(make_architecture("3-2-2", v_low=1.0, v_high=0.5))
+    with pytest.raises(NetworkError, match="crossbar"):
+        Network.random(make_architecture("3-2-2", skip=((2, 1),)))
+
+
+def test_load_reports_malformed_files(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(NetworkError, match="bad.npz: not a circuitprop file"):
+        Network.load(bad)
+    with pytest.raises(NetworkError, match="no such file"):
+        Network.load(tmp_path / "missing.npz")
+    # unknown element parameter in the spec
+    net = random_network("3-2-2")
+    path = net.save(tmp_path / "ok.npz")
+    data = dict(np.load(path))
+    spec = json.loads(data["__spec__"].tobytes())
+    spec["architecture"]["diode"]["BV"] = 5
+    data["__spec__"] = np.frombuffer(json.dumps(spec).encode(), np.uint8)
+    np.savez(tmp_path / "unknown.npz", **data)
+    with pytest.raises(NetworkError, match="unknown diode parameters"):
+        Network.load(tmp_path / "unknown.npz")
+
+
+def test_input_shape_error():
+    net = random_network("3-2-2")
+    with pytest.raises(NetworkError, match=r"expected \(batch, 3\)"):
+        net.input_voltages(np.zeros((2, 4)))

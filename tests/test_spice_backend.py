@@ -1,0 +1,113 @@
+"""ngspice backend: physics checks at ngspice's own solution."""
+import numpy as np
+import pytest
+from scipy.special import lambertw
+
+from circuitprop.backends import ConvergenceError
+from circuitprop.backends.spice import SpiceBackend, SpiceError, SpiceOptions, operating_point
+from circuitprop.energy import cocontent_gradient, kcl_residual, max_abs_residual
+from circuitprop.netlist import parse_netlist, write_netlist
+from circuitprop.network import Architecture, DiodeModel, HiddenLayer, Network
+from conftest import random_network, run_ngspice_batch
+
+pytestmark = pytest.mark.spice
+
+
+def test_kcl_and_cocontent_gradient_vanish_at_ngspice_solution(rng):
+    net = random_network("6-5-4-3", amplifier_gain=2.0, skip=((0, 3),), v_low=-0.3, v_high=-0.1)
+    x = rng.uniform(0, 1, (3, 6))
+    currents = rng.normal(0, 1e-6, (3, 6))
+    sol = SpiceBackend(fold_inputs=False, options=SpiceOptions.tight()).solve(net, x, currents)
+    assert max_abs_residual(kcl_residual(net, sol.voltages, currents)) < 1e-9
+    assert max_abs_residual(cocontent_gradient(net, sol.voltages, currents)) < 1e-9  # Lemma 4.1
+
+
+def test_folded_inputs_give_the_same_voltages(rng):
+    net = random_network("12-6-3", v_low=-0.2, v_high=0.1)
+    x = rng.uniform(0, 1, (3, 12))
+    opts = SpiceOptions.tight()
+    flat = SpiceBackend(fold_inputs=False, options=opts).solve(net, x)
+    folded = SpiceBackend(fold_inputs=True, options=opts).solve(net, x)
+    np.testing.assert_allclose(folded.flat(), flat.flat(), atol=1e-9)
+
+
+def test_voltage_divider_closed_form():
+    c = parse_netlist("* divider\nV1 in 0 DC 1\nR1 in mid 1k\nR2 mid 0 3k\n.end\n")
+    assert operating_point(c)["mid"] == pytest.approx(0.75, abs=1e-9)
+
+
+def test_diode_clamp_closed_form():
+    """1 V source, conductance g to a neuron node, upper diode biased at v_high (Lambert W)."""
+    g1, v_high = 1e-4, 0.2
+    d = DiodeModel()
+    arch = Architecture(n_features=1, hidden=(HiddenLayer(1, v_low=-5.0, v_high=v_high),), n_classes=1,
+                        crossbars=((0, 1), (1, 2)), doubled_inputs=False, doubled_outputs=False)
+    net = Network(arch, {(0, 1): np.array([[g1]]), (1, 2): np.array([[1e-5]])})
+    sol = SpiceBackend(fold_inputs=False, options=SpiceOptions.tight()).solve(net, [[1.0]])
+    # g1 (1 - V) = IS (exp((V - v_high)/nVt) - 1)  ->  V by Lambert W
+    isat, nvt = d.saturation_current, d.thermal_voltage
+    a = 1.0 + isat / g1
+    v = a - nvt * np.real(lambertw(isat / (g1 * nvt) * np.exp((a - v_high) / nvt)))
+    assert sol.voltages[1][0, 0] == pytest.approx(v, abs=1e-7)
+    assert sol.voltages[2][0, 0] == pytest.approx(v, abs=1e-7)  # no current through the output crossbar
+    assert v > v_high + 0.3  # the diode conducts: a real clamp, not a linear divider
+
+
+def test_transformer_coupled_amplifier_closed_form():
+    """DESIGN.md: E gain 3, sense source, F gain 3: V_h = 0.4375 V, V_o = 0.9375 V."""
+    text = """* transformer
+V1 x 0 DC 1
+R1 x h 1k
+E1 a 0 h 0 3
+VS a a2 DC 0
+R2 a2 o 2k
+R3 o 0 5k
+F1 h 0 VS 3
+.end
+"""
+    v = operating_point(parse_netlist(text))
+    g1, g2, g3 = 1e-3, 0.5e-3, 0.2e-3
+    # minimum of 1/2 g1 (1-h)^2 + 1/2 g2 (3h-o)^2 + 1/2 g3 o^2
+    m = np.array([[g1 + 9 * g2, -3 * g2], [-3 * g2, g2 + g3]])
+    h, o = np.linalg.solve(m, [g1, 0.0])
+    assert (h, o) == pytest.approx((0.4375, 0.9375))
+    assert v["h"] == pytest.approx(h, abs=1e-9) and v["o"] == pytest.approx(o, abs=1e-9)
+
+
+def test_network_amplifier_with_nudging_current_closed_form():
+    g1, g2, current = 2e-5, 1e-5, 3e-7
+    arch = Architecture(n_features=1, hidden=(HiddenLayer(1, v_low=-10, v_high=10, amplifier_gain=3.0),),
+                        n_classes=1, crossbars=((0, 1), (1, 2)), doubled_inputs=False, doubled_outputs=False)
+    net = Network(arch, {(0, 1): np.array([[g1]]), (1, 2): np.array([[g2]])})
+    sol = SpiceBackend(fold_inputs=False, options=SpiceOptions.tight()).solve(net, [[1.0]], [[current]])
+    v_h = 1 + 3 * current / g1
+    v_o = 3 * v_h + current / g2
+    assert sol.voltages[1][0, 0] == pytest.approx(v_h, abs=1e-8)
+    assert sol.voltages[2][0, 0] == pytest.approx(v_o, abs=1e-8)
+
+
+def test_exported_netlist_through_ngspice_program_matches_shared_mode(tmp_path, rng):
+    net = random_network("4-3-2", amplifier_gain=2.0, v_low=-0.2, v_high=0.1)
+    x = rng.uniform(0, 1, 4)
+    path = write_netlist(net, tmp_path / "net.cir", "ngspice", inputs=x, options=SpiceOptions.tight().as_dict())
+    batch = run_ngspice_batch(path, tmp_path)
+    shared = SpiceBackend(fold_inputs=False, options=SpiceOptions.tight()).solve(net, x[None])
+    for name, v in zip(net.node_names(), shared.flat()[0]):
+        assert batch[name] == pytest.approx(v, abs=1e-9), name
+
+
+def test_nonconvergence_names_the_analysis_and_library_recovers():
+    bad = parse_netlist("* hard\nV1 a 0 DC 100\nD1 a 0 dm\n.model dm D(IS=1e-14 N=1)\n.end\n")
+    with pytest.raises(ConvergenceError, match=r"operating point \(\.op\).*gmin stepping and source stepping"):
+        operating_point(bad, SpiceOptions(itl1=2, gminsteps=0, srcsteps=0))
+    good = parse_netlist("* ok\nV1 a 0 DC 1\nR1 a b 1k\nR2 b 0 1k\n.end\n")
+    assert operating_point(good)["b"] == pytest.approx(0.5)
+
+
+def test_ngspice_error_raises_and_library_recovers():
+    from circuitprop.backends.spice import NgSpiceSession
+    session = NgSpiceSession.get()
+    with pytest.raises(SpiceError, match="could not find a valid modelname|circuit not parsed"):
+        session.load("* broken\nV1 a 0 1\nD1 a 0 nomodel\n.end\n", key="broken")
+    good = parse_netlist("* ok\nV1 a 0 DC 2\nR1 a b 1k\nR2 b 0 1k\n.end\n")
+    assert operating_point(good)["b"] == pytest.approx(1.0)
