@@ -1,0 +1,9 @@
+"""Learning: estimators, local rules, noise, optimizers and the EP trainer (small composable pieces)."""
+from .estimators import Centered, OneSided, RandomSign, get_estimator
+from .noise import MeasurementNoise
+from .optimizers import SGD
+from .rules import DeltaVSquaredRule, SignRule, weighted_half_drop_squared
+from .trainer import EPTrainer
+
+__all__ = ["Centered", "OneSided", "RandomSign", "get_estimator", "MeasurementNoise", "SGD", "DeltaVSquaredRule",
+           "SignRule", "weighted_half_drop_squared", "EPTrainer"]

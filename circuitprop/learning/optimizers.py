@@ -1,0 +1,57 @@
+"""Optimizers that turn gradient estimates into conductance updates, clipped to the device range."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class SGD:
+    """Stochastic gradient descent with momentum and per-crossbar learning rates.
+
+    Parameters
+    ----------
+    learning_rate : float or dict
+        One rate, or ``{(a, b): rate}`` per crossbar (normalised units, see
+        :class:`~circuitprop.learning.trainer.EPTrainer`).
+    momentum : float
+        Heavy-ball momentum in [0, 1).
+    sign : bool
+        Sign-SGD: step by ``learning_rate * sign(gradient)``.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, sign=False):
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.sign = sign
+        self.velocity = {}
+
+    def rate(self, key):
+        if isinstance(self.learning_rate, dict):
+            if key not in self.learning_rate:
+                raise ValueError(f"no learning rate for crossbar {key}")
+            return float(self.learning_rate[key])
+        return float(self.learning_rate)
+
+    def step(self, params: dict, grads: dict, lower: float, upper: float) -> None:
+        """Update ``params`` in place and clip them to ``[lower, upper]``."""
+        for key, grad in grads.items():
+            if self.sign:
+                grad = np.sign(grad)
+            if self.momentum:
+                vel = self.velocity.get(key)
+                vel = grad.copy() if vel is None else self.momentum * vel + grad
+                self.velocity[key] = vel
+                grad = vel
+            params[key] -= self.rate(key) * grad
+            np.clip(params[key], lower, upper, out=params[key])
+
+    def state(self) -> dict:
+        return {f"velocity_{a}_{b}": v for (a, b), v in self.velocity.items()}
+
+    def load_state(self, arrays: dict) -> None:
+        self.velocity = {}
+        for name, v in arrays.items():
+            if name.startswith("velocity_"):
+                a, b = name[len("velocity_"):].split("_")
+                self.velocity[(int(a), int(b))] = np.array(v)

@@ -1,0 +1,80 @@
+"""Local learning rules: conductance updates from the voltage drops across each conductance only.
+
+A *weighted phase* is ``(voltages, weight)``: per-layer measured voltages
+``(rows, n)`` and the weight that the estimator gives to that phase (already
+divided by the number of rows it averages over).  For a crossbar ``(a, b)``
+the drop across conductance ``[i, j]`` is ``A_a V_a,i - V_b,j``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def weighted_half_drop_squared(network, phases) -> dict:
+    """``sum_phases weight * sum_rows 1/2 (A_a V_a,i - V_b,j)**2`` for every crossbar (V^2).
+
+    One matrix product per crossbar: the phases are stacked as rows.
+    """
+    arch = network.architecture
+    out = {}
+    for (a, b) in network.conductances:
+        ga = arch.forward_gain(a)
+        u = np.concatenate([ga * p[0][a] for p in phases], axis=0)
+        v = np.concatenate([p[0][b] for p in phases], axis=0)
+        w = np.concatenate([np.full(p[0][a].shape[0], p[1]) for p in phases])
+        wu = u * w[:, None]
+        out[(a, b)] = 0.5 * ((wu * u).sum(0)[:, None] - 2.0 * wu.T @ v + (w @ (v * v))[None, :])
+    return out
+
+
+class DeltaVSquaredRule:
+    """The EP rule ``dL/dg = 1/(2 beta) [(dV^beta)**2 - (dV^0)**2]`` (weights from the estimator)."""
+
+    name = "dv2"
+
+    def gradient(self, network, phases) -> dict:
+        return weighted_half_drop_squared(network, phases)
+
+
+class SignRule:
+    """Sign-only rule: the sign of ``|dV^beta| - |dV^0|`` per sample, averaged over the batch.
+
+    Needs exactly two phases with weights of opposite signs (the first gets the
+    positive weight's sign).  Cost: one elementwise pass per sample over each
+    crossbar, so meant for small networks and hardware studies.
+    """
+
+    name = "sign"
+
+    def gradient(self, network, phases) -> dict:
+        if len(phases) != 2:
+            raise ValueError("the sign rule needs two phases")
+        (p1, w1), (p2, w2) = phases
+        if np.sign(w1) == np.sign(w2):
+            raise ValueError("the sign rule needs phases of opposite weights")
+        if w1 < 0:
+            (p1, w1), (p2, w2) = (p2, w2), (p1, w1)
+        arch = network.architecture
+        out = {}
+        for (a, b) in network.conductances:
+            ga = arch.forward_gain(a)
+            acc = np.zeros(network.conductances[(a, b)].shape)
+            rows = p1[a].shape[0]
+            for r in range(rows):
+                d1 = np.abs(ga * p1[a][r][:, None] - p1[b][r][None, :])
+                d2 = np.abs(ga * p2[a][r][:, None] - p2[b][r][None, :])
+                acc += np.sign(d1 - d2)
+            out[(a, b)] = acc / rows
+        return out
+
+
+RULES = {"dv2": DeltaVSquaredRule, "sign": SignRule}
+
+
+def get_rule(name):
+    if not isinstance(name, str):
+        return name
+    try:
+        return RULES[name]()
+    except KeyError:
+        raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(RULES)}") from None

@@ -1,0 +1,388 @@
+"""Equilibrium-propagation trainer (scikit-learn conventions: parameters in ``__init__``, work in ``fit``).
+
+Units
+-----
+Conductances, ``g_min``, ``g_max`` and ``beta`` are in siemens.  Learning rates
+are in normalised units: with conductances measured in units of
+``conductance_unit`` (``g_n = g / conductance_unit``) the update is
+``g_n <- g_n - learning_rate * dL/dg_n`` where ``L`` is the mean squared error
+of the class scores in volts squared.  So ``learning_rate = 0.01`` means the
+same thing for a 1 uS and a 1 mS device range when ``conductance_unit`` moves
+with it.
+
+One training step (a batch)
+---------------------------
+1. free phase (output currents 0) -> scores ``V+ - V-`` -> error ``y - score``;
+2. nudged phases from the estimator (``+beta``; ``+beta, -beta``; or a random
+   sign), with output currents ``beta * (y - score)`` (doubled outputs: ``+`` on
+   the plus node, ``-`` on the minus node), warm-started from the free state;
+3. node voltages are measured (``noise``), the rule forms the weighted sum of
+   ``1/2 * dV**2`` across each conductance (local), the optimizer steps and the
+   conductances are clipped to ``[g_min, g_max]``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..backends import get_backend
+from ..network import (DiodeModel, Network, NetworkError, atomic_savez, load_npz_with_spec, make_architecture)
+from .estimators import get_estimator
+from .noise import MeasurementNoise
+from .optimizers import SGD
+from .rules import get_rule
+
+CHECKPOINT_FORMAT = "circuitprop-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class EPTrainer:
+    """Train an analog network with equilibrium propagation.
+
+    Parameters
+    ----------
+    layers : str
+        ``features-hidden...-classes`` (undoubled), e.g. ``"784-100-10"``.
+    backend : {"fast", "spice"}
+        Solver of every phase: the fast co-content solver or ngspice.
+    beta : float
+        Nudging strength, siemens (output currents are ``beta * error``).
+    estimator : {"centered", "one-sided", "random-sign"}
+    rule : {"dv2", "sign"}
+        Local rule: the ``dV**2`` rule or its sign-only variant.
+    learning_rate : float or sequence
+        One rate (normalised units) or one per crossbar, in crossbar order.
+    momentum : float
+    sign_sgd : bool
+        Step by the sign of the gradient estimate.
+    noise_sigma : float
+        Standard deviation (volts) of each node-voltage measurement.
+    noise_samples : int
+        Measurements per phase averaged by the rule.
+    epochs, batch_size : int
+    g_min, g_max : float
+        Device conductance range, siemens; every update is clipped to it.
+    g_init : tuple of float
+        Initial conductances drawn uniformly in this range (siemens).
+    conductance_unit : float
+        Siemens per normalised conductance unit (sets the meaning of the learning rate).
+    target : float
+        Score (volts) asked of the correct class; the others are asked 0 V.
+    diode : {"ideal", "shockley"}
+    v_low, v_high : float
+        Diode bias voltages of hidden neurons, volts.
+    amplifier_gain : float or None
+    doubled_outputs : bool
+    input_gain : float
+    skip : tuple
+        Extra crossbars ``(a, b)``.
+    solver_sweeps : int or None
+        Fast backend: fixed number of sweeps per phase (``None``: to the KCL tolerance).
+    solver_tol : float
+        Fast backend KCL tolerance, amperes.
+    fold_inputs : bool
+        SPICE backend: Norton-fold the input crossbars.
+    seed : int
+    verbose : bool
+        Progress bar and per-epoch lines.
+
+    Attributes
+    ----------
+    network_ : Network
+    history_ : list of dict
+        Per-epoch metrics.
+    """
+
+    def __init__(self, layers="784-100-10", backend="fast", beta=1e-6, estimator="centered", rule="dv2",
+                 learning_rate=0.05, momentum=0.0, sign_sgd=False, noise_sigma=0.0, noise_samples=1, epochs=1,
+                 batch_size=16, g_min=1e-8, g_max=1e-4, g_init=(1e-7, 2e-6), conductance_unit=1e-6,
+                 target=0.5, diode="ideal", v_low=0.0, v_high=1.0, amplifier_gain=None, doubled_outputs=True,
+                 input_gain=1.0, skip=(), solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, seed=0,
+                 verbose=True):
+        self.layers = layers
+        self.backend = backend
+        self.beta = beta
+        self.estimator = estimator
+        self.rule = rule
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.sign_sgd = sign_sgd
+        self.noise_sigma = noise_sigma
+        self.noise_samples = noise_samples
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.g_min = g_min
+        self.g_max = g_max
+        self.g_init = g_init
+        self.conductance_unit = conductance_unit
+        self.target = target
+        self.diode = diode
+        self.v_low = v_low
+        self.v_high = v_high
+        self.amplifier_gain = amplifier_gain
+        self.doubled_outputs = doubled_outputs
+        self.input_gain = input_gain
+        self.skip = skip
+        self.solver_sweeps = solver_sweeps
+        self.solver_tol = solver_tol
+        self.fold_inputs = fold_inputs
+        self.seed = seed
+        self.verbose = verbose
+
+    # -- scikit-learn plumbing ------------------------------------------------
+    def get_params(self, deep=True) -> dict:
+        import inspect
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    # -- building blocks ---------------------------------------------------------
+    def _validate(self):
+        if not self.beta > 0:
+            raise ValueError(f"beta must be > 0 S, got {self.beta}")
+        if not 0 < self.g_min < self.g_max:
+            raise ValueError(f"need 0 < g_min < g_max (siemens), got {self.g_min}, {self.g_max}")
+        if int(self.batch_size) < 1 or int(self.epochs) < 0:
+            raise ValueError("batch_size must be >= 1 and epochs >= 0")
+
+    def _make_network(self, rng_seed) -> Network:
+        arch = make_architecture(self.layers, skip=tuple(tuple(s) for s in self.skip),
+                                 amplifier_gain=self.amplifier_gain, v_low=self.v_low, v_high=self.v_high,
+                                 diode=DiodeModel(kind=self.diode), doubled_outputs=self.doubled_outputs,
+                                 input_gain=self.input_gain, name=f"circuitprop EP {self.layers}")
+        lo, hi = self.g_init
+        return Network.random(arch, g_min=max(lo, self.g_min), g_max=min(hi, self.g_max), seed=rng_seed)
+
+    def _make_backend(self):
+        if self.backend == "fast":
+            opts = {"tol": self.solver_tol}
+            if self.solver_sweeps:
+                opts["fixed_sweeps"] = int(self.solver_sweeps)
+            return get_backend("fast", **opts)
+        if self.backend == "spice":
+            return get_backend("spice", fold_inputs=self.fold_inputs)
+        raise ValueError(f"unknown backend {self.backend!r}; choose 'fast' or 'spice'")
+
+    def _optimizer(self, network):
+        lr = self.learning_rate
+        if isinstance(lr, (list, tuple)):
+            keys = network.architecture.crossbars
+            if len(lr) != len(keys):
+                raise ValueError(f"{len(lr)} learning rates given for {len(keys)} crossbars {list(keys)}")
+            lr = {k: float(v) for k, v in zip(keys, lr)}
+        return SGD(lr, momentum=self.momentum, sign=self.sign_sgd)
+
+    def _targets(self, y) -> np.ndarray:
+        n_classes = self.network_.architecture.n_classes
+        y = np.asarray(y)
+        if y.ndim != 1 or y.min() < 0 or y.max() >= n_classes:
+            raise ValueError(f"labels must be integers in [0, {n_classes - 1}], shape (n,)")
+        return self.target * np.eye(n_classes)[y]
+
+    # -- one batch ---------------------------------------------------------------------
+    def _solver(self, backend, network):
+        if hasattr(backend, "prepare"):
+            prepared = backend.prepare(network)
+            return prepared.solve
+        return lambda x, currents=None, initial=None: backend.solve(network, x, currents, initial)
+
+    def train_batch(self, x, targets) -> float:
+        """One EP step on a batch; returns the free-phase loss (V^2, mean over the batch)."""
+        net = self.network_
+        solve = self._solver(self._backend, net)
+        free = solve(x)
+        error = targets - net.scores(free.outputs)
+        loss = 0.5 * float(np.mean(np.sum(error ** 2, axis=1)))
+        unit = self.conductance_unit
+        beta_n = self.beta / unit
+        estimator = self._estimator
+        betas = estimator.betas(beta_n, self._rng)
+        nudged = [solve(x, net.output_currents_from_score_currents(b * unit * error), free) for b in betas]
+        w_free, w_nudged = estimator.weights(beta_n, betas)
+        batch = x.shape[0]
+        phases = []
+        for sol, w in [(free, w_free)] + list(zip(nudged, w_nudged)):
+            if w == 0.0:
+                continue
+            measured, row_weight = self._noise.measure(sol.voltages, self._rng)
+            phases.append((measured, w * row_weight / batch))
+        grads = self._rule.gradient(net, phases)  # dL/dg_n, volts^2
+        self._optimizer_.step(net.conductances, {k: unit * g for k, g in grads.items()}, self.g_min, self.g_max)
+        return loss
+
+    # -- fit / predict -------------------------------------------------------------------
+    def _setup(self, resume_from=None):
+        self._validate()
+        self._backend = self._make_backend()
+        self._estimator = get_estimator(self.estimator)
+        self._rule = get_rule(self.rule)
+        self._noise = MeasurementNoise(self.noise_sigma, int(self.noise_samples))
+        if resume_from is None:
+            self.network_ = self._make_network(self.seed)
+            self._optimizer_ = self._optimizer(self.network_)
+            self._rng = np.random.default_rng(self.seed + 1)
+            self.history_ = []
+            self._position = (0, 0)
+
+    def fit(self, X, y, X_test=None, y_test=None, checkpoint=None, resume=False, checkpoint_every=500,
+            log=None, stop_after_batches=None):
+        """Train on ``X`` (n, features) and integer labels ``y``.
+
+        Parameters
+        ----------
+        X_test, y_test : optional
+            Evaluated after each epoch (test accuracy in the history).
+        checkpoint : path, optional
+            Written atomically every ``checkpoint_every`` batches and at each
+            epoch end; with ``resume=True`` an existing checkpoint is continued
+            exactly (conductances, optimizer, RNG state, position in the epoch).
+        log : path, optional
+            JSON-lines file with one line of metrics per epoch.
+        stop_after_batches : int, optional
+            Stop (after checkpointing) once this many batches ran in this call.
+        """
+        X = _check_X(X)
+        y = np.asarray(y)
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]} labels")
+        if resume and checkpoint and Path(checkpoint).exists():
+            self._load_checkpoint(checkpoint)
+            self._setup(resume_from=checkpoint)
+        else:
+            self._setup()
+        if X.shape[1] != self.network_.architecture.n_features:
+            raise ValueError(f"X has {X.shape[1]} features, the network expects "
+                             f"{self.network_.architecture.n_features}")
+        targets_all = self._targets(y)
+        n = X.shape[0]
+        bs = int(self.batch_size)
+        n_batches = math.ceil(n / bs)
+        start_epoch, start_batch = self._position
+        ran = 0
+        for epoch in range(start_epoch, int(self.epochs)):
+            order = np.random.default_rng([self.seed, epoch]).permutation(n)
+            t0 = time.perf_counter()
+            losses = []
+            bar = _progress(range(start_batch, n_batches), total=n_batches, initial=start_batch,
+                            desc=f"epoch {epoch + 1}/{self.epochs}", disable=not self.verbose)
+            for b in bar:
+                idx = order[b * bs:(b + 1) * bs]
+                loss = self.train_batch(X[idx], targets_all[idx])
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch {b}")
+                losses.append(loss)
+                ran += 1
+                self._position = (epoch, b + 1)
+                if hasattr(bar, "set_postfix") and b % 20 == 0:
+                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+                if checkpoint and ran % checkpoint_every == 0:
+                    self.save_checkpoint(checkpoint)
+                if stop_after_batches is not None and ran >= stop_after_batches:
+                    if checkpoint:
+                        self.save_checkpoint(checkpoint)
+                    return self
+            start_batch = 0
+            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                      "seconds": time.perf_counter() - t0}
+            if X_test is not None:
+                record["test_accuracy"] = self.score(X_test, y_test)
+            self.history_.append(record)
+            self._position = (epoch + 1, 0)
+            if self.verbose:
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
+                      flush=True)
+            if log:
+                with open(log, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            if checkpoint:
+                self.save_checkpoint(checkpoint)
+        return self
+
+    def decision_function(self, X, batch_size=500) -> np.ndarray:
+        """Class scores (volts) of the free phase."""
+        X = _check_X(X)
+        solve = self._solver(self._backend, self.network_)
+        out = [self.network_.scores(solve(X[i:i + batch_size]).outputs) for i in range(0, X.shape[0], batch_size)]
+        return np.concatenate(out)
+
+    def predict(self, X) -> np.ndarray:
+        return np.argmax(self.decision_function(X), axis=1)
+
+    def score(self, X, y) -> float:
+        """Accuracy (fraction correct)."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save_checkpoint(self, path) -> Path:
+        params = self.get_params()
+        params["skip"] = [list(s) for s in params["skip"]]
+        params["g_init"] = list(params["g_init"])
+        spec = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "params": params,
+                "position": list(self._position), "rng": _jsonable(self._rng.bit_generator.state),
+                "history": self.history_}
+        arrays = {f"g_{a}_{b}": g for (a, b), g in self.network_.conductances.items()}
+        arrays.update(self._optimizer_.state())
+        return atomic_savez(path, spec=spec, **arrays)
+
+    def _load_checkpoint(self, path):
+        try:
+            spec, arrays = load_npz_with_spec(path, CHECKPOINT_FORMAT)
+        except NetworkError as exc:
+            raise ValueError(str(exc)) from None
+        params = spec["params"]
+        params["skip"] = tuple(tuple(s) for s in params["skip"])
+        params["g_init"] = tuple(params["g_init"])
+        verbose = self.verbose
+        epochs = self.epochs
+        self.set_params(**params)
+        self.verbose, self.epochs = verbose, max(epochs, params["epochs"])
+        self._validate()
+        net = self._make_network(self.seed)
+        for (a, b) in net.architecture.crossbars:
+            net.conductances[(a, b)][...] = arrays[f"g_{a}_{b}"]
+        self.network_ = net
+        self._optimizer_ = self._optimizer(net)
+        self._optimizer_.load_state(arrays)
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = spec["rng"]
+        self._position = tuple(spec["position"])
+        self.history_ = spec["history"]
+
+    @classmethod
+    def from_checkpoint(cls, path, **overrides) -> "EPTrainer":
+        """A trainer restored from a checkpoint, ready to ``predict`` or to ``fit(..., resume=True)``."""
+        trainer = cls(**overrides)
+        trainer._load_checkpoint(path)
+        trainer._setup(resume_from=path)
+        return trainer
+
+
+def _jsonable(state):
+    return json.loads(json.dumps(state, default=int))
+
+
+def _check_X(X):
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (samples, features), got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains non-finite values")
+    return X
+
+
+def _progress(iterable, **kw):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return iterable
+    return tqdm(iterable, leave=False, mininterval=0.5, **kw)
