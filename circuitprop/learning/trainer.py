@@ -55,7 +55,10 @@ class EPTrainer:
     rule : {"dv2", "sign"}
         Local rule: the ``dV**2`` rule or its sign-only variant.
     learning_rate : float or sequence
-        One rate (normalised units) or one per crossbar, in crossbar order.
+        One rate (normalised units) or one per crossbar, in crossbar order.  The
+        sensitivity of the loss to one conductance falls with the total
+        conductance at a node, so useful rates are large: 1e3 to 1e5 for
+        MNIST-size layers with the default ``conductance_unit``.
     momentum : float
     sign_sgd : bool
         Step by the sign of the gradient estimate.
@@ -98,9 +101,9 @@ class EPTrainer:
     """
 
     def __init__(self, layers="784-100-10", backend="fast", beta=1e-6, estimator="centered", rule="dv2",
-                 learning_rate=0.05, momentum=0.0, sign_sgd=False, noise_sigma=0.0, noise_samples=1, epochs=1,
+                 learning_rate=3e4, momentum=0.5, sign_sgd=False, noise_sigma=0.0, noise_samples=1, epochs=3,
                  batch_size=16, g_min=1e-8, g_max=1e-4, g_init=(1e-7, 2e-6), conductance_unit=1e-6,
-                 target=0.5, diode="ideal", v_low=0.0, v_high=1.0, amplifier_gain=None, doubled_outputs=True,
+                 target=0.5, diode="ideal", v_low=0.0, v_high=1.0, amplifier_gain=4.0, doubled_outputs=True,
                  input_gain=1.0, skip=(), solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, seed=0,
                  verbose=True):
         self.layers = layers
@@ -274,7 +277,7 @@ class EPTrainer:
             t0 = time.perf_counter()
             losses = []
             bar = _progress(range(start_batch, n_batches), total=n_batches, initial=start_batch,
-                            desc=f"epoch {epoch + 1}/{self.epochs}", disable=not self.verbose)
+                            desc=f"epoch {epoch + 1}/{self.epochs}", disable=None if self.verbose else True)
             for b in bar:
                 idx = order[b * bs:(b + 1) * bs]
                 loss = self.train_batch(X[idx], targets_all[idx])

@@ -1,0 +1,193 @@
+"""EP gradients against finite differences, estimator bias orders, noise, checkpoints."""
+import numpy as np
+import pytest
+
+from circuitprop.backends import FastBackend
+from circuitprop.learning import EPTrainer, MeasurementNoise
+from circuitprop.learning.rules import weighted_half_drop_squared
+
+
+def small_trainer(**kw):
+    params = dict(layers="5-4-3", epochs=0, batch_size=6, verbose=False, beta=1e-9, g_init=(1e-6, 1e-5),
+                  learning_rate=1.0, momentum=0.0, v_low=-0.1, v_high=0.1, diode="shockley",
+                  amplifier_gain=2.0, solver_tol=1e-16)
+    params.update(kw)
+    return EPTrainer(**params)
+
+
+def data(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 1, (n, 5)), rng.integers(0, 3, n)
+
+
+def ep_gradient(trainer, X, T):
+    """dL/dg_n from one training step with learning rate 1 and no momentum."""
+    net = trainer.network_
+    before = {k: v.copy() for k, v in net.conductances.items()}
+    trainer.train_batch(X, T)
+    grads = {k: (before[k] - net.conductances[k]) / trainer.conductance_unit for k in before}
+    for k in before:
+        net.conductances[k][...] = before[k]
+    return grads
+
+
+def fd_gradient(trainer, X, T, backend):
+    net = trainer.network_
+    unit = trainer.conductance_unit
+
+    def loss():
+        s = net.scores(backend.solve(net, X).outputs)
+        return 0.5 * np.mean(np.sum((T - s) ** 2, axis=1))
+
+    h = 1e-4 * unit
+    grads = {}
+    for key, g in net.conductances.items():
+        fd = np.zeros_like(g)
+        for idx in np.ndindex(g.shape):
+            g[idx] += h
+            up = loss()
+            g[idx] -= 2 * h
+            dn = loss()
+            g[idx] += h
+            fd[idx] = (up - dn) / (2 * h) * unit
+        grads[key] = fd
+    return grads
+
+
+def cosine(a, b):
+    a = np.concatenate([v.ravel() for v in a.values()])
+    b = np.concatenate([v.ravel() for v in b.values()])
+    return a @ b / np.linalg.norm(a) / np.linalg.norm(b), np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def test_ep_gradient_matches_finite_differences_fast_backend():
+    X, y = data()
+    tr = small_trainer().fit(X, y)
+    T = tr._targets(y)
+    cos, rel = cosine(ep_gradient(tr, X, T), fd_gradient(tr, X, T, FastBackend(tol=1e-16)))
+    assert cos >= 0.999 and rel < 1e-3, (cos, rel)
+
+
+@pytest.mark.spice
+def test_ep_gradient_with_ngspice_in_the_loop_matches_fast_and_finite_differences():
+    from circuitprop.backends.spice import SpiceBackend, SpiceOptions
+    X, y = data(4)
+    fast = small_trainer(beta=1e-8, batch_size=4).fit(X, y)
+    T = fast._targets(y)
+    g_fast = ep_gradient(fast, X, T)
+    spice = small_trainer(beta=1e-8, batch_size=4, backend="spice").fit(X, y)
+    spice._backend = SpiceBackend(fold_inputs=False, options=SpiceOptions.tight())
+    for k in fast.network_.conductances:
+        spice.network_.conductances[k][...] = fast.network_.conductances[k]
+    g_spice = ep_gradient(spice, X, T)
+    cos, rel = cosine(g_spice, g_fast)
+    assert cos > 0.9999 and rel < 1e-2, (cos, rel)
+    cos, rel = cosine(g_spice, fd_gradient(spice, X, T, spice._backend))
+    assert cos >= 0.999, (cos, rel)
+
+
+def test_estimator_bias_orders():
+    """One-sided bias ~ beta, centered ~ beta^2: fitted slopes on a log-log plot."""
+    X, y = data(6, seed=3)
+    betas = np.array([8e-6, 4e-6, 2e-6, 1e-6])
+    tight = FastBackend(tol=1e-30, vtol=1e-16, max_sweeps=20000, on_fail="flag")  # solver floor far below
+    ref_tr = small_trainer(beta=5e-8).fit(X, y)  # centered: its own bias is ~1e-3 of the smallest tested
+    ref_tr._backend = tight
+    T = ref_tr._targets(y)
+    ref = ep_gradient(ref_tr, X, T)
+    slopes = {}
+    for est in ("one-sided", "centered"):
+        errs = []
+        for b in betas:
+            tr = small_trainer(beta=b, estimator=est).fit(X, y)
+            tr._backend = tight
+            g = ep_gradient(tr, X, T)
+            errs.append(np.sqrt(sum(np.sum((g[k] - ref[k]) ** 2) for k in g)))
+        slopes[est] = np.polyfit(np.log(betas), np.log(errs), 1)[0]
+    assert 0.8 < slopes["one-sided"] < 1.2, slopes
+    assert 1.8 < slopes["centered"] < 2.2, slopes
+
+
+def test_zero_noise_reproduces_noiseless_update_exactly():
+    X, y = data()
+    a = small_trainer(noise_sigma=0.0).fit(X, y)
+    b = small_trainer(noise_sigma=0.0, noise_samples=7).fit(X, y)
+    T = a._targets(y)
+    ga, gb = ep_gradient(a, X, T), ep_gradient(b, X, T)
+    for k in ga:
+        np.testing.assert_array_equal(ga[k], gb[k])
+
+
+def test_noise_spread_shrinks_as_one_over_sqrt_n():
+    rng = np.random.default_rng(0)
+    X, y = data()
+    tr = small_trainer().fit(X, y)
+    net = tr.network_
+    sol = FastBackend().solve(net, X)
+    spreads = []
+    for n in (1, 4, 16, 64):
+        noise = MeasurementNoise(sigma=0.01, n_samples=n)
+        estimates = []
+        for _ in range(200):
+            measured, w = noise.measure(sol.voltages, rng)
+            estimates.append(weighted_half_drop_squared(net, [(measured, w)])[(1, 2)])
+        spreads.append(np.std(np.array(estimates), axis=0).mean())
+    slope = np.polyfit(np.log([1, 4, 16, 64]), np.log(spreads), 1)[0]
+    assert -0.6 < slope < -0.4, (slope, spreads)
+
+
+def test_noise_is_reproducible_with_a_seed():
+    X, y = data()
+    a = small_trainer(noise_sigma=0.05, noise_samples=3, epochs=2, seed=5).fit(X, y)
+    b = small_trainer(noise_sigma=0.05, noise_samples=3, epochs=2, seed=5).fit(X, y)
+    c = small_trainer(noise_sigma=0.05, noise_samples=3, epochs=2, seed=6).fit(X, y)
+    k = (0, 1)
+    np.testing.assert_array_equal(a.network_.conductances[k], b.network_.conductances[k])
+    assert not np.array_equal(a.network_.conductances[k], c.network_.conductances[k])
+
+
+def test_checkpoint_resume_is_exact(tmp_path):
+    rng = np.random.default_rng(1)
+    X, y = rng.uniform(0, 1, (40, 5)), rng.integers(0, 3, 40)
+    kw = dict(epochs=2, batch_size=4, noise_sigma=0.02, noise_samples=2, momentum=0.5, learning_rate=0.5,
+              beta=1e-7, estimator="random-sign", diode="ideal", solver_tol=1e-12)
+    full = small_trainer(**kw).fit(X, y)
+    ckpt = tmp_path / "run.ckpt.npz"
+    small_trainer(**kw).fit(X, y, checkpoint=ckpt, stop_after_batches=13)  # killed mid-epoch 2
+    resumed = small_trainer(**kw).fit(X, y, checkpoint=ckpt, resume=True)
+    for k in full.network_.conductances:
+        np.testing.assert_array_equal(resumed.network_.conductances[k], full.network_.conductances[k])
+    assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt.npz"]
+
+
+def test_conductances_stay_in_device_range():
+    X, y = data(12)
+    tr = small_trainer(learning_rate=1e6, g_min=2e-6, g_max=5e-6, g_init=(2e-6, 5e-6), epochs=3,
+                       beta=1e-7, solver_tol=1e-12).fit(X, y)
+    for g in tr.network_.conductances.values():
+        assert g.min() >= 2e-6 and g.max() <= 5e-6
+
+
+def test_training_reduces_loss_and_predicts():
+    rng = np.random.default_rng(0)
+    centers = rng.uniform(0, 1, (3, 5))
+    y = rng.integers(0, 3, 300)
+    X = np.clip(centers[y] + rng.normal(0, 0.05, (300, 5)), 0, 1)
+    tr = EPTrainer(layers="5-8-3", epochs=15, batch_size=8, verbose=False, learning_rate=100.0,
+                   target=0.5, seed=1).fit(X, y)
+    assert tr.history_[-1]["train_loss"] < tr.history_[0]["train_loss"]
+    assert tr.score(X, y) > 0.9
+
+
+def test_bad_inputs_are_named():
+    X, y = data()
+    with pytest.raises(ValueError, match="6 samples but y has 5"):
+        small_trainer().fit(X, y[:5])
+    with pytest.raises(ValueError, match="expects 5"):
+        small_trainer().fit(X[:, :4], y)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        small_trainer(beta=-1.0).fit(X, y)
+    with pytest.raises(ValueError, match="unknown estimator"):
+        small_trainer(estimator="magic").fit(X, y)
+    with pytest.raises(ValueError, match="standard deviation"):
+        MeasurementNoise(sigma=-1.0)
