@@ -28,7 +28,7 @@ class OneSided:
     def weights(self, beta, signed_betas):
         """Weights of (free, nudged...) states in the estimate of dL/dg."""
         (b,) = signed_betas
-        return 1.0 / b * -1.0, [1.0 / b]
+        return -1.0 / b, [1.0 / b]
 
     needs_free = True
 
