@@ -5,6 +5,7 @@ Run ``circuitprop --help`` or ``circuitprop COMMAND --help``.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -77,36 +78,35 @@ def cmd_op(args):
     path = Path(args.file)
     if not path.exists():
         raise CLIError(f"{path}: no such file")
-    out = open(args.output, "w") if args.output else sys.stdout
-    try:
-        if path.suffix == ".npz":
-            from .backends import get_backend
-            net = _load_network(path)
-            x = _parse_inputs(args.inputs, net.architecture.n_features)
-            if x is None:
-                x = np.zeros((1, net.architecture.n_features))
-            options = {"fold_inputs": args.fold_inputs} if args.backend == "spice" else {}
-            sol = get_backend(args.backend, **options).solve(net, x)
-            names = net.node_names()
-            flat = sol.flat()
-            out.write("sample,node,voltage_V\n")
-            for s in range(flat.shape[0]):
-                for name, v in zip(names, flat[s]):
-                    out.write(f"{s},{name},{v:.12g}\n")
-            print(f"# backend={args.backend} max KCL residual {sol.residual:.3g} A", file=sys.stderr)
-        else:
-            if args.backend != "spice":
-                raise CLIError("a netlist can only be solved with --backend spice (the fast solver needs a "
-                               "circuitprop model file, .npz)")
-            from .backends.spice import operating_point
-            from .netlist import read_netlist
-            volts = operating_point(read_netlist(path))
-            out.write("node,voltage_V\n")
-            for name, v in volts.items():
-                out.write(f"{name},{v:.12g}\n")
-    finally:
-        if args.output:
-            out.close()
+    out = io.StringIO() if args.output else sys.stdout  # a file is written only once all rows exist
+    if path.suffix == ".npz":
+        from .backends import get_backend
+        net = _load_network(path)
+        x = _parse_inputs(args.inputs, net.architecture.n_features)
+        if x is None:
+            x = np.zeros((1, net.architecture.n_features))
+        options = {"fold_inputs": args.fold_inputs} if args.backend == "spice" else {}
+        sol = get_backend(args.backend, **options).solve(net, x)
+        names = net.node_names()
+        flat = sol.flat()
+        out.write("sample,node,voltage_V\n")
+        for s in range(flat.shape[0]):
+            for name, v in zip(names, flat[s]):
+                out.write(f"{s},{name},{v:.12g}\n")
+        print(f"# backend={args.backend} max KCL residual {sol.residual:.3g} A", file=sys.stderr)
+    else:
+        if args.backend != "spice":
+            raise CLIError("a netlist can only be solved with --backend spice (the fast solver needs a "
+                           "circuitprop model file, .npz)")
+        from .backends.spice import operating_point
+        from .netlist import read_netlist
+        volts = operating_point(read_netlist(path))
+        out.write("node,voltage_V\n")
+        for name, v in volts.items():
+            out.write(f"{name},{v:.12g}\n")
+    if args.output:
+        from .network import atomic_write_bytes
+        atomic_write_bytes(args.output, out.getvalue().encode())
 
 
 def cmd_demo(args):
