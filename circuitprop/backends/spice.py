@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..energy import kcl_residual, max_abs_residual
 from ..netlist.circuit import Circuit, build_circuit, node
 from ..netlist.writers import render
 from ..network import Network
@@ -91,6 +92,8 @@ class NgSpiceSession:
             ) from exc
         self._command = self.ng._ngspice_shared.ngSpice_Command
         self._vec = self.ng._ngspice_shared.ngGet_Vec_Info
+        from PySpice.Spice.NgSpice.Shared import FFI
+        self._null = FFI.NULL  # looked up once: vector() runs once per node per operating point
         self.loaded = None  # key of the loaded circuit
         self.command("set nomoremode")
 
@@ -172,8 +175,7 @@ class NgSpiceSession:
 
     def vector(self, plot: str, name: str) -> float:
         info = self._vec(f"{plot}.{name}".encode("ascii"))
-        from PySpice.Spice.NgSpice.Shared import FFI
-        if info == FFI.NULL or info.v_length < 1:
+        if info == self._null or info.v_length < 1:
             raise SpiceError(f"ngspice has no vector {name!r} in plot {plot!r}")
         return float(info.v_realdata[0])
 
@@ -256,7 +258,6 @@ class SpiceBackend:
         for layer in range(1, len(sizes)):
             voltages.append(out[:, start:start + sizes[layer]])
             start += sizes[layer]
-        from ..energy import kcl_residual, max_abs_residual
         residual = max_abs_residual(kcl_residual(network, voltages, currents))
         return Solution(voltages=voltages, iterations=batch, residual=residual, converged=True,
                         info={"fold_inputs": self.fold_inputs})
