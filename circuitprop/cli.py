@@ -188,7 +188,66 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     _add_training_commands(sub, fmt)
+    _add_sweep_commands(sub, fmt)
     return p
+
+
+def cmd_sweep(args):
+    from .sweep import load_spec, run_sweep
+    spec = load_spec(args.spec)
+    results = Path(args.results or Path("sweeps") / spec["name"])
+    counts = run_sweep(spec, results, scheduler=args.scheduler, n_workers=args.workers,
+                       retry_failed=args.retry_failed)
+    print(f"sweep {spec['name']}: {counts['total']} runs, {counts['skipped']} already done, {counts['ok']} ok, "
+          f"{counts['failed']} failed; results in {results}")
+
+
+def cmd_sweep_report(args):
+    from .network import atomic_write_bytes
+    from .plots import plot_accuracy_vs_noise, plot_beta_lr_maps, plot_critical_vs_samples
+    from .sweep import converged, critical_levels, fit_power_law, load_results
+    df = load_results(args.results)
+    if df.empty:
+        raise CLIError(f"{args.results}: no run results")
+    out = Path(args.output or args.results)
+    df = df.assign(converged=converged(df, args.converged))
+    atomic_write_bytes(out / "runs.csv", df.drop(columns=["error"]).to_csv(index=False).encode())
+    print(f"{len(df)} runs ({int((df.status == 'failed').sum())} failed); wrote {out / 'runs.csv'}")
+    if df["noise_sigma"].nunique() > 1:
+        print(f"wrote {plot_accuracy_vs_noise(df, out / 'accuracy_vs_noise.png')}")
+        levels = critical_levels(df, args.threshold)
+        atomic_write_bytes(out / "critical_levels.csv", levels.to_csv(index=False).encode())
+        for dataset, g in levels.groupby("dataset"):
+            for n, gn in g.groupby("noise_samples"):
+                print(f"{dataset} N={n}: critical sigma = {gn.sigma_c.mean():.3g} +- {gn.sigma_c.std():.2g} V "
+                      f"(threshold {gn.threshold.iloc[0] * 100:.1f} %, {gn.sigma_c.notna().sum()} seeds)")
+            if g["noise_samples"].nunique() > 1:
+                a, k, k_err = fit_power_law(g["noise_samples"], g["sigma_c"])
+                print(f"{dataset}: sigma_c ~ N^{k:.3f} +- {k_err:.3f} (central limit theorem: N^0.5)")
+        if levels["noise_samples"].nunique() > 1:
+            print(f"wrote {plot_critical_vs_samples(levels, out / 'critical_vs_samples.png')}")
+    if df["beta"].nunique() > 1 and df["effective_learning_rate"].nunique() > 1:
+        print(f"wrote {plot_beta_lr_maps(df, out / 'beta_lr_maps.png')}")
+
+
+def _add_sweep_commands(sub, fmt):
+    s = sub.add_parser("sweep", help="run a sweep of trainings on Dask (resumable)", formatter_class=fmt)
+    s.add_argument("spec", help="TOML sweep spec ([base] settings, [axes] lists of values)")
+    s.add_argument("--results", help="results folder (default: sweeps/<name>)")
+    s.add_argument("--scheduler", help="address of an existing Dask scheduler (default: "
+                                       "$DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
+    s.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
+    s.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    s.set_defaults(func=cmd_sweep)
+    s = sub.add_parser("sweep-report", help="tables and figures from a sweep's results", formatter_class=fmt)
+    s.add_argument("results", help="results folder of a sweep")
+    s.add_argument("-o", "--output", help="folder for CSV and PNG files (default: the results folder)")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="accuracy defining the critical noise level (default: halfway between chance and "
+                        "the noiseless accuracy of each dataset)")
+    s.add_argument("--converged", type=float, default=0.5,
+                   help="final test accuracy from which a run counts as converged")
+    s.set_defaults(func=cmd_sweep_report)
 
 
 def _add_training_commands(sub, fmt):
@@ -203,11 +262,12 @@ def main(argv=None) -> int:
     from .backends.base import ConvergenceError
     from .netlist.reader import NetlistError
     from .network import NetworkError
+    from .sweep import SweepError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (CLIError, NetworkError, NetlistError, ConvergenceError, ValueError, OSError) as exc:
+    except (CLIError, NetworkError, NetlistError, ConvergenceError, SweepError, ValueError, OSError) as exc:
         print(f"circuitprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

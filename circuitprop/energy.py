@@ -40,10 +40,10 @@ def diode_current(v, diode: DiodeModel):
         current = (nvt / rs) * w - isat
         return current, w / ((1.0 + w) * rs)
     x = v / nvt
-    xc = np.minimum(x, EXP_LIMIT)
-    e = np.exp(xc)
-    over = np.maximum(x - EXP_LIMIT, 0.0)
-    current = isat * (e * (1.0 + over) - 1.0)
+    e = np.exp(np.minimum(x, EXP_LIMIT))
+    current = isat * (e - 1.0)
+    if x.size and np.max(x) > EXP_LIMIT:  # rare: continue the exponential linearly (never overflows)
+        current = current + isat * e * np.maximum(x - EXP_LIMIT, 0.0)
     return current, isat * e / nvt
 
 

@@ -15,7 +15,9 @@ Everywhere in circuitprop the nodes of a layer are ordered as follows.
 
 * Input layer (``layer 0``): the ``n_features`` voltages ``+gain*x``, then (if
   ``doubled_inputs``) the ``n_features`` voltages ``-gain*x``, then (if
-  ``bias_input``) one node at ``bias_voltage``.
+  ``bias_input``) a node at ``+bias_voltage`` and, with doubled inputs, one at
+  ``-bias_voltage`` (so that biases of either sign need only positive
+  conductances).
 * Hidden layers: neuron ``0 .. size-1``.
 * Output layer: ``n_classes`` nodes, then (if ``doubled_outputs``) the
   ``n_classes`` "minus" nodes; the score of class ``k`` is ``V[k] - V[K+k]``.
@@ -163,7 +165,8 @@ class Architecture:
     doubled_inputs : bool
         Inputs as the pair ``(+x, -x)`` of voltage sources.
     bias_input : bool
-        One extra input node at ``bias_voltage``.
+        Extra input node(s) at ``+bias_voltage`` (and ``-bias_voltage`` when
+        inputs are doubled).
     input_gain : float
         Volts per unit of ``x``.
     bias_voltage : float
@@ -200,7 +203,8 @@ class Architecture:
     @property
     def layer_sizes(self) -> tuple:
         """Number of circuit nodes per layer (inputs doubled, outputs doubled)."""
-        n_in = self.n_features * (2 if self.doubled_inputs else 1) + (1 if self.bias_input else 0)
+        n_bias = (2 if self.doubled_inputs else 1) if self.bias_input else 0
+        n_in = self.n_features * (2 if self.doubled_inputs else 1) + n_bias
         n_out = self.n_classes * (2 if self.doubled_outputs else 1)
         return (n_in, *(h.size for h in self.hidden), n_out)
 
@@ -368,6 +372,8 @@ class Network:
             parts.append(-arch.input_gain * x)
         if arch.bias_input:
             parts.append(np.full((x.shape[0], 1), arch.bias_voltage))
+            if arch.doubled_inputs:
+                parts.append(np.full((x.shape[0], 1), -arch.bias_voltage))
         return np.concatenate(parts, axis=1)
 
     def scores(self, output_voltages) -> np.ndarray:

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 def plot_training_curve(history, path, title="training") -> Path:
     """Train loss and test accuracy per epoch, written to ``path`` (PNG)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt, fig, ax = _figure((6, 3.5))
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", color="tab:blue", label="train loss (V$^2$)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("train loss (V$^2$)", color="tab:blue")
@@ -19,11 +18,102 @@ def plot_training_curve(history, path, title="training") -> Path:
         ax2.plot(epochs, [100 * h.get("test_accuracy", float("nan")) for h in history], "s-", color="tab:red")
         ax2.set_ylabel("test accuracy (%)", color="tab:red")
     ax.set_title(title)
-    fig.tight_layout()
+    return _save(plt, fig, path)
+
+
+def _figure(figsize=(6, 4)):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt, *plt.subplots(figsize=figsize)
+
+
+def _save(plt, fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def plot_accuracy_vs_noise(df, path, noise_samples=None) -> Path:
+    """Mean +- std (over seeds) test accuracy versus noise sigma per dataset, with the converged share."""
+    from .sweep import converged
+    plt, fig, ax = _figure()
+    ax2 = ax.twinx()
+    data = df[df["status"] == "ok"] if noise_samples is None else df[(df["status"] == "ok")
+                                                                      & (df["noise_samples"] == noise_samples)]
+    conv = df.assign(converged=converged(df))
+    for i, (dataset, g) in enumerate(data.groupby("dataset")):
+        stats = g.groupby("noise_sigma")["test_accuracy"].agg(["mean", "std"]).reset_index()
+        line = ax.errorbar(stats["noise_sigma"], 100 * stats["mean"], yerr=100 * stats["std"].fillna(0),
+                           marker="o", capsize=3, label=dataset)
+        share = conv[conv["dataset"] == dataset].groupby("noise_sigma")["converged"].mean()
+        ax2.bar(share.index, 100 * share.values, width=0.25 * share.index.to_numpy() + 1e-12, alpha=0.15,
+                color=line[0].get_color(), align="center")
+    ax.set_xscale("symlog", linthresh=max(1e-6, float(df["noise_sigma"][df["noise_sigma"] > 0].min() or 1e-6)))
+    ax.set_xlabel("measurement noise sigma (V, standard deviation)")
+    ax.set_ylabel("test accuracy (%)")
+    ax2.set_ylabel("converged runs (%, bars)")
+    ax2.set_ylim(0, 105)
+    ax.legend(loc="lower left")
+    ax.set_title("accuracy vs measurement noise" + (f" (N = {noise_samples})" if noise_samples else ""))
+    return _save(plt, fig, path)
+
+
+def plot_critical_vs_samples(levels, path) -> Path:
+    """Critical noise level versus samples N (mean +- std over seeds) with fitted power laws."""
+    from .sweep import fit_power_law
+    plt, fig, ax = _figure()
+    for dataset, g in levels.groupby("dataset"):
+        stats = g.groupby("noise_samples")["sigma_c"].agg(["mean", "std"]).reset_index()
+        eb = ax.errorbar(stats["noise_samples"], stats["mean"], yerr=stats["std"].fillna(0), marker="o",
+                         capsize=3, linestyle="none", label=dataset)
+        a, k, k_err = fit_power_law(g["noise_samples"], g["sigma_c"])
+        if np.isfinite(k):
+            n = np.geomspace(stats["noise_samples"].min(), stats["noise_samples"].max(), 50)
+            ax.plot(n, a * n ** k, color=eb[0].get_color(), label=f"{dataset} fit: N^{k:.2f} (+-{k_err:.2f})")
+    n = np.geomspace(max(1, levels["noise_samples"].min()), levels["noise_samples"].max(), 50)
+    ref = levels.groupby("noise_samples")["sigma_c"].mean()
+    if np.isfinite(ref.iloc[0]):
+        ax.plot(n, ref.iloc[0] * (n / ref.index[0]) ** 0.5, "k--", lw=1, label="N^0.5 (central limit)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measurements per phase N")
+    ax.set_ylabel("critical noise sigma_c (V)")
+    ax.legend(fontsize=8)
+    ax.set_title("critical noise level vs samples")
+    return _save(plt, fig, path)
+
+
+def plot_beta_lr_maps(df, path) -> Path:
+    """Mean test accuracy over (beta, effective learning rate eta/beta), one panel per noise level."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ok = df[df["status"] == "ok"]
+    sigmas = sorted(ok["noise_sigma"].unique())
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(3.6 * len(sigmas), 3.4), squeeze=False)
+    for ax, sigma in zip(axes[0], sigmas):
+        g = ok[ok["noise_sigma"] == sigma]
+        table = g.pivot_table(index="effective_learning_rate", columns="beta", values="test_accuracy",
+                              aggfunc="mean")
+        im = ax.imshow(100 * table.values, origin="lower", vmin=10, vmax=100, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(table.columns)), [f"{b:.0e}" for b in table.columns], rotation=45, fontsize=7)
+        ax.set_yticks(range(len(table.index)), [f"{e:.0e}" for e in table.index], fontsize=7)
+        for (r, c), v in np.ndenumerate(table.values):
+            ax.text(c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=7, color="w")
+        ax.set_xlabel("beta (S)")
+        ax.set_title(f"sigma = {sigma:g} V", fontsize=9)
+    axes[0][0].set_ylabel("eta / beta")
+    fig.colorbar(im, ax=axes[0].tolist(), label="test accuracy (%)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
     return path

@@ -12,13 +12,13 @@ def test_layer_sizes_count_doubled_nodes():
     arch = make_architecture("784-100-10")
     assert arch.layer_sizes == (1568, 100, 20)
     arch = make_architecture("784-100-10", doubled_outputs=False, bias_input=True)
-    assert arch.layer_sizes == (1569, 100, 10)
+    assert arch.layer_sizes == (1570, 100, 10)  # bias doubled too: +b and -b
 
 
 def test_input_voltages_are_plus_minus_gain_x_then_bias():
     net = Network.random(make_architecture("2-3-2", bias_input=True, input_gain=2.0, bias_voltage=0.5), seed=0)
     v = net.input_voltages([[0.25, 1.0]])
-    np.testing.assert_allclose(v, [[0.5, 2.0, -0.5, -2.0, 0.5]])
+    np.testing.assert_allclose(v, [[0.5, 2.0, -0.5, -2.0, 0.5, -0.5]])
 
 
 def test_save_load_roundtrip(tmp_path):

@@ -146,11 +146,11 @@ class PreparedNetwork:
 
     def _newton(self, coef, drive, lo, hi, x0):
         """Solve ``coef*V - drive + i_neuron(V) = 0`` elementwise (safeguarded Newton)."""
+        # The root always lies in [min(v_lin, v_low), max(v_lin, v_high)]: below it the lower diode
+        # pushes current in and the conductances pull up, above it the reverse (no evaluation needed).
         v_lin = drive / coef
-        f_lin, _ = neuron_current(v_lin, lo, hi, self.diode)
-        pos = f_lin > 0
-        lower = np.where(pos, np.minimum(v_lin, lo), v_lin)
-        upper = np.where(pos, v_lin, np.maximum(v_lin, hi))
+        lower = np.minimum(v_lin, lo)
+        upper = np.maximum(v_lin, hi)
         x = np.clip(x0, lower, upper)
         flat_x, flat_lo, flat_hi = x.ravel(), lower.ravel(), upper.ravel()
         coef_b = np.broadcast_to(coef, x.shape).ravel()

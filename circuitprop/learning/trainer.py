@@ -81,6 +81,9 @@ class EPTrainer:
     amplifier_gain : float or None
     doubled_outputs : bool
     input_gain : float
+        Volts per unit of input feature.
+    bias_input : bool
+        Add bias input nodes at +1 V and -1 V (a bias of either sign for every neuron they reach).
     skip : tuple
         Extra crossbars ``(a, b)``.
     solver_sweeps : int or None
@@ -104,7 +107,7 @@ class EPTrainer:
                  learning_rate=3e4, momentum=0.5, sign_sgd=False, noise_sigma=0.0, noise_samples=1, epochs=3,
                  batch_size=16, g_min=1e-8, g_max=1e-4, g_init=(1e-7, 2e-6), conductance_unit=1e-6,
                  target=0.5, diode="ideal", v_low=0.0, v_high=1.0, amplifier_gain=4.0, doubled_outputs=True,
-                 input_gain=1.0, skip=(), solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, seed=0,
+                 input_gain=1.0, bias_input=False, skip=(), solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, seed=0,
                  verbose=True):
         self.layers = layers
         self.backend = backend
@@ -129,6 +132,7 @@ class EPTrainer:
         self.amplifier_gain = amplifier_gain
         self.doubled_outputs = doubled_outputs
         self.input_gain = input_gain
+        self.bias_input = bias_input
         self.skip = skip
         self.solver_sweeps = solver_sweeps
         self.solver_tol = solver_tol
@@ -162,7 +166,7 @@ class EPTrainer:
         arch = make_architecture(self.layers, skip=tuple(tuple(s) for s in self.skip),
                                  amplifier_gain=self.amplifier_gain, v_low=self.v_low, v_high=self.v_high,
                                  diode=DiodeModel(kind=self.diode), doubled_outputs=self.doubled_outputs,
-                                 input_gain=self.input_gain, name=f"circuitprop EP {self.layers}")
+                                 input_gain=self.input_gain, bias_input=self.bias_input, name=f"circuitprop EP {self.layers}")
         lo, hi = self.g_init
         return Network.random(arch, g_min=max(lo, self.g_min), g_max=min(hi, self.g_max), seed=rng_seed)
 
