@@ -44,6 +44,8 @@ import numpy as np
 from .network import atomic_write_bytes
 
 DATA_KEYS = ("dataset", "size", "limit_train", "limit_test", "data_dir", "verify_checksums")
+#: Derived settings: ``effective_learning_rate`` (eta/beta) sets ``learning_rate = eta/beta * beta``.
+DERIVED_KEYS = ("effective_learning_rate",)
 
 
 class SweepError(ValueError):
@@ -66,7 +68,7 @@ def load_spec(path) -> dict:
 
 def check_spec(spec: dict, where: str = "<spec>") -> dict:
     from .learning.trainer import EPTrainer
-    known = set(EPTrainer().get_params()) | set(DATA_KEYS)
+    known = set(EPTrainer().get_params()) | set(DATA_KEYS) | set(DERIVED_KEYS)
     unknown = set(spec) - {"name", "base", "axes"}
     if unknown:
         raise SweepError(f"{where}: unknown top-level keys {sorted(unknown)} (allowed: name, base, axes)")
@@ -80,6 +82,8 @@ def check_spec(spec: dict, where: str = "<spec>") -> dict:
         if not isinstance(values, list) or not values:
             raise SweepError(f"{where}: [axes] {key} must be a non-empty list of values")
     both = set(base) & set(axes)
+    if "effective_learning_rate" in set(base) | set(axes) and "learning_rate" in set(base) | set(axes):
+        raise SweepError(f"{where}: give learning_rate or effective_learning_rate, not both")
     if both:
         raise SweepError(f"{where}: {sorted(both)} given in both [base] and [axes]")
     return {"name": str(spec.get("name", Path(where).stem)), "base": base, "axes": axes}
@@ -92,6 +96,8 @@ def expand(spec: dict) -> list:
     for values in itertools.product(*(spec["axes"][k] for k in keys)):
         config = dict(spec["base"])
         config.update(zip(keys, values))
+        if "effective_learning_rate" in config:
+            config["learning_rate"] = config.pop("effective_learning_rate") * config.get("beta", 1e-6)
         config.setdefault("verbose", False)
         runs.append(config)
     return runs

@@ -56,6 +56,10 @@ def test_spec_checks_and_expansion(tmp_path):
     spec = check_spec(spec_for(tmp_path, seeds=(0, 1, 2), betas=(1e-6, 2e-6)))
     runs = expand(spec)
     assert len(runs) == 6 and len({run_id(r) for r in runs}) == 6
+    maps = expand(check_spec({"axes": {"beta": [1e-7, 1e-6], "effective_learning_rate": [1e11]}}))
+    assert sorted(r["learning_rate"] for r in maps) == pytest.approx([1e4, 1e5])
+    with pytest.raises(SweepError, match="not both"):
+        check_spec({"base": {"learning_rate": 1.0}, "axes": {"effective_learning_rate": [1e11]}})
     with pytest.raises(SweepError, match="unknown settings"):
         check_spec({"base": {"lernrate": 1}})
     with pytest.raises(SweepError, match="non-empty list"):

@@ -25,6 +25,7 @@ class SGD:
         self.momentum = momentum
         self.sign = sign
         self.velocity = {}
+        self.scale = 1.0  # multiplies every rate (a learning-rate schedule sets it)
 
     def rate(self, key):
         if isinstance(self.learning_rate, dict):
@@ -43,7 +44,7 @@ class SGD:
                 vel = grad.copy() if vel is None else self.momentum * vel + grad
                 self.velocity[key] = vel
                 grad = vel
-            params[key] -= self.rate(key) * grad
+            params[key] -= self.scale * self.rate(key) * grad
             np.clip(params[key], lower, upper, out=params[key])
 
     def state(self) -> dict:

@@ -59,6 +59,8 @@ class EPTrainer:
         sensitivity of the loss to one conductance falls with the total
         conductance at a node, so useful rates are large: 1e3 to 1e5 for
         MNIST-size layers with the default ``conductance_unit``.
+    lr_decay : float
+        The learning rate of epoch ``e`` (from 0) is ``learning_rate * lr_decay**e``.
     momentum : float
     sign_sgd : bool
         Step by the sign of the gradient estimate.
@@ -104,7 +106,7 @@ class EPTrainer:
     """
 
     def __init__(self, layers="784-100-10", backend="fast", beta=1e-6, estimator="centered", rule="dv2",
-                 learning_rate=3e4, momentum=0.5, sign_sgd=False, noise_sigma=0.0, noise_samples=1, epochs=3,
+                 learning_rate=3e4, lr_decay=1.0, momentum=0.5, sign_sgd=False, noise_sigma=0.0, noise_samples=1, epochs=3,
                  batch_size=16, g_min=1e-8, g_max=1e-4, g_init=(1e-7, 2e-6), conductance_unit=1e-6,
                  target=0.5, diode="ideal", v_low=0.0, v_high=1.0, amplifier_gain=4.0, doubled_outputs=True,
                  input_gain=1.0, bias_input=False, skip=(), solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, seed=0,
@@ -115,6 +117,7 @@ class EPTrainer:
         self.estimator = estimator
         self.rule = rule
         self.learning_rate = learning_rate
+        self.lr_decay = lr_decay
         self.momentum = momentum
         self.sign_sgd = sign_sgd
         self.noise_sigma = noise_sigma
@@ -278,6 +281,7 @@ class EPTrainer:
         ran = 0
         for epoch in range(start_epoch, int(self.epochs)):
             order = np.random.default_rng([self.seed, epoch]).permutation(n)
+            self._optimizer_.scale = float(self.lr_decay) ** epoch
             t0 = time.perf_counter()
             losses = []
             bar = _progress(range(start_batch, n_batches), total=n_batches, initial=start_batch,
