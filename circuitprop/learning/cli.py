@@ -19,8 +19,9 @@ def add_commands(sub, fmt):
     s.add_argument("--beta", type=float, default=1e-6, help="nudging strength, siemens")
     s.add_argument("--estimator", choices=("centered", "one-sided", "random-sign"), default="centered")
     s.add_argument("--rule", choices=("dv2", "sign"), default="dv2", help="local learning rule")
-    s.add_argument("--lr", type=float, nargs="+", default=[3e4],
+    s.add_argument("--lr", type=float, nargs="+", default=[3e5],
                    help="learning rate (normalised units), or one per crossbar")
+    s.add_argument("--lr-decay", type=float, default=1.0, help="learning rate of epoch e is lr * lr_decay**e")
     s.add_argument("--momentum", type=float, default=0.5)
     s.add_argument("--sign-sgd", action="store_true", help="step by the sign of the gradient estimate")
     s.add_argument("--noise-sigma", type=float, default=0.0,
@@ -34,7 +35,8 @@ def add_commands(sub, fmt):
     s.add_argument("--diode", choices=("ideal", "shockley"), default="ideal")
     s.add_argument("--g-min", type=float, default=1e-8, help="device conductance range, siemens")
     s.add_argument("--g-max", type=float, default=1e-4, help="device conductance range, siemens")
-    s.add_argument("--target", type=float, default=0.5, help="score asked of the correct class, volts")
+    s.add_argument("--target", type=float, default=0.1, help="score asked of the correct class, volts")
+    s.add_argument("--no-bias-input", action="store_true", help="no bias input nodes (+1 V and -1 V)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-o", "--output", default="out/model.npz", help="trained model file")
     s.add_argument("--checkpoint", help="checkpoint file (default: OUTPUT with .ckpt.npz)")
@@ -79,10 +81,11 @@ def cmd_train(args):
                          f"have {X.shape[1]}; use --layers {X.shape[1]}-...")
     lr = args.lr[0] if len(args.lr) == 1 else list(args.lr)
     trainer = EPTrainer(layers=args.layers, backend=args.backend, beta=args.beta, estimator=args.estimator,
-                        rule=args.rule, learning_rate=lr, momentum=args.momentum, sign_sgd=args.sign_sgd,
+                        rule=args.rule, learning_rate=lr, lr_decay=args.lr_decay, momentum=args.momentum, sign_sgd=args.sign_sgd,
                         noise_sigma=args.noise_sigma, noise_samples=args.noise_samples, epochs=args.epochs,
                         batch_size=args.batch_size, g_min=args.g_min, g_max=args.g_max, target=args.target,
-                        diode=args.diode, amplifier_gain=args.amplifier_gain or None, seed=args.seed)
+                        diode=args.diode, amplifier_gain=args.amplifier_gain or None,
+                        bias_input=not args.no_bias_input, seed=args.seed)
     if not args.resume:
         for stale in (ckpt, log):
             if stale.exists():

@@ -57,8 +57,8 @@ class EPTrainer:
     learning_rate : float or sequence
         One rate (normalised units) or one per crossbar, in crossbar order.  The
         sensitivity of the loss to one conductance falls with the total
-        conductance at a node, so useful rates are large: 1e3 to 1e5 for
-        MNIST-size layers with the default ``conductance_unit``.
+        conductance at a node, so useful rates are large: 1e4 to 1e6 for
+        MNIST-size layers with the default ``conductance_unit`` and ``target``.
     lr_decay : float
         The learning rate of epoch ``e`` (from 0) is ``learning_rate * lr_decay**e``.
     momentum : float
@@ -106,11 +106,11 @@ class EPTrainer:
     """
 
     def __init__(self, layers="784-100-10", backend="fast", beta=1e-6, estimator="centered", rule="dv2",
-                 learning_rate=3e4, lr_decay=1.0, momentum=0.5, sign_sgd=False, noise_sigma=0.0, noise_samples=1, epochs=3,
-                 batch_size=16, g_min=1e-8, g_max=1e-4, g_init=(1e-7, 2e-6), conductance_unit=1e-6,
-                 target=0.5, diode="ideal", v_low=0.0, v_high=1.0, amplifier_gain=4.0, doubled_outputs=True,
-                 input_gain=1.0, bias_input=False, skip=(), solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, seed=0,
-                 verbose=True):
+                 learning_rate=3e5, lr_decay=1.0, momentum=0.5, sign_sgd=False, noise_sigma=0.0,
+                 noise_samples=1, epochs=3, batch_size=16, g_min=1e-8, g_max=1e-4, g_init=(1e-7, 2e-6),
+                 conductance_unit=1e-6, target=0.1, diode="ideal", v_low=0.0, v_high=1.0, amplifier_gain=4.0,
+                 doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(), solver_sweeps=None,
+                 solver_tol=1e-10, fold_inputs=True, seed=0, verbose=True):
         self.layers = layers
         self.backend = backend
         self.beta = beta
