@@ -52,12 +52,11 @@ def plot_accuracy_vs_noise(df, path, noise_samples=None) -> Path:
         line = ax.errorbar(stats["noise_sigma"], 100 * stats["mean"], yerr=100 * stats["std"].fillna(0),
                            marker="o", capsize=3, label=dataset)
         share = conv[conv["dataset"] == dataset].groupby("noise_sigma")["converged"].mean()
-        ax2.bar(share.index, 100 * share.values, width=0.25 * share.index.to_numpy() + 1e-12, alpha=0.15,
-                color=line[0].get_color(), align="center")
+        ax2.plot(share.index, 100 * share.values, ls=":", marker="s", ms=4, alpha=0.6, color=line[0].get_color())
     ax.set_xscale("symlog", linthresh=max(1e-6, float(df["noise_sigma"][df["noise_sigma"] > 0].min() or 1e-6)))
     ax.set_xlabel("measurement noise sigma (V, standard deviation)")
     ax.set_ylabel("test accuracy (%)")
-    ax2.set_ylabel("converged runs (%, bars)")
+    ax2.set_ylabel("converged runs (%, dotted)")
     ax2.set_ylim(0, 105)
     ax.legend(loc="lower left")
     ax.set_title("accuracy vs measurement noise" + (f" (N = {noise_samples})" if noise_samples else ""))

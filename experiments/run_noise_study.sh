@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The noise study of the uncertainty paper, reduced for a 2-core machine (about an hour here):
-# accuracy vs noise (MNIST, Fashion-MNIST, 10 seeds), critical level vs N, (beta, eta/beta) maps.
+# The noise study of the uncertainty paper, reduced for a 2-core machine (about 35 minutes here):
+# accuracy vs noise (MNIST, Fashion-MNIST, 10 seeds), critical level vs N (MNIST), (beta, eta/beta) maps.
 # Interrupt it at any time and run it again: finished runs are kept and skipped.
 # On a cluster: DASK_SCHEDULER_ADDRESS=tcp://host:8786 bash experiments/run_noise_study.sh
 set -euo pipefail
