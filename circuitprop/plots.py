@@ -28,11 +28,13 @@ def _figure(figsize=(6, 4)):
     return plt, *plt.subplots(figsize=figsize)
 
 
-def _save(plt, fig, path) -> Path:
+def _save(plt, fig, path, tight=True) -> Path:
+    """Write ``fig`` to ``path`` atomically (temporary file, then rename) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
@@ -108,11 +110,6 @@ def plot_beta_lr_maps(df, path) -> Path:
         ax.set_xlabel("beta (S)")
         ax.set_title(f"sigma = {sigma:g} V", fontsize=9)
     axes[0][0].set_ylabel("eta / beta")
+    fig.subplots_adjust(bottom=0.25, left=0.1, wspace=0.35)
     fig.colorbar(im, ax=axes[0].tolist(), label="test accuracy (%)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(plt, fig, path, tight=False)
