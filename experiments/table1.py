@@ -1,5 +1,6 @@
 """Table I of the uncertainty paper from a noise sweep: per dataset, the share of converged runs and the
-best accuracy at zero noise and at the optimal noise level (the level with the highest mean accuracy).
+best accuracy at zero noise, at the noise level with the highest mean accuracy ("optimal noise") and at the
+non-zero noise level with the most converged runs (ties: the higher mean accuracy).
 
 Run:  .venv/bin/python experiments/table1.py experiments/results/noise
 Writes table1.csv and table1.md in that folder.
@@ -12,6 +13,7 @@ from circuitprop.sweep import converged, load_results
 
 
 def main(results):
+    import pandas as pd
     df = load_results(results)
     df = df[df["noise_samples"] == 1].assign(converged=lambda d: converged(d))
     rows = []
@@ -19,13 +21,16 @@ def main(results):
         by_sigma = g.groupby("noise_sigma")
         mean = by_sigma["test_accuracy"].mean()
         best_sigma = float(mean.idxmax())
-        for label, sigma in (("zero noise", 0.0), ("optimal noise", best_sigma)):
+        share = by_sigma["converged"].mean()
+        noisy = pd.DataFrame({"share": share, "mean": mean}).drop(index=0.0, errors="ignore")
+        most_converged = float(noisy.sort_values(["share", "mean"], ascending=False).index[0])
+        for label, sigma in (("zero noise", 0.0), ("optimal noise (best mean accuracy)", best_sigma),
+                             ("noise with most converged runs", most_converged)):
             cell = g[g["noise_sigma"] == sigma]
             rows.append({"dataset": dataset, "noise": label, "sigma_V": sigma, "seeds": len(cell),
                          "converged_percent": 100 * cell["converged"].mean(),
                          "mean_accuracy_percent": 100 * cell["test_accuracy"].mean(),
                          "best_accuracy_percent": 100 * cell["test_accuracy"].max()})
-    import pandas as pd
     table = pd.DataFrame(rows)
     out = Path(results)
     atomic_write_bytes(out / "table1.csv", table.to_csv(index=False).encode())
