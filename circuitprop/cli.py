@@ -213,8 +213,9 @@ def cmd_sweep_report(args):
     df = df.assign(converged=converged(df, args.converged))
     atomic_write_bytes(out / "runs.csv", df.drop(columns=["error"]).to_csv(index=False).encode())
     print(f"{len(df)} runs ({int((df.status == 'failed').sum())} failed); wrote {out / 'runs.csv'}")
-    if df["noise_sigma"].nunique() > 1:
-        print(f"wrote {plot_accuracy_vs_noise(df, out / 'accuracy_vs_noise.png')}")
+    single_setting = df[["beta", "learning_rate"]].drop_duplicates().shape[0] == 1
+    if df["noise_sigma"].nunique() > 1 and single_setting:
+        print(f"wrote {plot_accuracy_vs_noise(df, out / 'accuracy_vs_noise.png', noise_samples=1)}")
         levels = critical_levels(df, args.threshold)
         atomic_write_bytes(out / "critical_levels.csv", levels.to_csv(index=False).encode())
         for dataset, g in levels.groupby("dataset"):

@@ -286,10 +286,15 @@ def load_results(results_dir):
     df = pd.DataFrame(rows)
     if not df.empty:
         df["dataset"] = df.get("dataset", "mnist")
-        for col in ("noise_sigma", "noise_samples", "beta", "learning_rate"):
-            if col not in df:
-                df[col] = np.nan
-        df["effective_learning_rate"] = df["learning_rate"] / df["beta"]
+        from .learning.trainer import EPTrainer
+        defaults = EPTrainer().get_params()
+        for col in ("noise_sigma", "noise_samples", "beta", "learning_rate", "seed"):
+            if col not in df:  # a setting the specs left at the trainer's default
+                df[col] = defaults[col]
+            elif not isinstance(defaults[col], (list, tuple)):
+                df[col] = df[col].fillna(defaults[col])
+        # eta/beta, rounded so that values built as eta/beta * beta compare equal again
+        df["effective_learning_rate"] = (df["learning_rate"] / df["beta"]).map(lambda v: float(f"{v:.10g}"))
     return df
 
 
@@ -336,6 +341,9 @@ def critical_levels(df, threshold=None):
     import pandas as pd
     ok = df[df["status"] == "ok"]
     rows = []
+    columns = ["dataset", "noise_samples", "seed", "threshold", "sigma_c"]
+    if ok[["beta", "learning_rate"]].drop_duplicates().shape[0] > 1:
+        raise ValueError("critical levels need one (beta, learning_rate) setting; this table mixes several")
     for (dataset, n), group in ok.groupby(["dataset", "noise_samples"]):
         noiseless = ok[(ok["dataset"] == dataset) & (ok["noise_sigma"] == 0)]["test_accuracy"].mean()
         thr = relative_threshold(noiseless) if threshold is None else float(threshold)
@@ -343,7 +351,7 @@ def critical_levels(df, threshold=None):
             g = g.sort_values("noise_sigma")
             rows.append({"dataset": dataset, "noise_samples": int(n), "seed": seed, "threshold": thr,
                          "sigma_c": critical_level(g["noise_sigma"], g["test_accuracy"], thr)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def fit_power_law(n, sigma_c):
