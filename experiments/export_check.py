@@ -18,9 +18,6 @@ Writes experiments/results/export_check.json.
 """
 import argparse
 import json
-import os
-import re
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,28 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from circuitprop.backends import FastBackend
-from circuitprop.backends.spice import NgSpiceSession, SpiceBackend
+from circuitprop.backends.spice import NgSpiceSession, SpiceBackend, run_ngspice_batch
 from circuitprop.datasets import load_dataset
 from circuitprop.netlist import read_netlist, render, write_netlist
 from circuitprop.network import Network, atomic_write_bytes
-
-
-def ngspice_batch(path):
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "out.raw"
-        subprocess.run(["ngspice", "-b", "-r", str(raw), str(path)], check=True, capture_output=True,
-                       env=dict(os.environ, SPICE_ASCIIRAWFILE="1"), timeout=600)
-        lines = raw.read_text().splitlines()
-    names, values, mode = [], [], None
-    for line in lines:
-        if line.startswith(("Variables:", "Values:")):
-            mode = line[:-1]
-            continue
-        if mode == "Variables":
-            names.append(line.split()[1])
-        elif mode == "Values":
-            values.append(float(line.split()[-1]))
-    return {re.sub(r"^v\((.*)\)$", r"\1", n): v for n, v in zip(names, values)}
 
 
 def main():
@@ -95,7 +74,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for s in range(2):
             numeric = write_netlist(net, Path(tmp) / f"img{s}.cir", "ngspice", inputs=Xt[s])
-            volts = ngspice_batch(numeric)
+            volts = run_ngspice_batch(numeric)
             v = np.array([volts[n] for n in out_names])
             sc = v[:k] - v[k:] if net.architecture.doubled_outputs else v
             batch_check.append(float(np.max(np.abs(sc - spice_scores[s]))))

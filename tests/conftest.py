@@ -1,6 +1,3 @@
-import os
-import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -25,36 +22,6 @@ def random_network(spec="5-4-3", seed=0, **kw):
     g_min = kw.pop("g_min", 1e-6)
     g_max = kw.pop("g_max", 1e-4)
     return Network.random(make_architecture(spec, **kw), g_min=g_min, g_max=g_max, seed=seed)
-
-
-def run_ngspice_batch(netlist_path: Path, tmp_path: Path) -> dict:
-    """Run the ``ngspice -b`` program on a netlist and read its ASCII rawfile: {node: volts}."""
-    raw = tmp_path / "out.raw"
-    env = dict(os.environ, SPICE_ASCIIRAWFILE="1")
-    proc = subprocess.run(["ngspice", "-b", "-r", str(raw), str(netlist_path)], capture_output=True, text=True,
-                          env=env, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = raw.read_text().splitlines()
-    names, values, mode = [], [], None
-    for line in lines:
-        if line.startswith("Variables:"):
-            mode = "vars"
-            continue
-        if line.startswith("Values:"):
-            mode = "values"
-            continue
-        if mode == "vars":
-            parts = line.split()
-            names.append(parts[1])
-        elif mode == "values":
-            parts = line.split()
-            values.append(float(parts[-1]))
-    out = {}
-    for n, v in zip(names, values):
-        m = re.match(r"v\((.+)\)", n)
-        if m:
-            out[m.group(1)] = v
-    return out
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ import pytest
 from scipy.special import lambertw
 
 from circuitprop.backends import ConvergenceError
-from circuitprop.backends.spice import SpiceBackend, SpiceError, SpiceOptions, operating_point
+from circuitprop.backends.spice import SpiceBackend, SpiceError, SpiceOptions, operating_point, run_ngspice_batch
 from circuitprop.energy import cocontent_gradient, kcl_residual, max_abs_residual
 from circuitprop.netlist import parse_netlist, write_netlist
 from circuitprop.network import Architecture, DiodeModel, HiddenLayer, Network
-from conftest import random_network, run_ngspice_batch
+from conftest import random_network
 
 pytestmark = pytest.mark.spice
 
@@ -90,7 +90,7 @@ def test_exported_netlist_through_ngspice_program_matches_shared_mode(tmp_path, 
     net = random_network("4-3-2", amplifier_gain=2.0, v_low=-0.2, v_high=0.1)
     x = rng.uniform(0, 1, 4)
     path = write_netlist(net, tmp_path / "net.cir", "ngspice", inputs=x, options=SpiceOptions.tight().as_dict())
-    batch = run_ngspice_batch(path, tmp_path)
+    batch = run_ngspice_batch(path)
     shared = SpiceBackend(fold_inputs=False, options=SpiceOptions.tight()).solve(net, x[None])
     for name, v in zip(net.node_names(), shared.flat()[0]):
         assert batch[name] == pytest.approx(v, abs=1e-9), name

@@ -281,3 +281,34 @@ def operating_point(circuit: Circuit, options: SpiceOptions | None = None) -> di
     session.command("destroy all", check=False)
     session.loaded = None
     return dict(zip(names, values))
+
+
+def run_ngspice_batch(netlist_path, timeout: float = 600) -> dict:
+    """Run the ``ngspice -b`` program on a netlist file circuitprop wrote; return ``{node: volts}``.
+
+    An independent path to ngspice (a separate process, no shared library), used to check the
+    shared-library backend and exported files. Only for netlists circuitprop wrote or read through
+    :func:`circuitprop.netlist.read_netlist`: the file is handed to ngspice as it is.
+    """
+    import os
+    import re
+    import subprocess
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "out.raw"
+        proc = subprocess.run(["ngspice", "-b", "-r", str(raw), str(netlist_path)], capture_output=True,
+                              text=True, env=dict(os.environ, SPICE_ASCIIRAWFILE="1"), timeout=timeout)
+        if proc.returncode != 0 or not raw.exists():
+            raise SpiceError(f"ngspice -b {netlist_path} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+        lines = raw.read_text().splitlines()
+    names, values, mode = [], [], None
+    for line in lines:
+        if line.startswith(("Variables:", "Values:")):
+            mode = line[:-1]
+            continue
+        if mode == "Variables":
+            names.append(line.split()[1])
+        elif mode == "Values":
+            values.append(float(line.split()[-1]))
+    return {m.group(1): v for n, v in zip(names, values) if (m := re.match(r"^v\((.*)\)$", n))}

@@ -65,10 +65,14 @@ class RandomSign:
 ESTIMATORS = {"one-sided": OneSided, "centered": Centered, "random-sign": RandomSign}
 
 
-def get_estimator(name):
+def from_registry(registry: dict, name, kind: str):
+    """An instance of ``registry[name]``; an object that is not a name is returned as it is."""
     if not isinstance(name, str):
         return name
-    try:
-        return ESTIMATORS[name]()
-    except KeyError:
-        raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}") from None
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {', '.join(registry)}")
+    return registry[name]()
+
+
+def get_estimator(name):
+    return from_registry(ESTIMATORS, name, "estimator")

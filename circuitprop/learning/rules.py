@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .estimators import from_registry
+
 
 def weighted_half_drop_squared(network, phases) -> dict:
     """``sum_phases weight * sum_rows 1/2 (A_a V_a,i - V_b,j)**2`` for every crossbar (V^2).
@@ -72,9 +74,4 @@ RULES = {"dv2": DeltaVSquaredRule, "sign": SignRule}
 
 
 def get_rule(name):
-    if not isinstance(name, str):
-        return name
-    try:
-        return RULES[name]()
-    except KeyError:
-        raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(RULES)}") from None
+    return from_registry(RULES, name, "rule")
