@@ -12,7 +12,6 @@ Run:  .venv/bin/python experiments/spice_in_the_loop.py [--examples 10000]
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 

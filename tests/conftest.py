@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from circuitprop.network import DiodeModel, HiddenLayer, Architecture, Network, make_architecture
+from circuitprop.network import HiddenLayer, Architecture, Network, make_architecture
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -1,5 +1,4 @@
 """The command line, run in-process."""
-import numpy as np
 import pytest
 
 from circuitprop.cli import main

@@ -5,7 +5,7 @@ import pytest
 from circuitprop.backends import ConvergenceError, FastBackend
 from circuitprop.backends.spice import SpiceBackend, SpiceOptions
 from circuitprop.energy import kcl_residual, max_abs_residual, neuron_current
-from circuitprop.network import DiodeModel, Network, make_architecture
+from circuitprop.network import DiodeModel
 from conftest import random_network
 
 SHAPES = [

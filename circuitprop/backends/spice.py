@@ -225,7 +225,6 @@ class SpiceBackend:
     def solve(self, network: Network, inputs, output_currents=None, initial=None) -> Solution:
         """Solve one operating point per sample (``initial`` is ignored: ngspice starts cold)."""
         self._ensure_loaded(network)
-        arch = network.architecture
         sizes = network.layer_sizes
         v_in = network.input_voltages(inputs)
         batch = v_in.shape[0]
