@@ -13,11 +13,15 @@ Two ngspice evaluations, both compared with the fast solver's predictions:
 Two images are also run through the `ngspice -b` program on a flat netlist file with numeric inputs, as an
 independent check of the shared-library path.
 
-Run:  .venv/bin/python experiments/export_check.py MODEL.npz [--images 200]
+Each flat-netlist image is appended to ``--flat-log`` as soon as it is solved, so a killed run resumes
+where it stopped (images of another model, told apart by the network fingerprint, are ignored).
+
+Run:  .venv/bin/python experiments/export_check.py MODEL.npz [--images 200] [--flat-images 200]
 Writes experiments/results/export_check.json.
 """
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +43,9 @@ def main():
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--netlist", default="netlists/mnist-784-100-10.cir")
     parser.add_argument("--output", default="experiments/results/export_check.json")
+    parser.add_argument("--flat-log", default="experiments/results/export_check.flat.jsonl",
+                        help="per-image flat-netlist results, appended as they finish; a rerun on the same "
+                             "model resumes from it")
     args = parser.parse_args()
     net = Network.load(args.model)
     size = int(round(np.sqrt(net.architecture.n_features)))
@@ -57,17 +64,30 @@ def main():
     session.load(render(circuit, "ngspice", analysis=False), key=("export-check", str(path)))
     k = net.architecture.n_classes
     out_names = [f"n{len(net.layer_sizes) - 1}_{j}" for j in range(net.layer_sizes[-1])]
-    spice_scores = np.empty((n_flat, fast_scores.shape[1]))
+    fingerprint = net.fingerprint()
+    done = _read_flat_log(args.flat_log, fingerprint)
+    todo = [i for i in range(n_flat) if i not in done]
+    if todo:
+        print(f"flat netlist: {len(done)} of {n_flat} images already in {args.flat_log}", flush=True)
     t0 = time.perf_counter()
-    for s in range(n_flat):
+    for count, s in enumerate(todo):
         for i, v in enumerate(net.input_voltages(Xt[s:s + 1])[0]):
             session.alter(f"vin{i}", v)
+        t1 = time.perf_counter()
         plot = session.op(what=f"test image {s}")
         v = session.vectors(plot, out_names)
         session.command("destroy all", check=False)
-        spice_scores[s] = v[:k] - v[k:] if net.architecture.doubled_outputs else v
-        print(f"flat netlist: {s + 1}/{n_flat} images, {time.perf_counter() - t0:.0f} s", flush=True)
-    seconds = time.perf_counter() - t0
+        score = v[:k] - v[k:] if net.architecture.doubled_outputs else v
+        done[s] = {"model": fingerprint, "image": s, "scores_V": [float(x) for x in score],
+                   "seconds": time.perf_counter() - t1}
+        with open(args.flat_log, "a") as fh:  # one whole line per image; a torn last line is ignored on read
+            fh.write(json.dumps(done[s]) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        print(f"flat netlist: image {s} ({count + 1}/{len(todo)} this run), "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+    spice_scores = np.array([done[s]["scores_V"] for s in range(n_flat)]).reshape(n_flat, -1)
+    seconds = float(sum(done[s]["seconds"] for s in range(n_flat)))
     session.loaded = None
 
     batch_check = []
@@ -95,6 +115,28 @@ def main():
               "ngspice_batch_program_vs_shared_library_V": batch_check}
     atomic_write_bytes(args.output, json.dumps(result, indent=2).encode())
     print(json.dumps(result, indent=2))
+
+
+def _read_flat_log(path, fingerprint) -> dict:
+    """Finished flat-netlist images of this model (by fingerprint) from the append-only log."""
+    done = {}
+    if not os.path.exists(path):
+        return done
+    with open(path, "rb+") as fh:  # end a line torn by a kill so the next append starts clean
+        size = fh.seek(0, os.SEEK_END)
+        if size:
+            fh.seek(size - 1)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+    with open(path) as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a kill
+            if rec.get("model") == fingerprint:
+                done[int(rec["image"])] = rec
+    return done
 
 
 if __name__ == "__main__":
