@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from circuitprop.backends import FastBackend
-from circuitprop.learning import EPTrainer, MeasurementNoise
+from circuitprop.learning import CosineAnnealing, EPTrainer, ExponentialDecay, MeasurementNoise, get_schedule
 from circuitprop.learning.rules import weighted_half_drop_squared
 
 
@@ -146,11 +146,13 @@ def test_noise_is_reproducible_with_a_seed():
     assert not np.array_equal(a.network_.conductances[k], c.network_.conductances[k])
 
 
-def test_checkpoint_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("schedule", ["exponential", "cosine"])
+def test_checkpoint_resume_is_exact(tmp_path, schedule):
     rng = np.random.default_rng(1)
     X, y = rng.uniform(0, 1, (40, 5)), rng.integers(0, 3, 40)
     kw = dict(epochs=2, batch_size=4, noise_sigma=0.02, noise_samples=2, momentum=0.5, learning_rate=0.5,
-              beta=1e-7, estimator="random-sign", diode="ideal", solver_tol=1e-12)
+              beta=1e-7, estimator="random-sign", diode="ideal", solver_tol=1e-12, lr_schedule=schedule,
+              lr_decay=0.7)
     full = small_trainer(**kw).fit(X, y)
     ckpt = tmp_path / "run.ckpt.npz"
     small_trainer(**kw).fit(X, y, checkpoint=ckpt, stop_after_batches=13)  # killed mid-epoch 2
@@ -191,3 +193,31 @@ def test_bad_inputs_are_named():
         small_trainer(estimator="magic").fit(X, y)
     with pytest.raises(ValueError, match="standard deviation"):
         MeasurementNoise(sigma=-1.0)
+
+
+def test_learning_rate_schedules():
+    cosine = CosineAnnealing(0.0)
+    assert cosine(0, 0.0, 4) == 1.0
+    assert cosine(2, 0.0, 4) == pytest.approx(0.5)
+    assert cosine(3, 0.999999, 4) == pytest.approx(0.0, abs=1e-9)
+    factors = [cosine(e, f, 4) for e in range(4) for f in np.linspace(0, 1, 5, endpoint=False)]
+    assert np.all(np.diff(factors) < 0)
+    assert ExponentialDecay(0.5)(3, 0.7, 10) == 0.125
+    with pytest.raises(ValueError, match="schedule"):
+        get_schedule("linear")
+    with pytest.raises(ValueError, match="schedule"):
+        small_trainer(lr_schedule="step", epochs=1).fit(*data())
+
+
+def test_cosine_schedule_sets_the_step_size():
+    """With the cosine schedule, the last batch of a run steps by almost nothing."""
+    X, y = data(8)
+    tr = small_trainer(epochs=1, batch_size=8, lr_schedule="cosine").fit(X, y)
+    # one batch per epoch and one epoch: the only batch is at position 0, where the factor is 1
+    ref = small_trainer(epochs=1, batch_size=8).fit(X, y)
+    for k in tr.network_.conductances:
+        np.testing.assert_array_equal(tr.network_.conductances[k], ref.network_.conductances[k])
+    tr2 = small_trainer(epochs=2, batch_size=8, lr_schedule="cosine", learning_rate=1e3).fit(X, y)
+    ref2 = small_trainer(epochs=2, batch_size=8, learning_rate=1e3).fit(X, y)
+    assert tr2._optimizer_.scale == pytest.approx(0.5)
+    assert not np.array_equal(tr2.network_.conductances[(0, 1)], ref2.network_.conductances[(0, 1)])

@@ -21,6 +21,8 @@ def add_commands(sub, fmt):
     s.add_argument("--lr", type=float, nargs="+", default=[3e5],
                    help="learning rate (normalised units), or one per crossbar")
     s.add_argument("--lr-decay", type=float, default=1.0, help="learning rate of epoch e is lr * lr_decay**e")
+    s.add_argument("--lr-schedule", choices=["exponential", "cosine"], default="exponential",
+                   help="exponential: lr * lr_decay**epoch; cosine: from lr to 0 over the run, every batch")
     s.add_argument("--momentum", type=float, default=0.5)
     s.add_argument("--sign-sgd", action="store_true", help="step by the sign of the gradient estimate")
     s.add_argument("--noise-sigma", type=float, default=0.0,
@@ -80,7 +82,8 @@ def cmd_train(args):
                          f"have {X.shape[1]}; use --layers {X.shape[1]}-...")
     lr = args.lr[0] if len(args.lr) == 1 else list(args.lr)
     trainer = EPTrainer(layers=args.layers, backend=args.backend, beta=args.beta, estimator=args.estimator,
-                        rule=args.rule, learning_rate=lr, lr_decay=args.lr_decay, momentum=args.momentum, sign_sgd=args.sign_sgd,
+                        rule=args.rule, learning_rate=lr, lr_decay=args.lr_decay, lr_schedule=args.lr_schedule,
+                        momentum=args.momentum, sign_sgd=args.sign_sgd,
                         noise_sigma=args.noise_sigma, noise_samples=args.noise_samples, epochs=args.epochs,
                         batch_size=args.batch_size, g_min=args.g_min, g_max=args.g_max, target=args.target,
                         diode=args.diode, amplifier_gain=args.amplifier_gain or None,

@@ -35,6 +35,7 @@ from .estimators import get_estimator
 from .noise import MeasurementNoise
 from .optimizers import SGD
 from .rules import get_rule
+from .schedules import get_schedule
 
 CHECKPOINT_FORMAT = "circuitprop-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -60,7 +61,11 @@ class EPTrainer:
         conductance at a node, so useful rates are large: 1e4 to 1e6 for
         MNIST-size layers with the default ``conductance_unit`` and ``target``.
     lr_decay : float
-        The learning rate of epoch ``e`` (from 0) is ``learning_rate * lr_decay**e``.
+        With ``lr_schedule="exponential"``, the learning rate of epoch ``e`` (from 0) is
+        ``learning_rate * lr_decay**e``.
+    lr_schedule : {"exponential", "cosine"}
+        ``"cosine"``: the rate falls from ``learning_rate`` to 0 along half a cosine over all epochs,
+        updated every batch (see :mod:`circuitprop.learning.schedules`).
     momentum : float
     sign_sgd : bool
         Step by the sign of the gradient estimate.
@@ -106,11 +111,11 @@ class EPTrainer:
     """
 
     def __init__(self, layers="784-100-10", backend="fast", beta=1e-6, estimator="centered", rule="dv2",
-                 learning_rate=3e5, lr_decay=1.0, momentum=0.5, sign_sgd=False, noise_sigma=0.0,
-                 noise_samples=1, epochs=3, batch_size=16, g_min=1e-8, g_max=1e-4, g_init=(1e-7, 2e-6),
-                 conductance_unit=1e-6, target=0.1, diode="ideal", v_low=0.0, v_high=1.0, amplifier_gain=4.0,
-                 doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(), solver_sweeps=None,
-                 solver_tol=1e-10, fold_inputs=True, seed=0, verbose=True):
+                 learning_rate=3e5, lr_decay=1.0, lr_schedule="exponential", momentum=0.5, sign_sgd=False,
+                 noise_sigma=0.0, noise_samples=1, epochs=3, batch_size=16, g_min=1e-8, g_max=1e-4,
+                 g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.1, diode="ideal", v_low=0.0, v_high=1.0,
+                 amplifier_gain=4.0, doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(),
+                 solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, seed=0, verbose=True):
         self.layers = layers
         self.backend = backend
         self.beta = beta
@@ -118,6 +123,7 @@ class EPTrainer:
         self.rule = rule
         self.learning_rate = learning_rate
         self.lr_decay = lr_decay
+        self.lr_schedule = lr_schedule
         self.momentum = momentum
         self.sign_sgd = sign_sgd
         self.noise_sigma = noise_sigma
@@ -236,6 +242,7 @@ class EPTrainer:
         self._backend = self._make_backend()
         self._estimator = get_estimator(self.estimator)
         self._rule = get_rule(self.rule)
+        self._schedule = get_schedule(self.lr_schedule, self.lr_decay)
         self._noise = MeasurementNoise(self.noise_sigma, int(self.noise_samples))
         if resume_from is None:
             self.network_ = self._make_network(self.seed)
@@ -281,13 +288,13 @@ class EPTrainer:
         ran = 0
         for epoch in range(start_epoch, int(self.epochs)):
             order = np.random.default_rng([self.seed, epoch]).permutation(n)
-            self._optimizer_.scale = float(self.lr_decay) ** epoch
             t0 = time.perf_counter()
             losses = []
             bar = _progress(range(start_batch, n_batches), total=n_batches, initial=start_batch,
                             desc=f"epoch {epoch + 1}/{self.epochs}", disable=None if self.verbose else True)
             for b in bar:
                 idx = order[b * bs:(b + 1) * bs]
+                self._optimizer_.scale = self._schedule(epoch, b / n_batches, int(self.epochs))
                 loss = self.train_batch(X[idx], targets_all[idx])
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch {b}")
