@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 if [ -z "${CIRCUITPROP_DATA:-}" ] && [ -d ../shared/data/mnist ]; then export CIRCUITPROP_DATA="$(cd ../shared/data && pwd)"; fi
 exec .venv/bin/circuitprop train --dataset mnist --layers 784-100-10 --epochs 10 --check-spice 200 \
+    --target 0.02 --lr 3e5 --lr-schedule cosine --batch-size 16 --seed 0 \
     -o experiments/results/kendall/model.npz "$@"

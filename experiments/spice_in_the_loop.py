@@ -35,7 +35,8 @@ def main():
     args = parser.parse_args()
     X, y, Xt, yt = load_dataset("mnist", args.data_dir, size=14, limit_train=args.examples)
     params = dict(layers="196-32-10", epochs=1, batch_size=16, diode="shockley", bias_input=True,
-                  learning_rate=1e4, momentum=0.5, target=0.25, seed=0, verbose=True)
+                  learning_rate=1e4, lr_schedule="exponential", momentum=0.5, target=0.25, seed=0,
+                  verbose=True)
     results = {"examples": args.examples, "params": params}
     models = {}
     for backend in ("spice", "fast"):

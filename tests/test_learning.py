@@ -10,7 +10,7 @@ from circuitprop.learning.rules import weighted_half_drop_squared
 def small_trainer(**kw):
     params = dict(layers="5-4-3", epochs=0, batch_size=6, verbose=False, beta=1e-9, g_init=(1e-6, 1e-5),
                   learning_rate=1.0, momentum=0.0, v_low=-0.1, v_high=0.1, diode="shockley",
-                  amplifier_gain=2.0, solver_tol=1e-16)
+                  amplifier_gain=2.0, solver_tol=1e-16, target=0.1)  # tolerances below are set for 0.1 V
     params.update(kw)
     return EPTrainer(**params)
 
@@ -214,10 +214,10 @@ def test_cosine_schedule_sets_the_step_size():
     X, y = data(8)
     tr = small_trainer(epochs=1, batch_size=8, lr_schedule="cosine").fit(X, y)
     # one batch per epoch and one epoch: the only batch is at position 0, where the factor is 1
-    ref = small_trainer(epochs=1, batch_size=8).fit(X, y)
+    ref = small_trainer(epochs=1, batch_size=8, lr_schedule="exponential").fit(X, y)
     for k in tr.network_.conductances:
         np.testing.assert_array_equal(tr.network_.conductances[k], ref.network_.conductances[k])
     tr2 = small_trainer(epochs=2, batch_size=8, lr_schedule="cosine", learning_rate=1e3).fit(X, y)
-    ref2 = small_trainer(epochs=2, batch_size=8, learning_rate=1e3).fit(X, y)
+    ref2 = small_trainer(epochs=2, batch_size=8, learning_rate=1e3, lr_schedule="exponential").fit(X, y)
     assert tr2._optimizer_.scale == pytest.approx(0.5)
     assert not np.array_equal(tr2.network_.conductances[(0, 1)], ref2.network_.conductances[(0, 1)])

@@ -36,7 +36,8 @@ def data_dir(tmp_path_factory):
 def spec_for(data_dir, seeds=(0, 1), betas=(1e-6,), name="t"):
     return {"name": name,
             "base": {"dataset": "mnist", "size": 4, "data_dir": str(data_dir), "verify_checksums": False,
-                     "layers": "16-4-10", "epochs": 1, "batch_size": 8, "learning_rate": 100.0},
+                     "layers": "16-4-10", "epochs": 1, "batch_size": 8, "learning_rate": 100.0,
+                     "target": 0.1, "lr_schedule": "exponential"},
             "axes": {"seed": list(seeds), "beta": list(betas)}}
 
 

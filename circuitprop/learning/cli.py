@@ -21,7 +21,7 @@ def add_commands(sub, fmt):
     s.add_argument("--lr", type=float, nargs="+", default=[3e5],
                    help="learning rate (normalised units), or one per crossbar")
     s.add_argument("--lr-decay", type=float, default=1.0, help="learning rate of epoch e is lr * lr_decay**e")
-    s.add_argument("--lr-schedule", choices=["exponential", "cosine"], default="exponential",
+    s.add_argument("--lr-schedule", choices=["exponential", "cosine"], default="cosine",
                    help="exponential: lr * lr_decay**epoch; cosine: from lr to 0 over the run, every batch")
     s.add_argument("--momentum", type=float, default=0.5)
     s.add_argument("--sign-sgd", action="store_true", help="step by the sign of the gradient estimate")
@@ -36,7 +36,7 @@ def add_commands(sub, fmt):
     s.add_argument("--diode", choices=("ideal", "shockley"), default="ideal")
     s.add_argument("--g-min", type=float, default=1e-8, help="device conductance range, siemens")
     s.add_argument("--g-max", type=float, default=1e-4, help="device conductance range, siemens")
-    s.add_argument("--target", type=float, default=0.1, help="score asked of the correct class, volts")
+    s.add_argument("--target", type=float, default=0.02, help="score asked of the correct class, volts")
     s.add_argument("--no-bias-input", action="store_true", help="no bias input nodes (+1 V and -1 V)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-o", "--output", default="out/model.npz", help="trained model file")

@@ -111,9 +111,9 @@ class EPTrainer:
     """
 
     def __init__(self, layers="784-100-10", backend="fast", beta=1e-6, estimator="centered", rule="dv2",
-                 learning_rate=3e5, lr_decay=1.0, lr_schedule="exponential", momentum=0.5, sign_sgd=False,
+                 learning_rate=3e5, lr_decay=1.0, lr_schedule="cosine", momentum=0.5, sign_sgd=False,
                  noise_sigma=0.0, noise_samples=1, epochs=3, batch_size=16, g_min=1e-8, g_max=1e-4,
-                 g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.1, diode="ideal", v_low=0.0, v_high=1.0,
+                 g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.02, diode="ideal", v_low=0.0, v_high=1.0,
                  amplifier_gain=4.0, doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(),
                  solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, seed=0, verbose=True):
         self.layers = layers
