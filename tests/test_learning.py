@@ -221,3 +221,16 @@ def test_cosine_schedule_sets_the_step_size():
     ref2 = small_trainer(epochs=2, batch_size=8, learning_rate=1e3, lr_schedule="exponential").fit(X, y)
     assert tr2._optimizer_.scale == pytest.approx(0.5)
     assert not np.array_equal(tr2.network_.conductances[(0, 1)], ref2.network_.conductances[(0, 1)])
+
+
+def test_resume_with_other_settings_warns_and_keeps_the_checkpoints(tmp_path):
+    X, y = data(12)
+    ckpt = tmp_path / "run.ckpt.npz"
+    small_trainer(epochs=2, batch_size=4).fit(X, y, checkpoint=ckpt, stop_after_batches=2)
+    with pytest.warns(UserWarning, match=r"target \(0.3 given, 0.1 in the checkpoint\)"):
+        tr = small_trainer(epochs=2, batch_size=4, target=0.3).fit(X, y, checkpoint=ckpt, resume=True)
+    assert tr.target == 0.1
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small_trainer(epochs=2, batch_size=4).fit(X, y, checkpoint=ckpt, resume=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -360,6 +361,13 @@ class EPTrainer:
         params = spec["params"]
         params["skip"] = tuple(tuple(s) for s in params["skip"])
         params["g_init"] = tuple(params["g_init"])
+        params.setdefault("lr_schedule", "exponential")  # checkpoints written before schedules existed
+        given = self.get_params()
+        differ = [f"{k} ({given[k]!r} given, {v!r} in the checkpoint)" for k, v in params.items()
+                  if k not in ("verbose", "epochs") and k in given and _differs(given[k], v)]
+        if differ:
+            warnings.warn(f"resuming {path}: the checkpoint's settings are used, not the ones given: "
+                          + "; ".join(differ), stacklevel=3)
         verbose = self.verbose
         epochs = self.epochs
         self.set_params(**params)
@@ -387,6 +395,16 @@ class EPTrainer:
 
 def _jsonable(state):
     return json.loads(json.dumps(state, default=int))
+
+
+def _differs(a, b) -> bool:
+    """Whether two parameter values differ (lists and tuples alike, numbers by value)."""
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        a, b = list(a) if isinstance(a, (list, tuple)) else a, list(b) if isinstance(b, (list, tuple)) else b
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) != len(b) or any(_differs(x, y) for x, y in zip(a, b))
+        return True
+    return a != b
 
 
 def _check_X(X):
