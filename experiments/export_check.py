@@ -7,8 +7,9 @@ Two ngspice evaluations, both compared with the fast solver's predictions:
 2. the first ``--flat-images`` images on the full flat netlist (every input resistor present) written with
    its inputs as parameters (what `circuitprop export` writes, stored under netlists/), read back through
    circuitprop's safe reader, loaded into ngspice once, inputs set with `alter` for each image. On a trained
-   1568-100-20 circuit one flat operating point takes about 45 s here: the near-ideal diodes (N = 0.01) make
-   ngspice's Newton iteration take many steps, each refactoring the whole matrix.
+   1568-100-20 circuit one flat operating point takes 12-22 s here: ngspice's Newton iteration converges in
+   10-25 steps, but every `op` first reorders the sparse matrix (each hidden row holds 1,570 entries), which
+   takes about half of the time (`rusage all`: "Matrix reorder time").
 
 Two images are also run through the `ngspice -b` program on a flat netlist file with numeric inputs, as an
 independent check of the shared-library path.
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import tempfile
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -43,11 +45,17 @@ def main():
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--netlist", default="netlists/mnist-784-100-10.cir")
     parser.add_argument("--output", default="experiments/results/export_check.json")
+    parser.add_argument("--spice-ideal-n", type=float, default=None,
+                        help="emission coefficient of the near-ideal SPICE diode that stands for an ideal one "
+                             "(default: the model's own)")
     parser.add_argument("--flat-log", default="experiments/results/export_check.flat.jsonl",
                         help="per-image flat-netlist results, appended as they finish; a rerun on the same "
                              "model resumes from it")
     args = parser.parse_args()
     net = Network.load(args.model)
+    if args.spice_ideal_n is not None:
+        arch = net.architecture
+        net = Network(replace(arch, diode=replace(arch.diode, spice_ideal_n=args.spice_ideal_n)), net.conductances)
     size = int(round(np.sqrt(net.architecture.n_features)))
     _, _, Xt, yt = load_dataset("mnist", args.data_dir, size=size, limit_train=1, limit_test=args.images)
     fast_scores = net.scores(FastBackend().solve(net, Xt).outputs)
@@ -102,6 +110,7 @@ def main():
     def same(a, b):
         return float(np.mean(np.argmax(a, 1) == np.argmax(b, 1)))
     result = {"model": args.model, "netlist": str(path), "diode": net.architecture.diode.kind,
+              "spice_ideal_n": net.architecture.diode.spice_ideal_n,
               "folded": {"images": len(Xt), "same_prediction_as_fast": same(folded_scores, fast_scores),
                          "accuracy_fast": float(np.mean(np.argmax(fast_scores, 1) == yt)),
                          "accuracy_ngspice": float(np.mean(np.argmax(folded_scores, 1) == yt)),
