@@ -234,3 +234,15 @@ def test_resume_with_other_settings_warns_and_keeps_the_checkpoints(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         small_trainer(epochs=2, batch_size=4).fit(X, y, checkpoint=ckpt, resume=True)
+
+
+def test_from_checkpoint_restores_settings_without_warning(tmp_path):
+    X, y = data(12)
+    ckpt = tmp_path / "run.ckpt.npz"
+    first = small_trainer(epochs=1, batch_size=4).fit(X, y, checkpoint=ckpt)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restored = EPTrainer.from_checkpoint(ckpt, verbose=False)
+    assert restored.layers == "5-4-3" and restored.target == 0.1 and not restored.verbose
+    np.testing.assert_array_equal(restored.predict(X), first.predict(X))

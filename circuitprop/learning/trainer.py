@@ -353,7 +353,7 @@ class EPTrainer:
         arrays.update(self._optimizer_.state())
         return atomic_savez(path, spec=spec, **arrays)
 
-    def _load_checkpoint(self, path):
+    def _load_checkpoint(self, path, warn=True):
         try:
             spec, arrays = load_npz_with_spec(path, CHECKPOINT_FORMAT)
         except NetworkError as exc:
@@ -365,7 +365,7 @@ class EPTrainer:
         given = self.get_params()
         differ = [f"{k} ({given[k]!r} given, {v!r} in the checkpoint)" for k, v in params.items()
                   if k not in ("verbose", "epochs") and k in given and _differs(given[k], v)]
-        if differ:
+        if differ and warn:
             warnings.warn(f"resuming {path}: the checkpoint's settings are used, not the ones given: "
                           + "; ".join(differ), stacklevel=3)
         verbose = self.verbose
@@ -386,9 +386,13 @@ class EPTrainer:
 
     @classmethod
     def from_checkpoint(cls, path, **overrides) -> "EPTrainer":
-        """A trainer restored from a checkpoint, ready to ``predict`` or to ``fit(..., resume=True)``."""
-        trainer = cls(**overrides)
-        trainer._load_checkpoint(path)
+        """A trainer restored from a checkpoint, ready to ``predict`` or to ``fit(..., resume=True)``.
+
+        ``overrides`` (e.g. ``verbose=False``, more ``epochs``) are applied on top of the checkpoint's settings.
+        """
+        trainer = cls()
+        trainer._load_checkpoint(path, warn=False)
+        trainer.set_params(**overrides)
         trainer._setup(resume_from=path)
         return trainer
 
