@@ -7,7 +7,7 @@ Two ngspice evaluations, both compared with the fast solver's predictions:
 2. the first ``--flat-images`` images on the full flat netlist (every input resistor present) written with
    its inputs as parameters (what `circuitprop export` writes, stored under netlists/), read back through
    circuitprop's safe reader, loaded into ngspice once, inputs set with `alter` for each image. On a trained
-   1568-100-20 circuit one flat operating point takes 12-22 s here: ngspice's Newton iteration converges in
+   1568-100-20 circuit one flat operating point takes 10-45 s here: ngspice's Newton iteration converges in
    10-25 steps, but every `op` first reorders the sparse matrix (each hidden row holds 1,570 entries), which
    takes about half of the time (`rusage all`: "Matrix reorder time").
 
