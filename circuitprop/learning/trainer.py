@@ -364,7 +364,7 @@ class EPTrainer:
         params.setdefault("lr_schedule", "exponential")  # checkpoints written before schedules existed
         given = self.get_params()
         differ = [f"{k} ({given[k]!r} given, {v!r} in the checkpoint)" for k, v in params.items()
-                  if k not in ("verbose", "epochs") and k in given and _differs(given[k], v)]
+                  if k not in ("verbose", "epochs") and k in given and _jsonable(given[k]) != _jsonable(v)]
         if differ and warn:
             warnings.warn(f"resuming {path}: the checkpoint's settings are used, not the ones given: "
                           + "; ".join(differ), stacklevel=3)
@@ -399,16 +399,6 @@ class EPTrainer:
 
 def _jsonable(state):
     return json.loads(json.dumps(state, default=int))
-
-
-def _differs(a, b) -> bool:
-    """Whether two parameter values differ (lists and tuples alike, numbers by value)."""
-    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
-        a, b = list(a) if isinstance(a, (list, tuple)) else a, list(b) if isinstance(b, (list, tuple)) else b
-        if isinstance(a, list) and isinstance(b, list):
-            return len(a) != len(b) or any(_differs(x, y) for x, y in zip(a, b))
-        return True
-    return a != b
 
 
 def _check_X(X):
