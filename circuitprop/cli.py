@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import argtypes as A
+
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
@@ -143,22 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layers", default="784-100-10",
                    help="features-hidden...-classes (undoubled counts), e.g. 784-100-10")
     s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
-    s.add_argument("--seed", type=int, default=0, help="random seed")
-    s.add_argument("--g-min", type=float, default=1e-7, help="smallest initial conductance, siemens")
-    s.add_argument("--g-max", type=float, default=1e-5, help="largest initial conductance, siemens")
-    s.add_argument("--v-low", type=float, default=0.0, help="lower diode bias of hidden neurons, volts")
-    s.add_argument("--v-high", type=float, default=1.0, help="upper diode bias of hidden neurons, volts")
+    s.add_argument("--seed", type=A.nonnegative_int, default=0, help="random seed")
+    s.add_argument("--g-min", type=A.positive, default=1e-7, help="smallest initial conductance, siemens")
+    s.add_argument("--g-max", type=A.positive, default=1e-5, help="largest initial conductance, siemens")
+    s.add_argument("--v-low", type=A.finite, default=0.0, help="lower diode bias of hidden neurons, volts")
+    s.add_argument("--v-high", type=A.finite, default=1.0, help="upper diode bias of hidden neurons, volts")
     s.add_argument("--diode", choices=("shockley", "ideal"), default="shockley", help="diode model")
-    s.add_argument("--diode-is", type=float, default=1e-12, help="diode saturation current IS, amperes")
-    s.add_argument("--diode-n", type=float, default=1.0, help="diode emission coefficient N")
-    s.add_argument("--diode-rs", type=float, default=0.0, help="diode series resistance RS, ohms")
-    s.add_argument("--amplifier-gain", type=float, default=None,
+    s.add_argument("--diode-is", type=A.positive, default=1e-12, help="diode saturation current IS, amperes")
+    s.add_argument("--diode-n", type=A.positive, default=1.0, help="diode emission coefficient N")
+    s.add_argument("--diode-rs", type=A.nonnegative, default=0.0, help="diode series resistance RS, ohms")
+    s.add_argument("--amplifier-gain", type=A.positive, default=None,
                    help="add bidirectional amplifiers of this gain after every hidden layer")
     s.add_argument("--skip", action="append", help="extra crossbar between layers a-b (repeatable), e.g. 0-2")
     s.add_argument("--single-inputs", action="store_true", help="inputs x only, not doubled as (x, -x)")
     s.add_argument("--single-outputs", action="store_true", help="one output node per class, not two")
     s.add_argument("--bias-input", action="store_true", help="add a bias input node")
-    s.add_argument("--input-gain", type=float, default=1.0, help="volts per unit of input feature")
+    s.add_argument("--input-gain", type=A.positive, default=1.0, help="volts per unit of input feature")
     s.add_argument("--name", default="circuitprop network", help="name written in netlist comments")
     s.set_defaults(func=cmd_init)
 
@@ -237,16 +239,16 @@ def _add_sweep_commands(sub, fmt):
     s.add_argument("--results", help="results folder (default: sweeps/<name>)")
     s.add_argument("--scheduler", help="address of an existing Dask scheduler (default: "
                                        "$DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
-    s.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
+    s.add_argument("--workers", type=A.positive_int, help="LocalCluster worker processes (default: one per core)")
     s.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
     s.set_defaults(func=cmd_sweep)
     s = sub.add_parser("sweep-report", help="tables and figures from a sweep's results", formatter_class=fmt)
     s.add_argument("results", help="results folder of a sweep")
     s.add_argument("-o", "--output", help="folder for CSV and PNG files (default: the results folder)")
-    s.add_argument("--threshold", type=float, default=None,
+    s.add_argument("--threshold", type=A.real(0.0, 1.0), default=None,
                    help="accuracy defining the critical noise level (default: halfway between chance and "
                         "the noiseless accuracy of each dataset)")
-    s.add_argument("--converged", type=float, default=0.5,
+    s.add_argument("--converged", type=A.real(0.0, 1.0), default=0.5,
                    help="final test accuracy from which a run counts as converged")
     s.set_defaults(func=cmd_sweep_report)
 
@@ -261,6 +263,7 @@ def _add_training_commands(sub, fmt):
 
 def main(argv=None) -> int:
     from .backends.base import ConvergenceError
+    from .backends.spice import SpiceError
     from .netlist.reader import NetlistError
     from .network import NetworkError
     from .sweep import SweepError
@@ -268,7 +271,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (CLIError, NetworkError, NetlistError, ConvergenceError, SweepError, ValueError, OSError) as exc:
+    except (CLIError, NetworkError, NetlistError, ConvergenceError, SpiceError, SweepError, ValueError, OSError,
+            FloatingPointError) as exc:
         print(f"circuitprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -105,14 +105,16 @@ def _download(url, dest: Path, md5: str) -> None:
     atomic_write_bytes(dest, data)
 
 
-def locate(name: str, data_dir=None, download=True, verify=True) -> dict:
-    """Paths of the four files of dataset ``name``, downloading missing ones when possible."""
+def locate(name: str, data_dir=None, download=True, verify=True, splits=("train", "test")) -> dict:
+    """Paths of the files of dataset ``name`` for ``splits``, downloading missing ones when possible."""
     if name not in MD5:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(MD5)}")
     roots = [Path(data_dir)] if data_dir else [default_data_dir()]
     folder = roots[0] / name
     paths, missing = {}, []
     for key, fname in FILES.items():
+        if key.split("_")[0] not in splits:
+            continue
         path = folder / fname
         if not path.exists() and download and name in URLS:
             try:
@@ -143,6 +145,31 @@ def downsample(images: np.ndarray, size: int) -> np.ndarray:
     return images.reshape(n, size, f, size, f).mean(axis=(2, 4))
 
 
+def load_split(name="mnist", split="test", data_dir=None, size=28, download=True, verify=True, limit=None):
+    """Load one split (``"train"`` or ``"test"``) as float64 features in [0, 1] and int64 labels.
+
+    Only that split's two files are needed (e.g. ``eval`` on a dataset whose training files are absent).
+    """
+    if split not in ("train", "test"):
+        raise DatasetError(f"split must be 'train' or 'test', got {split!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DatasetError(f"image size must be a positive integer, got {size!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DatasetError(f"limit must be a positive integer (number of images), got {limit!r}")
+    paths = locate(name, data_dir, download, verify, splits=(split,))
+    images = read_idx(paths[f"{split}_images"])
+    labels = read_idx(paths[f"{split}_labels"])
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise DatasetError(f"{paths[f'{split}_images']}: {images.shape} images do not match "
+                           f"{labels.shape} labels")
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    x = images.astype(np.float64) / 255.0
+    if size != images.shape[1]:
+        x = downsample(x, size)
+    return x.reshape(x.shape[0], -1), labels.astype(np.int64)
+
+
 def load_dataset(name="mnist", data_dir=None, size=28, download=True, verify=True, limit_train=None,
                  limit_test=None):
     """Load a dataset as float64 features in [0, 1].
@@ -152,19 +179,6 @@ def load_dataset(name="mnist", data_dir=None, size=28, download=True, verify=Tru
     X_train, y_train, X_test, y_test : ndarray
         Images flattened to ``size*size`` features; labels as int64.
     """
-    paths = locate(name, data_dir, download, verify)
-    out = []
-    for split in ("train", "test"):
-        images = read_idx(paths[f"{split}_images"])
-        labels = read_idx(paths[f"{split}_labels"])
-        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-            raise DatasetError(f"{paths[f'{split}_images']}: {images.shape} images do not match "
-                               f"{labels.shape} labels")
-        limit = limit_train if split == "train" else limit_test
-        if limit:
-            images, labels = images[:limit], labels[:limit]
-        x = images.astype(np.float64) / 255.0
-        if size != images.shape[1]:
-            x = downsample(x, size)
-        out += [x.reshape(x.shape[0], -1), labels.astype(np.int64)]
-    return tuple(out)
+    train = load_split(name, "train", data_dir, size, download, verify, limit_train)
+    test = load_split(name, "test", data_dir, size, download, verify, limit_test)
+    return train + test

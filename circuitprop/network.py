@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -40,6 +41,13 @@ BOLTZMANN = 1.38064852e-23
 CHARGE = 1.6021766208e-19
 #: Nominal temperature of SPICE simulators (27 °C), kelvin.
 TNOM_KELVIN = 300.15
+
+#: Largest magnitude (volts) of any source voltage, bias or input voltage circuitprop accepts, and the
+#: largest gain (V/V) of inputs and amplifiers: beyond it a "solution" is floating-point noise, not physics.
+MAX_VOLTAGE = 1e6
+MAX_GAIN = 1e6
+#: Largest conductance (siemens) accepted: a 1 micro-ohm resistor.
+MAX_CONDUCTANCE = 1e6
 
 FORMAT_NAME = "circuitprop-network"
 FORMAT_VERSION = 1
@@ -242,40 +250,56 @@ def _check_int(value, what, minimum=1):
     return int(value)
 
 
-def _check_real(value, what, positive=False):
+def _check_real(value, what, positive=False, limit=None):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise NetworkError(f"{what} must be a number, got {value!r}")
     value = float(value)
     if not math.isfinite(value) or (positive and value <= 0):
         raise NetworkError(f"{what} must be finite{' and positive' if positive else ''}, got {value!r}")
+    if limit is not None and abs(value) > limit:
+        raise NetworkError(f"{what} is {value!r}; circuitprop accepts magnitudes up to {limit:g}")
     return value
+
+
+def _check_bool(value, what):
+    if not isinstance(value, (bool, np.bool_)):
+        raise NetworkError(f"{what} must be true or false, got {value!r}")
+    return bool(value)
 
 
 def validate_architecture(arch: Architecture) -> None:
     """Raise :class:`NetworkError` naming the first problem found in ``arch``."""
     _check_int(arch.n_features, "n_features")
     _check_int(arch.n_classes, "n_classes")
-    _check_real(arch.input_gain, "input_gain", positive=True)
-    _check_real(arch.bias_voltage, "bias_voltage")
+    _check_real(arch.input_gain, "input_gain (V per unit of x)", positive=True, limit=MAX_GAIN)
+    _check_real(arch.bias_voltage, "bias_voltage (V)", limit=MAX_VOLTAGE)
+    for flag in ("doubled_inputs", "bias_input", "doubled_outputs"):
+        _check_bool(getattr(arch, flag), flag)
+    if not isinstance(arch.name, str):
+        raise NetworkError(f"name must be text, got {arch.name!r}")
+    if not isinstance(arch.hidden, (tuple, list)):
+        raise NetworkError(f"hidden must be a sequence of HiddenLayer, got {arch.hidden!r}")
+    if not isinstance(arch.crossbars, (tuple, list)):
+        raise NetworkError(f"crossbars must be a sequence of (a, b) pairs, got {arch.crossbars!r}")
     for i, h in enumerate(arch.hidden, start=1):
         if not isinstance(h, HiddenLayer):
             raise NetworkError(f"hidden layer {i} must be a HiddenLayer, got {type(h).__name__}")
         _check_int(h.size, f"hidden layer {i} size")
-        lo = _check_real(h.v_low, f"hidden layer {i} v_low")
-        hi = _check_real(h.v_high, f"hidden layer {i} v_high")
+        lo = _check_real(h.v_low, f"hidden layer {i} v_low (V)", limit=MAX_VOLTAGE)
+        hi = _check_real(h.v_high, f"hidden layer {i} v_high (V)", limit=MAX_VOLTAGE)
         if not lo < hi:
             raise NetworkError(f"hidden layer {i}: v_low ({lo} V) must be below v_high ({hi} V)")
         if h.amplifier_gain is not None:
-            _check_real(h.amplifier_gain, f"hidden layer {i} amplifier_gain", positive=True)
+            _check_real(h.amplifier_gain, f"hidden layer {i} amplifier_gain", positive=True, limit=MAX_GAIN)
         if h.backward_gain is not None:
             if h.amplifier_gain is None:
                 raise NetworkError(f"hidden layer {i}: backward_gain given without amplifier_gain")
-            _check_real(h.backward_gain, f"hidden layer {i} backward_gain", positive=True)
+            _check_real(h.backward_gain, f"hidden layer {i} backward_gain", positive=True, limit=MAX_GAIN)
     if not isinstance(arch.diode, DiodeModel):
         raise NetworkError(f"diode must be a DiodeModel, got {type(arch.diode).__name__}")
     seen = set()
     for pair in arch.crossbars:
-        if len(pair) != 2:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise NetworkError(f"crossbar {pair!r} must be a pair of layers (a, b)")
         a, b = (_check_int(p, f"crossbar {pair!r} layer", minimum=0) for p in pair)
         if not a < b < arch.n_layers:
@@ -311,17 +335,27 @@ class Network:
 
     def __init__(self, architecture: Architecture, conductances: dict):
         validate_architecture(architecture)
+        if not isinstance(conductances, dict):
+            raise NetworkError(f"conductances must be a dict {{(a, b): array}}, got {type(conductances).__name__}")
         self.architecture = architecture
         self.conductances = {}
         sizes = architecture.layer_sizes
-        given = {tuple(int(x) for x in k): v for k, v in conductances.items()}
+        given = {}
+        for k, v in conductances.items():
+            if not isinstance(k, (tuple, list)) or len(k) != 2:
+                raise NetworkError(f"conductance key {k!r} must be a pair of layers (a, b)")
+            given[tuple(_check_int(x, f"conductance key {k!r} layer", minimum=0) for x in k)] = v
         extra = set(given) - set(architecture.crossbars)
         if extra:
             raise NetworkError(f"conductances given for crossbars not in the architecture: {sorted(extra)}")
         for key in architecture.crossbars:
             if key not in given:
                 raise NetworkError(f"no conductance array for crossbar {key}")
-            array = np.array(given[key], dtype=np.float64)
+            array = np.asarray(given[key])
+            if array.dtype.kind not in "fiu":
+                raise NetworkError(f"crossbar {key}: conductances must be real numbers, got an array of "
+                                   f"dtype {array.dtype}")
+            array = np.array(array, dtype=np.float64)
             expected = (sizes[key[0]], sizes[key[1]])
             if array.shape != expected:
                 raise NetworkError(
@@ -345,6 +379,7 @@ class Network:
         if init != "uniform":
             raise NetworkError(f"unknown init {init!r} (known: 'uniform')")
         validate_architecture(architecture)
+        check_memory(architecture)
         rng = np.random.default_rng(seed)
         sizes = architecture.layer_sizes
         conductances = {
@@ -370,7 +405,14 @@ class Network:
             raise NetworkError(
                 f"inputs have shape {x.shape}, expected (batch, {arch.n_features})")
         if not np.all(np.isfinite(x)):
-            raise NetworkError("inputs contain non-finite values")
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+            raise NetworkError(f"inputs contain non-finite values (first at sample {bad[0]}, feature {bad[1]})")
+        largest = float(np.max(np.abs(x))) * arch.input_gain if x.size else 0.0
+        if largest > MAX_VOLTAGE:
+            bad = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(x)), x.shape))
+            raise NetworkError(f"input at sample {bad[0]}, feature {bad[1]} makes a source of {largest:.3g} V "
+                               f"(input_gain {arch.input_gain:g} V per unit); circuitprop accepts up to "
+                               f"{MAX_VOLTAGE:g} V")
         parts = [arch.input_gain * x]
         if arch.doubled_inputs:
             parts.append(-arch.input_gain * x)
@@ -420,15 +462,27 @@ class Network:
     @classmethod
     def load(cls, path) -> "Network":
         """Read a network written by :meth:`save`; errors name the file and the problem."""
-        spec, arrays = load_npz_with_spec(path, FORMAT_NAME)
-        version = spec.get("version")
-        if version != FORMAT_VERSION:
-            raise NetworkError(f"{path}: unsupported network format version {version!r} "
-                               f"(this circuitprop reads version {FORMAT_VERSION})")
-        try:
-            arch = architecture_from_dict(spec["architecture"])
-        except (KeyError, TypeError) as exc:
-            raise NetworkError(f"{path}: malformed architecture spec: {exc}") from exc
+        arch_box = []
+
+        def members(spec):
+            version = spec.get("version")
+            if version != FORMAT_VERSION:
+                raise NetworkError(f"{path}: unsupported network format version {version!r} "
+                                   f"(this circuitprop reads version {FORMAT_VERSION})")
+            try:
+                arch = architecture_from_dict(spec.get("architecture"))
+                validate_architecture(arch)
+                check_memory(arch)
+            except NetworkError as exc:
+                raise NetworkError(f"{path}: {exc}") from None
+            except (KeyError, TypeError) as exc:
+                raise NetworkError(f"{path}: malformed architecture spec: {exc}") from None
+            arch_box.append(arch)
+            sizes = arch.layer_sizes
+            return {f"g_{a}_{b}": (sizes[a], sizes[b]) for a, b in arch.crossbars}
+
+        _, arrays = load_npz_with_spec(path, FORMAT_NAME, members)
+        arch = arch_box[0]
         conductances = {}
         for a, b in arch.crossbars:
             key = f"g_{a}_{b}"
@@ -443,12 +497,12 @@ class Network:
 
 def check_conductances(array: np.ndarray, where: str) -> None:
     """Raise if any conductance is non-finite or not positive, naming the first bad entry."""
-    bad = ~np.isfinite(array) | (array <= 0)
+    bad = ~np.isfinite(array) | (array <= 0) | (array > MAX_CONDUCTANCE)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise NetworkError(
             f"{where}: conductance at index {index} is {array[index]!r} S; conductances must be "
-            f"finite and > 0 ({int(bad.sum())} bad entries)")
+            f"finite, > 0 and <= {MAX_CONDUCTANCE:g} S ({int(bad.sum())} bad entries)")
 
 
 # -- (de)serialisation helpers ------------------------------------------------
@@ -460,22 +514,39 @@ def architecture_to_dict(arch: Architecture) -> dict:
 
 
 def architecture_from_dict(d: dict) -> Architecture:
+    """Inverse of :func:`architecture_to_dict`; raises :class:`NetworkError` on a malformed spec."""
+    if not isinstance(d, dict):
+        raise NetworkError(f"architecture spec must be an object, got {type(d).__name__}")
     d = dict(d)
     known = {f.name for f in fields(Architecture)}
     unknown = set(d) - known
     if unknown:
         raise NetworkError(f"unknown architecture fields: {sorted(unknown)}")
+    if "n_features" not in d:
+        raise NetworkError("architecture spec has no n_features")
     diode = d.pop("diode", {})
+    if not isinstance(diode, dict):
+        raise NetworkError(f"diode spec must be an object, got {diode!r}")
     dfields = {f.name for f in fields(DiodeModel)}
     if set(diode) - dfields:
         raise NetworkError(f"unknown diode parameters: {sorted(set(diode) - dfields)}")
     hidden = []
     hfields = {f.name for f in fields(HiddenLayer)}
-    for h in d.pop("hidden", []):
+    layers = d.pop("hidden", [])
+    if not isinstance(layers, list):
+        raise NetworkError(f"hidden must be a list of layers, got {layers!r}")
+    for i, h in enumerate(layers, start=1):
+        if not isinstance(h, dict):
+            raise NetworkError(f"hidden layer {i} must be an object, got {h!r}")
         if set(h) - hfields:
             raise NetworkError(f"unknown hidden-layer parameters: {sorted(set(h) - hfields)}")
+        if "size" not in h:
+            raise NetworkError(f"hidden layer {i} has no size")
         hidden.append(HiddenLayer(**h))
-    crossbars = tuple(tuple(p) for p in d.pop("crossbars", []))
+    pairs = d.pop("crossbars", [])
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise NetworkError(f"crossbars must be a list of [a, b] pairs, got {str(pairs)[:80]}")
+    crossbars = tuple(tuple(p) for p in pairs)
     return Architecture(hidden=tuple(hidden), crossbars=crossbars, diode=DiodeModel(**diode), **d)
 
 
@@ -509,36 +580,129 @@ def atomic_savez(path, spec: dict, **arrays) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_npz_with_spec(path, expected_format: str):
-    """Read an ``.npz`` written by :func:`atomic_savez`; returns ``(spec, arrays)``."""
+#: Largest JSON spec accepted in a circuitprop ``.npz`` file, bytes.
+MAX_SPEC_BYTES = 1 << 22
+#: Room allowed for the ``.npy`` header of a member, bytes.
+_NPY_HEADER_BYTES = 1 << 16
+
+
+def _read_member(zf, info, path, what, shape=None, max_bytes=None):
+    """Read one ``.npy`` member after checking its declared size, dtype and shape (no pickles)."""
+    fmt = np.lib.format
+    if max_bytes is not None and info.file_size > max_bytes + _NPY_HEADER_BYTES:
+        raise NetworkError(f"{path}: member {what!r} declares {info.file_size} bytes, more than the "
+                           f"{max_bytes} its spec allows; refusing to decompress it")
+    try:
+        with zf.open(info) as fh:
+            version = fmt.read_magic(fh)
+            header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            got_shape, _, dtype = header(fh)
+        if shape is not None:
+            if dtype.kind != "f" or dtype.itemsize > 8:
+                raise NetworkError(f"{path}: {what!r} has dtype {dtype}, expected real floats (float64)")
+            if tuple(got_shape) != tuple(shape):
+                raise NetworkError(f"{path}: {what!r} has shape {tuple(got_shape)}, expected {tuple(shape)}")
+        elif dtype != np.uint8 or len(got_shape) != 1:
+            raise NetworkError(f"{path}: {what!r} is not a byte string")
+        with zf.open(info) as fh:
+            return fmt.read_array(fh, allow_pickle=False)
+    except NetworkError:
+        raise
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, EOFError, zlib.error
+        raise NetworkError(f"{path}: cannot read {what!r} ({type(exc).__name__}: {exc})") from None
+
+
+def load_npz_with_spec(path, expected_format: str, members=None):
+    """Read an ``.npz`` written by :func:`atomic_savez`; returns ``(spec, arrays)``.
+
+    The JSON spec is read first.  ``members(spec)`` returns ``{name: shape}`` of the float arrays
+    the file must hold; any other member is refused, and every member's declared size, dtype and
+    shape are checked before it is decompressed (a hostile file cannot make it allocate more than
+    its spec declares).  Arrays the callable names but the file lacks are simply absent from the
+    result (the caller says which are required).
+    """
+    import zipfile
     path = Path(path)
     if not path.exists():
         raise NetworkError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError
-        raise NetworkError(f"{path}: not a circuitprop file ({type(exc).__name__}: {exc})") from exc
-    if "__spec__" not in arrays:
-        raise NetworkError(f"{path}: no '__spec__' entry; not a circuitprop file")
-    try:
-        spec = json.loads(arrays.pop("__spec__").tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NetworkError(f"{path}: corrupt JSON spec: {exc}") from exc
-    if spec.get("format") != expected_format:
-        raise NetworkError(f"{path}: format is {spec.get('format')!r}, expected {expected_format!r}")
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise NetworkError(f"{path}: not a circuitprop file ({type(exc).__name__}: {exc})") from None
+    with zf:
+        infos = {}
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy") or "/" in info.filename:
+                raise NetworkError(f"{path}: unexpected member {info.filename[:80]!r}; not a circuitprop file")
+            infos[info.filename[:-4]] = info
+        if "__spec__" not in infos:
+            raise NetworkError(f"{path}: no '__spec__' entry; not a circuitprop file")
+        raw = _read_member(zf, infos.pop("__spec__"), path, "__spec__", max_bytes=MAX_SPEC_BYTES)
+        try:
+            spec = json.loads(raw.tobytes().decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise NetworkError(f"{path}: corrupt JSON spec: {exc}") from None
+        if not isinstance(spec, dict):
+            raise NetworkError(f"{path}: the spec is a JSON {type(spec).__name__}, expected an object")
+        if spec.get("format") != expected_format:
+            raise NetworkError(f"{path}: format is {spec.get('format')!r}, expected {expected_format!r}")
+        if members is None:
+            raise NetworkError("load_npz_with_spec needs the expected members")  # pragma: no cover
+        expected = members(spec)
+        unknown = sorted(set(infos) - set(expected))
+        if unknown:
+            shown = ", ".join(repr(u[:40]) for u in unknown[:5])
+            raise NetworkError(f"{path}: unknown member(s) {shown}{' ...' if len(unknown) > 5 else ''} "
+                               f"(this file's spec expects {sorted(expected)[:6]}...)")
+        arrays = {}
+        for name, info in infos.items():
+            shape = expected[name]
+            arrays[name] = _read_member(zf, info, path, name, shape=shape, max_bytes=8 * math.prod(shape))
     return spec, arrays
 
 
+_LAYER_SPEC = re.compile(r"^[0-9]+(?:[-,][0-9]+)+$", re.ASCII)
+
+
 def parse_layers(text: str) -> tuple:
-    """Parse a layer spec such as ``"784-100-10"`` into ``(n_features, [hidden...], n_classes)``."""
-    try:
-        parts = [int(p) for p in str(text).replace(",", "-").split("-") if p.strip()]
-    except ValueError as exc:
-        raise NetworkError(f"layer spec {text!r}: expected integers joined by '-', e.g. 784-100-10") from exc
-    if len(parts) < 2 or any(p < 1 for p in parts):
-        raise NetworkError(f"layer spec {text!r}: need at least inputs-outputs, all positive, e.g. 784-100-10")
+    """Parse a layer spec such as ``"784-100-10"`` into ``(n_features, [hidden...], n_classes)``.
+
+    Only ASCII digits joined by single ``-`` (or ``,``) are accepted: ``784--10``, ``-5-3``, ``4_0-3-2``
+    and non-ASCII digits are refused.
+    """
+    spec = str(text).strip()
+    if not _LAYER_SPEC.match(spec):
+        shown = spec if len(spec) <= 60 else spec[:57] + "..."
+        raise NetworkError(f"layer spec {shown!r}: expected positive integers joined by '-', e.g. 784-100-10")
+    parts = [int(p) for p in re.split(r"[-,]", spec)]
+    if any(p < 1 for p in parts):
+        raise NetworkError(f"layer spec {spec!r}: every layer needs at least 1 node, e.g. 784-100-10")
     return parts[0], parts[1:-1], parts[-1]
+
+
+def conductance_bytes(arch: Architecture, itemsize: int = 8) -> int:
+    """Bytes the conductance arrays of ``arch`` take (float64 by default)."""
+    sizes = arch.layer_sizes
+    return sum(sizes[a] * sizes[b] for a, b in arch.crossbars) * itemsize
+
+
+def physical_memory_bytes() -> int:
+    """Total physical memory of this machine, bytes (a large number when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 50
+
+
+def check_memory(arch: Architecture) -> None:
+    """Refuse an architecture whose conductances alone would not fit in half of this machine's memory."""
+    need = conductance_bytes(arch)
+    have = physical_memory_bytes()
+    if need > have // 2:
+        raise NetworkError(
+            f"layers {'-'.join(str(s) for s in arch.layer_sizes)} (circuit nodes) need {need / 2**30:.3g} GiB "
+            f"for the conductances alone (training needs about 4x that); this machine has "
+            f"{have / 2**30:.3g} GiB of memory")
 
 
 def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_low=0.0, v_high=1.0,

@@ -6,44 +6,57 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import argtypes as A
+
+
+def image_size(text):
+    """Side of the (downsampled) square images: a divisor of 28."""
+    value = A.positive_int(text)
+    if 28 % value:
+        raise A.argparse.ArgumentTypeError(f"{value}: images are 28x28, so the size must divide 28 "
+                                           "(28, 14, 7, 4, 2 or 1)")
+    return value
+
 
 def add_commands(sub, fmt):
     s = sub.add_parser("train", help="train a circuit with equilibrium propagation", formatter_class=fmt)
     s.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "kmnist"))
     s.add_argument("--data-dir", help="folder holding <dataset>/<official .gz files> "
                                       "(default: $CIRCUITPROP_DATA or ~/.cache/circuitprop)")
-    s.add_argument("--size", type=int, default=28, help="downsample images to size x size (28, 14, 7, 4)")
+    s.add_argument("--size", type=image_size, default=28, help="downsample images to size x size (28, 14, 7, 4, 2, 1)")
     s.add_argument("--layers", default="784-100-10", help="features-hidden...-classes (features = size*size)")
     s.add_argument("--backend", choices=("fast", "spice"), default="fast", help="solver of every phase")
-    s.add_argument("--beta", type=float, default=1e-6, help="nudging strength, siemens")
+    s.add_argument("--beta", type=A.positive, default=1e-6, help="nudging strength, siemens")
     s.add_argument("--estimator", choices=("centered", "one-sided", "random-sign"), default="centered")
     s.add_argument("--rule", choices=("dv2", "sign"), default="dv2", help="local learning rule")
-    s.add_argument("--lr", type=float, nargs="+", default=[3e5],
+    s.add_argument("--lr", type=A.positive, nargs="+", default=[3e5],
                    help="learning rate (normalised units), or one per crossbar")
-    s.add_argument("--lr-decay", type=float, default=1.0, help="learning rate of epoch e is lr * lr_decay**e")
+    s.add_argument("--lr-decay", type=A.positive, default=1.0, help="learning rate of epoch e is lr * lr_decay**e")
     s.add_argument("--lr-schedule", choices=["exponential", "cosine"], default="cosine",
                    help="exponential: lr * lr_decay**epoch; cosine: from lr to 0 over the run, every batch")
-    s.add_argument("--momentum", type=float, default=0.5)
+    s.add_argument("--momentum", type=A.real(0.0, 1.0, open_maximum=True), default=0.5, help="heavy-ball momentum in [0, 1)")
     s.add_argument("--sign-sgd", action="store_true", help="step by the sign of the gradient estimate")
-    s.add_argument("--noise-sigma", type=float, default=0.0,
+    s.add_argument("--noise-sigma", type=A.nonnegative, default=0.0,
                    help="measurement noise: standard deviation of each node-voltage measurement, volts")
-    s.add_argument("--noise-samples", type=int, default=1, help="measurements per phase averaged by the rule")
-    s.add_argument("--epochs", type=int, default=3)
-    s.add_argument("--batch-size", type=int, default=16)
-    s.add_argument("--limit-train", type=int, help="use only the first N training images")
-    s.add_argument("--limit-test", type=int, help="use only the first N test images")
-    s.add_argument("--amplifier-gain", type=float, default=4.0, help="bidirectional amplifier gain (0: none)")
+    s.add_argument("--noise-samples", type=A.positive_int, default=1, help="measurements per phase averaged by the rule")
+    s.add_argument("--epochs", type=A.positive_int, default=3)
+    s.add_argument("--batch-size", type=A.positive_int, default=16)
+    s.add_argument("--limit-train", type=A.positive_int, help="use only the first N training images")
+    s.add_argument("--limit-test", type=A.positive_int, help="use only the first N test images")
+    s.add_argument("--amplifier-gain", type=A.real(0.0, 1e6), default=4.0, help="bidirectional amplifier gain (0: none)")
     s.add_argument("--diode", choices=("ideal", "shockley"), default="ideal")
-    s.add_argument("--g-min", type=float, default=1e-8, help="device conductance range, siemens")
-    s.add_argument("--g-max", type=float, default=1e-4, help="device conductance range, siemens")
-    s.add_argument("--target", type=float, default=0.02, help="score asked of the correct class, volts")
+    s.add_argument("--g-min", type=A.positive, default=1e-8, help="device conductance range, siemens")
+    s.add_argument("--g-max", type=A.positive, default=1e-4, help="device conductance range, siemens")
+    s.add_argument("--target", type=A.finite, default=0.02, help="score asked of the correct class, volts")
     s.add_argument("--no-bias-input", action="store_true", help="no bias input nodes (+1 V and -1 V)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=A.nonnegative_int, default=0)
     s.add_argument("-o", "--output", default="out/model.npz", help="trained model file")
     s.add_argument("--checkpoint", help="checkpoint file (default: OUTPUT with .ckpt.npz)")
     s.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
+    s.add_argument("--overwrite", action="store_true",
+                   help="start afresh even if a checkpoint exists (deletes it and the log)")
     s.add_argument("--log", help="per-epoch metrics, JSON lines (default: OUTPUT with .log.jsonl)")
-    s.add_argument("--check-spice", type=int, default=0, metavar="N",
+    s.add_argument("--check-spice", type=A.nonnegative_int, default=0, metavar="N",
                    help="after training, evaluate N test images with ngspice and compare with the fast solver")
     s.add_argument("--export", choices=("ngspice", "xyce", "ltspice", "spectre"),
                    help="also write the trained network as a netlist in this dialect")
@@ -53,9 +66,9 @@ def add_commands(sub, fmt):
     s.add_argument("model", help="model file (.npz) written by train")
     s.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "kmnist"))
     s.add_argument("--data-dir")
-    s.add_argument("--size", type=int, default=None, help="image size (default: from the model's inputs)")
+    s.add_argument("--size", type=image_size, default=None, help="image size (default: from the model's inputs)")
     s.add_argument("--backend", choices=("fast", "spice"), default="fast")
-    s.add_argument("--limit", type=int, help="evaluate only the first N test images (use with spice)")
+    s.add_argument("--limit", type=A.positive_int, help="evaluate only the first N test images (use with spice)")
     s.add_argument("--flat", action="store_true", help="spice: simulate the full flat netlist (slow)")
     s.set_defaults(func=cmd_eval)
 
@@ -66,48 +79,84 @@ def _paths(output):
     return out, Path(f"{stem}.ckpt.npz"), Path(f"{stem}.log.jsonl"), Path(f"{stem}.curve.png")
 
 
+def prepare_outputs(*paths) -> None:
+    """Create the folders of ``paths`` and check that files can be written there, before any work."""
+    import tempfile
+    for path in paths:
+        folder = Path(path).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".circuitprop-write-test."):
+                pass
+        except OSError as exc:
+            raise OSError(f"cannot write {path}: {exc.strerror or exc} (folder {folder})") from None
+        if Path(path).is_dir():
+            raise OSError(f"{path} is a folder; give a file name")
+
+
 def cmd_train(args):
     from ..datasets import load_dataset
     from ..netlist import SUFFIXES, write_netlist
+    from ..network import parse_layers
     from ..plots import plot_training_curve
+    from ..safety import OutputLock
     from .trainer import EPTrainer
     out, ckpt, log, png = _paths(args.output)
     ckpt = Path(args.checkpoint) if args.checkpoint else ckpt
     log = Path(args.log) if args.log else log
-    X, y, Xt, yt = load_dataset(args.dataset, args.data_dir, size=args.size, limit_train=args.limit_train,
-                                limit_test=args.limit_test)
-    n_features = int(args.layers.split("-")[0])
-    if n_features != X.shape[1]:
-        raise ValueError(f"--layers starts with {n_features} features but {args.size}x{args.size} images "
-                         f"have {X.shape[1]}; use --layers {X.shape[1]}-...")
-    lr = args.lr[0] if len(args.lr) == 1 else list(args.lr)
-    trainer = EPTrainer(layers=args.layers, backend=args.backend, beta=args.beta, estimator=args.estimator,
-                        rule=args.rule, learning_rate=lr, lr_decay=args.lr_decay, lr_schedule=args.lr_schedule,
-                        momentum=args.momentum, sign_sgd=args.sign_sgd,
-                        noise_sigma=args.noise_sigma, noise_samples=args.noise_samples, epochs=args.epochs,
-                        batch_size=args.batch_size, g_min=args.g_min, g_max=args.g_max, target=args.target,
-                        diode=args.diode, amplifier_gain=args.amplifier_gain or None,
-                        bias_input=not args.no_bias_input, seed=args.seed)
-    if not args.resume:
-        for stale in (ckpt, log):
-            if stale.exists():
-                stale.unlink()
-    print(f"training {args.layers} on {args.dataset} ({X.shape[0]} images, {args.size}x{args.size}), "
-          f"backend={args.backend}, {args.epochs} epochs", flush=True)
-    trainer.fit(X, y, Xt, yt, checkpoint=ckpt, resume=args.resume, log=log)
-    trainer.network_.save(out)
-    acc = trainer.score(Xt, yt)
-    print(f"test accuracy ({args.backend} backend, {Xt.shape[0]} images): {acc * 100:.2f} %")
-    print(f"wrote model {out}, checkpoint {ckpt}, log {log}")
-    if trainer.history_:
-        plot_training_curve(trainer.history_, png, title=f"{args.layers} on {args.dataset}")
-        print(f"wrote training curve {png}")
-    if args.check_spice:
-        _check_spice(trainer, Xt[:args.check_spice], yt[:args.check_spice])
-    if args.export:
-        path = write_netlist(trainer.network_, out.with_suffix(SUFFIXES[args.export]), args.export,
-                             input_parameters=True)
-        print(f"wrote {args.export} netlist {path} (inputs as parameters x_0..x_{n_features - 1})")
+    n_features = parse_layers(args.layers)[0]
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other; give one")
+    prepare_outputs(out, ckpt, log, png)
+    with OutputLock(out):
+        if not args.resume and ckpt.exists():
+            if not args.overwrite:
+                raise ValueError(f"checkpoint {ckpt} exists: use --resume to continue it or --overwrite to "
+                                 "start afresh (which deletes it)")
+            for stale in (ckpt, log):
+                stale.unlink(missing_ok=True)
+        elif not args.resume and log.exists():
+            log.unlink()  # a log without its checkpoint belongs to no run that can go on
+        X, y, Xt, yt = load_dataset(args.dataset, args.data_dir, size=args.size, limit_train=args.limit_train,
+                                    limit_test=args.limit_test)
+        if n_features != X.shape[1]:
+            raise ValueError(f"--layers starts with {n_features} features but {args.size}x{args.size} images "
+                             f"have {X.shape[1]}; use --layers {X.shape[1]}-...")
+        lr = args.lr[0] if len(args.lr) == 1 else list(args.lr)
+        trainer = EPTrainer(layers=args.layers, backend=args.backend, beta=args.beta, estimator=args.estimator,
+                            rule=args.rule, learning_rate=lr, lr_decay=args.lr_decay, lr_schedule=args.lr_schedule,
+                            momentum=args.momentum, sign_sgd=args.sign_sgd,
+                            noise_sigma=args.noise_sigma, noise_samples=args.noise_samples, epochs=args.epochs,
+                            batch_size=args.batch_size, g_min=args.g_min, g_max=args.g_max, target=args.target,
+                            diode=args.diode, amplifier_gain=args.amplifier_gain or None,
+                            bias_input=not args.no_bias_input, seed=args.seed)
+        print(f"training {args.layers} on {args.dataset} ({X.shape[0]} images, {args.size}x{args.size}), "
+              f"backend={args.backend}, {args.epochs} epochs", flush=True)
+        import warnings
+
+        from .diagnostics import DeadNetworkWarning
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DeadNetworkWarning)
+            warnings.showwarning = _show_warning
+            trainer.fit(X, y, Xt, yt, checkpoint=ckpt, resume=args.resume, log=log)
+        trainer.network_.save(out)
+        acc = trainer.score(Xt, yt)
+        print(f"test accuracy ({args.backend} backend, {Xt.shape[0]} images): {acc * 100:.2f} %")
+        print(f"wrote model {out}, checkpoint {ckpt}, log {log}")
+        if trainer.history_:
+            plot_training_curve(trainer.history_, png, title=f"{args.layers} on {args.dataset}")
+            print(f"wrote training curve {png}")
+        if args.check_spice:
+            _check_spice(trainer, Xt[:args.check_spice], yt[:args.check_spice])
+        if args.export:
+            path = write_netlist(trainer.network_, out.with_suffix(SUFFIXES[args.export]), args.export,
+                                 input_parameters=True)
+            print(f"wrote {args.export} netlist {path} (inputs as parameters x_0..x_{n_features - 1})")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    import sys
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _check_spice(trainer, X, y):
@@ -126,11 +175,14 @@ def _check_spice(trainer, X, y):
 
 def cmd_eval(args):
     from ..backends import get_backend
-    from ..datasets import load_dataset
+    from ..datasets import load_split
     from ..network import Network
     net = Network.load(args.model)
     size = args.size or int(round(np.sqrt(net.architecture.n_features)))
-    _, _, Xt, yt = load_dataset(args.dataset, args.data_dir, size=size, limit_train=1, limit_test=args.limit)
+    if size * size != net.architecture.n_features:
+        raise ValueError(f"{args.model} has {net.architecture.n_features} input features, not "
+                         f"{size}x{size} images")
+    Xt, yt = load_split(args.dataset, "test", args.data_dir, size=size, limit=args.limit)
     options = {"fold_inputs": not args.flat} if args.backend == "spice" else {}
     backend = get_backend(args.backend, **options)
     chunk = 50 if args.backend == "spice" else 1000

@@ -26,12 +26,15 @@ import json
 import math
 import time
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from ..backends import get_backend
+from ..safety import DeferredInterrupt, OutputLock, clean_stale_temporaries
 from ..network import (DiodeModel, Network, NetworkError, atomic_savez, load_npz_with_spec, make_architecture)
+from .diagnostics import DeadNetworkWarning, dead_state
 from .estimators import get_estimator
 from .noise import MeasurementNoise
 from .optimizers import SGD
@@ -165,20 +168,46 @@ class EPTrainer:
 
     # -- building blocks ---------------------------------------------------------
     def _validate(self):
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0 S, got {self.beta}")
-        if not 0 < self.g_min < self.g_max:
+        def finite(name, value, low=None, low_open=True, high=None, unit=""):
+            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+                and math.isfinite(value)
+            if ok and low is not None:
+                ok = value > low if low_open else value >= low
+            if ok and high is not None:
+                ok = value < high
+            if not ok:
+                bound = "" if low is None else f"{'>' if low_open else '>='} {low} "
+                bound += "" if high is None else f"and < {high} "
+                raise ValueError(f"{name} must be {bound}{'and ' if bound else ''}finite{unit}, got {value!r}")
+        finite("beta", self.beta, 0, unit=" (siemens)")
+        finite("g_min", self.g_min, 0, unit=" (siemens)")
+        finite("g_max", self.g_max, 0, unit=" (siemens)")
+        if not self.g_min < self.g_max:
             raise ValueError(f"need 0 < g_min < g_max (siemens), got {self.g_min}, {self.g_max}")
-        if int(self.batch_size) < 1 or int(self.epochs) < 0:
-            raise ValueError("batch_size must be >= 1 and epochs >= 0")
+        finite("target", self.target, unit=" (volts)")
+        finite("momentum", self.momentum, 0, low_open=False, high=1)
+        finite("lr_decay", self.lr_decay, 0)
+        finite("noise_sigma", self.noise_sigma, 0, low_open=False, unit=" (volts)")
+        finite("conductance_unit", self.conductance_unit, 0, unit=" (siemens)")
+        rates = self.learning_rate if isinstance(self.learning_rate, (list, tuple)) else [self.learning_rate]
+        for rate in rates:
+            finite("learning_rate", rate, 0, low_open=False)
+        for name in ("batch_size", "noise_samples", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name != "epochs"):
+                raise ValueError(f"{name} must be an integer >= {int(name != 'epochs')}, got {value!r}")
 
-    def _make_network(self, rng_seed) -> Network:
-        arch = make_architecture(self.layers, skip=tuple(tuple(s) for s in self.skip),
+    def _architecture(self):
+        return make_architecture(self.layers, skip=tuple(tuple(s) for s in self.skip),
                                  amplifier_gain=self.amplifier_gain, v_low=self.v_low, v_high=self.v_high,
                                  diode=DiodeModel(kind=self.diode), doubled_outputs=self.doubled_outputs,
-                                 input_gain=self.input_gain, bias_input=self.bias_input, name=f"circuitprop EP {self.layers}")
+                                 input_gain=self.input_gain, bias_input=self.bias_input,
+                                 name=f"circuitprop EP {self.layers}")
+
+    def _make_network(self, rng_seed) -> Network:
         lo, hi = self.g_init
-        return Network.random(arch, g_min=max(lo, self.g_min), g_max=min(hi, self.g_max), seed=rng_seed)
+        return Network.random(self._architecture(), g_min=max(lo, self.g_min), g_max=min(hi, self.g_max),
+                              seed=rng_seed)
 
     def _make_backend(self):
         if self.backend == "fast":
@@ -251,6 +280,7 @@ class EPTrainer:
             self._rng = np.random.default_rng(self.seed + 1)
             self.history_ = []
             self._position = (0, 0)
+            self._epoch_loss = [0.0, 0]
 
     def fit(self, X, y, X_test=None, y_test=None, checkpoint=None, resume=False, checkpoint_every=500,
             log=None, stop_after_batches=None):
@@ -273,14 +303,23 @@ class EPTrainer:
         y = np.asarray(y)
         if X.shape[0] != y.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]} labels")
-        if resume and checkpoint and Path(checkpoint).exists():
-            self._load_checkpoint(checkpoint)
-            self._setup(resume_from=checkpoint)
-        else:
-            self._setup()
-        if X.shape[1] != self.network_.architecture.n_features:
-            raise ValueError(f"X has {X.shape[1]} features, the network expects "
-                             f"{self.network_.architecture.n_features}")
+        with ExitStack() as stack:
+            if checkpoint:
+                stack.enter_context(OutputLock(checkpoint))
+                clean_stale_temporaries(checkpoint)
+            if resume and checkpoint and Path(checkpoint).exists():
+                self._load_checkpoint(checkpoint)
+                self._setup(resume_from=checkpoint)
+            else:
+                self._setup()
+            if X.shape[1] != self.network_.architecture.n_features:
+                raise ValueError(f"X has {X.shape[1]} features, the network expects "
+                                 f"{self.network_.architecture.n_features}")
+            interrupt = stack.enter_context(DeferredInterrupt())
+            return self._fit_loop(X, y, X_test, y_test, checkpoint, checkpoint_every, log, stop_after_batches,
+                                  interrupt)
+
+    def _fit_loop(self, X, y, X_test, y_test, checkpoint, checkpoint_every, log, stop_after_batches, interrupt):
         targets_all = self._targets(y)
         n = X.shape[0]
         bs = int(self.batch_size)
@@ -300,10 +339,19 @@ class EPTrainer:
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch {b}")
                 losses.append(loss)
+                self._epoch_loss = [self._epoch_loss[0] + loss, self._epoch_loss[1] + 1]
                 ran += 1
                 self._position = (epoch, b + 1)
                 if hasattr(bar, "set_postfix") and b % 20 == 0:
                     bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+                if interrupt.requested:
+                    if hasattr(bar, "close"):
+                        bar.close()
+                    if checkpoint:
+                        self.save_checkpoint(checkpoint)
+                        print(f"interrupted: checkpoint {checkpoint} saved after epoch {epoch + 1}, batch {b + 1}; "
+                              "continue with --resume", flush=True)
+                    raise KeyboardInterrupt
                 if checkpoint and ran % checkpoint_every == 0:
                     self.save_checkpoint(checkpoint)
                 if stop_after_batches is not None and ran >= stop_after_batches:
@@ -311,12 +359,18 @@ class EPTrainer:
                         self.save_checkpoint(checkpoint)
                     return self
             start_batch = 0
-            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            total, count = self._epoch_loss
+            record = {"epoch": epoch + 1, "train_loss": total / count if count else None,
                       "seconds": time.perf_counter() - t0}
             if X_test is not None:
                 record["test_accuracy"] = self.score(X_test, y_test)
+            dead = dead_state(self, X[:128])
+            if dead:
+                record["dead"] = True
+                warnings.warn(f"epoch {epoch + 1}: {dead}", DeadNetworkWarning, stacklevel=3)
             self.history_.append(record)
             self._position = (epoch + 1, 0)
+            self._epoch_loss = [0.0, 0]
             if self.verbose:
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
                       flush=True)
@@ -348,20 +402,70 @@ class EPTrainer:
         params["g_init"] = list(params["g_init"])
         spec = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "params": params,
                 "position": list(self._position), "rng": _jsonable(self._rng.bit_generator.state),
-                "history": self.history_}
+                "history": self.history_, "epoch_loss": list(self._epoch_loss)}
         arrays = {f"g_{a}_{b}": g for (a, b), g in self.network_.conductances.items()}
         arrays.update(self._optimizer_.state())
         return atomic_savez(path, spec=spec, **arrays)
 
     def _load_checkpoint(self, path, warn=True):
+        box = {}
+
+        def members(spec):
+            for key in ("params", "position", "rng", "history"):
+                if key not in spec:
+                    raise NetworkError(f"{path}: checkpoint has no {key!r} entry")
+            params = spec["params"]
+            if not isinstance(params, dict):
+                raise NetworkError(f"{path}: checkpoint params must be an object, got {params!r:.80}")
+            params = dict(params)
+            params.setdefault("lr_schedule", "exponential")  # checkpoints written before schedules existed
+            known = self.get_params()
+            missing = sorted(set(known) - set(params) - {"verbose"})
+            unknown = sorted(set(params) - set(known))
+            if missing or unknown:
+                raise NetworkError(f"{path}: checkpoint params {'lack ' + str(missing) if missing else ''}"
+                                   f"{' and ' if missing and unknown else ''}"
+                                   f"{'have unknown ' + str(unknown) if unknown else ''}")
+            try:
+                params["skip"] = tuple(tuple(s) for s in params["skip"])
+                params["g_init"] = tuple(params["g_init"])
+            except TypeError as exc:
+                raise NetworkError(f"{path}: malformed checkpoint params: {exc}") from None
+            position = spec["position"]
+            if not (isinstance(position, list) and len(position) == 2
+                    and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in position)):
+                raise NetworkError(f"{path}: checkpoint position must be [epoch, batch], got {position!r:.80}")
+            if not isinstance(spec["history"], list) or not all(isinstance(h, dict) for h in spec["history"]):
+                raise NetworkError(f"{path}: checkpoint history must be a list of objects")
+            epoch_loss = spec.get("epoch_loss", [0.0, 0])
+            if not (isinstance(epoch_loss, list) and len(epoch_loss) == 2):
+                raise NetworkError(f"{path}: checkpoint epoch_loss must be [sum, count]")
+            try:
+                arch = EPTrainer(**{k: v for k, v in params.items() if k != "verbose"})._architecture()
+            except (NetworkError, ValueError, TypeError) as exc:
+                raise NetworkError(f"{path}: checkpoint settings do not make a network: {exc}") from None
+            box.update(params=params, arch=arch)
+            sizes = arch.layer_sizes
+            shapes = {}
+            for a, b in arch.crossbars:
+                shapes[f"g_{a}_{b}"] = shapes[f"velocity_{a}_{b}"] = (sizes[a], sizes[b])
+            return shapes
+
         try:
-            spec, arrays = load_npz_with_spec(path, CHECKPOINT_FORMAT)
+            spec, arrays = load_npz_with_spec(path, CHECKPOINT_FORMAT, members)
+            arch = box["arch"]
+            missing = [f"g_{a}_{b}" for a, b in arch.crossbars if f"g_{a}_{b}" not in arrays]
+            if missing:
+                raise NetworkError(f"{path}: checkpoint lacks conductance array(s) {missing}")
+            rng = np.random.default_rng()
+            try:
+                rng.bit_generator.state = spec["rng"]
+            except (TypeError, ValueError, KeyError) as exc:
+                raise NetworkError(f"{path}: checkpoint RNG state is malformed ({exc})") from None
+            net = Network(arch, {(a, b): arrays[f"g_{a}_{b}"] for a, b in arch.crossbars})
         except NetworkError as exc:
             raise ValueError(str(exc)) from None
-        params = spec["params"]
-        params["skip"] = tuple(tuple(s) for s in params["skip"])
-        params["g_init"] = tuple(params["g_init"])
-        params.setdefault("lr_schedule", "exponential")  # checkpoints written before schedules existed
+        params = box["params"]
         given = self.get_params()
         differ = [f"{k} ({given[k]!r} given, {v!r} in the checkpoint)" for k, v in params.items()
                   if k not in ("verbose", "epochs") and k in given and _jsonable(given[k]) != _jsonable(v)]
@@ -370,19 +474,16 @@ class EPTrainer:
                           + "; ".join(differ), stacklevel=3)
         verbose = self.verbose
         epochs = self.epochs
-        self.set_params(**params)
+        self.set_params(**{k: v for k, v in params.items() if k != "verbose"})
         self.verbose, self.epochs = verbose, max(epochs, params["epochs"])
         self._validate()
-        net = self._make_network(self.seed)
-        for (a, b) in net.architecture.crossbars:
-            net.conductances[(a, b)][...] = arrays[f"g_{a}_{b}"]
         self.network_ = net
         self._optimizer_ = self._optimizer(net)
         self._optimizer_.load_state(arrays)
-        self._rng = np.random.default_rng()
-        self._rng.bit_generator.state = spec["rng"]
+        self._rng = rng
         self._position = tuple(spec["position"])
         self.history_ = spec["history"]
+        self._epoch_loss = [float(spec.get("epoch_loss", [0.0, 0])[0]), int(spec.get("epoch_loss", [0.0, 0])[1])]
 
     @classmethod
     def from_checkpoint(cls, path, **overrides) -> "EPTrainer":
