@@ -100,9 +100,9 @@ def cmd_op(args):
         if args.backend != "spice":
             raise CLIError("a netlist can only be solved with --backend spice (the fast solver needs a "
                            "circuitprop model file, .npz)")
-        from .backends.spice import operating_point
+        from .backends.spice import operating_point_isolated
         from .netlist import read_netlist
-        volts = operating_point(read_netlist(path))
+        volts = operating_point_isolated(read_netlist(path))  # a child process: an ngspice crash cannot kill us
         out.write("node,voltage_V\n")
         for name, v in volts.items():
             out.write(f"{name},{v:.12g}\n")

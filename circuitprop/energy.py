@@ -133,6 +133,25 @@ def resistive_currents(network: Network, state, physical: bool = True) -> list:
     return out[1:]
 
 
+def current_scale(network: Network, state, output_currents=None) -> list:
+    """Per free node, the sum of the magnitudes of the currents its conductances can carry (A).
+
+    ``sum_j G_ij (|u_i| + |V_j|)`` over every crossbar touching the node (plus the output current): an upper
+    bound of the crossbar currents, the scale against which a KCL residual is judged (relative residual).
+    """
+    arch = network.architecture
+    state = _check_state(network, state)
+    out = [np.zeros_like(v, dtype=np.float64) for v in state]
+    for (a, b), g in network.conductances.items():
+        u = np.abs(arch.forward_gain(a) * state[a])
+        vb = np.abs(state[b])
+        out[b] += vb * g.sum(axis=0) + u @ g
+        out[a] += arch.current_gain(a) * (u * g.sum(axis=1) + vb @ g.T)
+    if output_currents is not None:
+        out[-1] += np.abs(np.asarray(output_currents))
+    return out[1:]
+
+
 def kcl_residual(network: Network, state, output_currents=None, physical: bool = True) -> list:
     """KCL residual (A) at every free node of layers 1..L: net current leaving the node.
 
@@ -191,4 +210,4 @@ def conductance_gradient(network: Network, state) -> dict:
 
 __all__ = ["diode_current", "diode_pseudo_power", "neuron_current", "neuron_pseudo_power", "cocontent",
            "kcl_residual", "cocontent_gradient", "conductance_gradient", "resistive_currents",
-           "max_abs_residual"]
+           "max_abs_residual", "current_scale"]

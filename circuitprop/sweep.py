@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import time
 import tomllib
 import traceback
@@ -66,12 +67,21 @@ def load_spec(path) -> dict:
     return check_spec(spec, str(path))
 
 
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", re.ASCII)
+
+
 def check_spec(spec: dict, where: str = "<spec>") -> dict:
     from .learning.trainer import EPTrainer
+    if not isinstance(spec, dict):
+        raise SweepError(f"{where}: a sweep spec is a table of name, [base] and [axes]")
     known = set(EPTrainer().get_params()) | set(DATA_KEYS) | set(DERIVED_KEYS)
     unknown = set(spec) - {"name", "base", "axes"}
     if unknown:
         raise SweepError(f"{where}: unknown top-level keys {sorted(unknown)} (allowed: name, base, axes)")
+    for section in ("base", "axes"):
+        if not isinstance(spec.get(section, {}), dict):
+            raise SweepError(f"{where}: {section} must be a table ([{section}] with name = value lines), "
+                             f"got {spec[section]!r:.60}")
     base = dict(spec.get("base", {}))
     axes = dict(spec.get("axes", {}))
     for section, keys in (("base", base), ("axes", axes)):
@@ -86,7 +96,12 @@ def check_spec(spec: dict, where: str = "<spec>") -> dict:
         raise SweepError(f"{where}: give learning_rate or effective_learning_rate, not both")
     if both:
         raise SweepError(f"{where}: {sorted(both)} given in both [base] and [axes]")
-    return {"name": str(spec.get("name", Path(where).stem)), "base": base, "axes": axes}
+    default = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(where).stem).strip("._") or "sweep"
+    name = spec.get("name", default if where != "<spec>" else "sweep")
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        raise SweepError(f"{where}: name {str(name)[:60]!r} must be a plain folder name (letters, digits, '_', '-', "
+                         "'.', no '..' and no '/'): results go to sweeps/<name>")
+    return {"name": name, "base": base, "axes": axes}
 
 
 def expand(spec: dict) -> list:
@@ -159,10 +174,21 @@ def run_one(config: dict, results_dir) -> dict:
 # -- the sweep (driver) -----------------------------------------------------------------------------------
 
 def finished_ids(results_dir) -> set:
+    """Ids of the runs with a complete result file (an empty or unreadable file is not a result)."""
     folder = Path(results_dir) / "runs"
     if not folder.exists():
         return set()
-    return {p.stem for p in folder.glob("*.json") if not p.name.startswith(".")}
+    return {p.stem for p in folder.glob("*.json") if not p.name.startswith(".") and _read_record(p) is not None}
+
+
+def _read_record(path):
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or record.get("status") not in ("ok", "failed") or "config" not in record:
+        return None
+    return record
 
 
 def _clean_temporaries(results_dir) -> int:
@@ -176,8 +202,12 @@ def _clean_temporaries(results_dir) -> int:
 
 
 def _client(scheduler=None, n_workers=None):
-    import dask
-    from distributed import Client, LocalCluster
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SweepError("sweeps run on Dask, which is not installed: pip install 'circuitprop[sweep]' "
+                         "(dask[distributed] and pandas)") from None
     address = scheduler or dask.config.get("scheduler-address", None)
     if address:
         return Client(address), None
@@ -220,8 +250,8 @@ def run_sweep(spec, results_dir, scheduler=None, n_workers=None, progress=True, 
     counts = {"total": len(configs), "skipped": len(configs) - len(todo), "ok": 0, "failed": 0}
     if not todo:
         return counts
-    from distributed import as_completed
     client, cluster = _client(scheduler, n_workers)
+    from distributed import as_completed
     try:
         futures = [client.submit(run_one, c, str(results_dir.resolve()), key=f"run-{run_id(c)}", pure=False)
                    for c in todo]
@@ -244,10 +274,8 @@ def run_sweep(spec, results_dir, scheduler=None, n_workers=None, progress=True, 
 
 
 def _status(results_dir, rid):
-    try:
-        return json.loads((Path(results_dir) / "runs" / f"{rid}.json").read_text()).get("status")
-    except (OSError, json.JSONDecodeError):
-        return None
+    record = _read_record(Path(results_dir) / "runs" / f"{rid}.json")
+    return None if record is None else record["status"]
 
 
 def _n_threads(client) -> int:
@@ -272,13 +300,19 @@ def load_results(results_dir):
     Columns: ``run_id``, ``status``, ``error``, every configuration key, ``test_accuracy`` (final),
     ``best_test_accuracy``, ``final_train_loss``, ``wall_seconds``.
     """
-    import pandas as pd
+    try:
+        import pandas as pd
+    except ImportError:
+        raise SweepError("sweep reports need pandas: pip install 'circuitprop[sweep]'") from None
     rows = []
     for path in sorted((Path(results_dir) / "runs").glob("*.json")):
         if path.name.startswith("."):
             continue
-        rec = json.loads(path.read_text())
-        row = {"run_id": rec["run_id"], "status": rec["status"], "error": rec.get("error"),
+        rec = _read_record(path)
+        if rec is None:
+            raise SweepError(f"{path}: not a complete run result (empty, truncated or not JSON); delete it and run "
+                             "the sweep again to redo that run")
+        row = {"run_id": rec.get("run_id", path.stem), "status": rec["status"], "error": rec.get("error"),
                "test_accuracy": rec.get("test_accuracy"), "best_test_accuracy": rec.get("best_test_accuracy"),
                "final_train_loss": rec.get("final_train_loss"), "wall_seconds": rec.get("wall_seconds")}
         row.update(rec["config"])

@@ -242,6 +242,9 @@ class PreparedNetwork:
                 if residual <= cfg.tol:
                     converged = True
                     break
+        if not all(np.all(np.isfinite(v)) for v in state[1:]):
+            raise ConvergenceError(f"fast solver: node voltages became non-finite after {sweeps} sweeps; "
+                                   "check for extreme conductances, gains or inputs")
         if not converged:
             residual = _max_abs(self.residuals(state, fixed, currents))
             converged = residual <= cfg.tol

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..energy import kcl_residual, max_abs_residual
+from ..energy import current_scale, kcl_residual, max_abs_residual
 from ..netlist.circuit import Circuit, build_circuit, node
 from ..netlist.writers import render
-from ..network import Network
+from ..network import DiodeModel, Network, replace
 from .base import ConvergenceError, Solution
 
 
@@ -48,6 +48,12 @@ class SpiceOptions:
         Number of gmin-stepping steps tried when plain Newton fails (0: none).
     srcsteps : int
         Number of source-stepping steps tried after that (0: none).
+    residual_rtol : float
+        circuitprop's own check of every solution: the KCL residual of each node, recomputed from
+        ngspice's voltages, must be below ``residual_rtol`` times the node's current scale
+        (:func:`circuitprop.energy.current_scale`) plus ``1000 * abstol``; otherwise the solve raises
+        :class:`ConvergenceError` instead of returning a wrong voltage.  Converged solutions are at
+        about 1e-10 relative.
     """
 
     reltol: float = 1e-6
@@ -57,6 +63,11 @@ class SpiceOptions:
     itl1: int = 200
     gminsteps: int = 10
     srcsteps: int = 10
+    residual_rtol: float = 1e-6
+
+    def simulator_options(self) -> dict:
+        """The fields that are ngspice ``.options`` (``residual_rtol`` is circuitprop's own check)."""
+        return {k: v for k, v in asdict(self).items() if k != "residual_rtol"}
 
     @classmethod
     def tight(cls) -> "SpiceOptions":
@@ -64,7 +75,8 @@ class SpiceOptions:
         return cls(reltol=1e-9, abstol=1e-15, vntol=1e-9, gmin=1e-15)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The ngspice ``.options`` (same as :meth:`simulator_options`)."""
+        return self.simulator_options()
 
 
 _LOCK = threading.Lock()
@@ -219,8 +231,9 @@ class SpiceBackend:
         if self.session.loaded == key:
             return
         circuit = build_circuit(network, fold_inputs=self.fold_inputs)
-        self.netlist_text = render(circuit, "ngspice", options=self.options.as_dict(), analysis=False)
+        self.netlist_text = render(circuit, "ngspice", options=self.options.simulator_options(), analysis=False)
         self.session.load(self.netlist_text, key)
+        self._simulated = simulated_network(network)
 
     def solve(self, network: Network, inputs, output_currents=None, initial=None) -> Solution:
         """Solve one operating point per sample (``initial`` is ignored: ngspice starts cold)."""
@@ -257,9 +270,51 @@ class SpiceBackend:
         for layer in range(1, len(sizes)):
             voltages.append(out[:, start:start + sizes[layer]])
             start += sizes[layer]
-        residual = max_abs_residual(kcl_residual(network, voltages, currents))
+        residual = check_solution(self._simulated, voltages, currents, self.options, what="ngspice")
         return Solution(voltages=voltages, iterations=batch, residual=residual, converged=True,
                         info={"fold_inputs": self.fold_inputs})
+
+
+def simulated_network(network: Network) -> Network:
+    """The network ngspice actually simulates: an ideal diode becomes its near-ideal SPICE diode.
+
+    KCL residuals of ngspice's solutions are computed on this network (for an ideal diode the
+    SPICE node sits a fraction of a millivolt beyond the clip, where the ideal law has no finite
+    residual).  The conductance arrays are shared, not copied.
+    """
+    diode = network.architecture.diode
+    if diode.kind != "ideal":
+        return network
+    spice_diode = DiodeModel("shockley", saturation_current=diode.saturation_current,
+                             emission_coefficient=diode.spice_ideal_n, temperature=diode.temperature)
+    twin = object.__new__(Network)
+    twin.architecture = replace(network.architecture, diode=spice_diode)
+    twin.conductances = network.conductances
+    return twin
+
+
+def check_solution(network: Network, voltages, currents, options: SpiceOptions, what: str) -> float:
+    """Largest KCL residual (A) of a solution; raise :class:`ConvergenceError` if it is not a solution.
+
+    Non-finite voltages, or a node whose residual exceeds ``options.residual_rtol`` times its
+    current scale plus ``1000 * options.abstol``, mean the simulator returned something that does
+    not satisfy Kirchhoff's current law: an error, never a silently wrong voltage.
+    """
+    if not all(np.all(np.isfinite(v)) for v in voltages):
+        raise ConvergenceError(f"{what}: the solution has non-finite node voltages")
+    residual = kcl_residual(network, voltages, currents)
+    scale = current_scale(network, voltages, currents)
+    floor = 1e3 * options.abstol
+    for layer, (r, s) in enumerate(zip(residual, scale), start=1):
+        bad = ~np.isfinite(r) | (np.abs(r) > options.residual_rtol * s + floor)
+        if bad.any():
+            sample, index = (int(i) for i in np.argwhere(bad)[0])
+            raise ConvergenceError(
+                f"{what}: the returned voltages violate KCL at node n{layer}_{index} of sample {sample}: "
+                f"residual {r[sample, index]:.3g} A against a current scale of {s[sample, index]:.3g} A "
+                f"(tolerance residual_rtol={options.residual_rtol:g} relative). The simulator did not converge "
+                "to a steady state; check for extreme element values")
+    return max_abs_residual(residual)
 
 
 def operating_point(circuit: Circuit, options: SpiceOptions | None = None) -> dict:
@@ -271,7 +326,7 @@ def operating_point(circuit: Circuit, options: SpiceOptions | None = None) -> di
     session = NgSpiceSession.get()
     opts = dict(getattr(circuit, "options", {}) or {})
     if options is not None:
-        opts.update(options.as_dict())
+        opts.update(options.simulator_options())
     text = render(circuit, "ngspice", options=opts or None, analysis=False)
     session.load(text, key=("circuit", id(circuit)))
     plot = session.op(what=f"netlist {circuit.title!r}")
@@ -279,7 +334,41 @@ def operating_point(circuit: Circuit, options: SpiceOptions | None = None) -> di
     values = session.vectors(plot, names)
     session.command("destroy all", check=False)
     session.loaded = None
+    if not np.all(np.isfinite(values)):
+        bad = names[int(np.argmax(~np.isfinite(values)))]
+        raise ConvergenceError(f"ngspice returned a non-finite voltage at node {bad!r} of {circuit.title!r}")
     return dict(zip(names, values))
+
+
+def operating_point_isolated(circuit: Circuit, options: SpiceOptions | None = None, timeout: float = 600) -> dict:
+    """:func:`operating_point` in a child process, so that an ngspice crash cannot kill the caller.
+
+    ngspice runs in-process as a shared library: a netlist that crashes it (ngspice 39 segfaults on a
+    node named ``temper``) would take a Jupyter kernel or a Dask worker down with it.  Netlists read
+    from files are solved here, by ``python -m circuitprop.backends.spice_child``.  Raises
+    :class:`SpiceError` when the child dies or times out (``timeout`` seconds), and the child's own
+    error (:class:`ConvergenceError` or :class:`SpiceError`) otherwise.
+    """
+    import pickle
+    import subprocess
+    import sys
+    try:
+        proc = subprocess.run([sys.executable, "-m", "circuitprop.backends.spice_child"],
+                              input=pickle.dumps((circuit, options)), capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SpiceError(f"ngspice did not finish the operating point of {circuit.title!r} in {timeout:g} s") from None
+    if proc.returncode != 0 or not proc.stdout:
+        code = proc.returncode
+        how = f"signal {-code}" if code < 0 else f"exit status {code}"
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise SpiceError(f"ngspice crashed ({how}) while solving {circuit.title!r}; the netlist was not solved "
+                         f"(this process is unharmed){': ' + tail[0][:200] if tail[0] else ''}")
+    message = pickle.loads(proc.stdout)  # written by our own child process
+    if message[0] == "ok":
+        return message[1]
+    kind, text = message[1], message[2]
+    error = {"ConvergenceError": ConvergenceError, "SpiceError": SpiceError}.get(kind, SpiceError)
+    raise error(text if kind in ("ConvergenceError", "SpiceError") else f"{kind}: {text}")
 
 
 def run_ngspice_batch(netlist_path, timeout: float = 600) -> dict:

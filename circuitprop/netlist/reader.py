@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..network import MAX_CONDUCTANCE, MAX_GAIN, MAX_VOLTAGE
 from .circuit import Circuit, Param
 
 _SUFFIX = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6, "m": 1e-3, "u": 1e-6,
@@ -25,6 +26,20 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DANGEROUS = {".control", ".endc", ".include", ".inc", ".lib", ".exec", ".endl", ".func", ".csparam",
               ".shell", ".system", ".if", ".elseif", ".else", ".endif", ".ahdl", ".hdl", ".load"}
 _ALLOWED_DOT = {".model", ".param", ".options", ".option", ".op", ".end", ".title"}
+#: Names ngspice reserves for special variables; a node called ``temper`` crashes ngspice 39.
+RESERVED_NAMES = {"temper", "hertz", "time"}
+#: Longest line (characters) read; longer ones are refused without being echoed.
+MAX_LINE = 10_000
+#: Ranges of diode model parameters accepted: IS in amperes, N, RS in ohms.
+DIODE_LIMITS = {"IS": (0.0, 1.0, True), "N": (0.0, 100.0, True), "RS": (0.0, 1e9, False)}
+#: Largest magnitude of a current source, amperes.
+MAX_CURRENT = 1e3
+
+
+def _show(text: str, width: int = 40) -> str:
+    """A token or line for an error message, cut to ``width`` characters."""
+    text = str(text)
+    return repr(text) if len(text) <= width else repr(text[:width]) + f"... ({len(text)} characters)"
 
 
 class NetlistError(ValueError):
@@ -42,8 +57,8 @@ def _number(token: str, where: str, params: dict) -> float | Param:
         if name not in params:
             raise NetlistError(f"{where}: unknown parameter {name!r}")
         return Param(name, float(m.group(1)) if m.group(1) else 1.0)
-    raise NetlistError(f"{where}: {token!r} is not a number (expressions other than "
-                       "{{scale*param}} are not supported)")
+    raise NetlistError(f"{where}: {_show(token)} is not a number (expressions other than "
+                       "{scale*param} are not supported)")
 
 
 def _name(token: str, where: str) -> str:
@@ -51,7 +66,12 @@ def _name(token: str, where: str) -> str:
     if token == "0" or token == "gnd":
         return "0"
     if not _NAME.match(token):
-        raise NetlistError(f"{where}: name {token!r} has characters other than letters, digits and '_'")
+        raise NetlistError(f"{where}: name {_show(token)} has characters other than letters, digits and '_'")
+    if token in RESERVED_NAMES:
+        raise NetlistError(f"{where}: {token!r} is a name ngspice reserves ({', '.join(sorted(RESERVED_NAMES))}); "
+                           "rename the node or element")
+    if len(token) > 64:
+        raise NetlistError(f"{where}: name {_show(token)} is longer than 64 characters")
     return token
 
 
@@ -60,6 +80,8 @@ def _logical_lines(text: str):
     current, start = None, 0
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(";", 1)[0]
+        if current is not None and len(current) > MAX_LINE:
+            raise NetlistError(f"line {start}: the card is longer than {MAX_LINE} characters (with continuations)")
         line = re.split(r"\s\$\s", line, maxsplit=1)[0].strip()
         if number == 1:
             continue  # SPICE: the first line is the title, never a card
@@ -84,6 +106,10 @@ def parse_netlist(text: str, source: str = "<netlist>") -> Circuit:
     if "\x00" in text:
         raise NetlistError(f"{source}: binary data (NUL byte) in netlist")
     lines = text.splitlines()
+    for number, raw in enumerate(lines, start=1):
+        if len(raw) > MAX_LINE:
+            raise NetlistError(f"{source}:{number}: line is {len(raw)} characters long (limit {MAX_LINE}); it starts "
+                               f"with {_show(raw.strip(), 40)}")
     title = lines[0].lstrip("* ").strip() if lines else ""
     circuit = Circuit(title=title or source)
     params: dict = {}
@@ -97,7 +123,7 @@ def parse_netlist(text: str, source: str = "<netlist>") -> Circuit:
             first = words[0]
             if first in _DANGEROUS or first in ("shell", "exec", "source", "sh", "system") or first.startswith(
                     "pre_"):
-                raise NetlistError(f"{source}:{number}: refused {first!r}: netlists with executable "
+                raise NetlistError(f"{source}:{number}: refused {_show(first)}: netlists with executable "
                                    "content (.control blocks, shell commands, includes) are not run")
     ended = False
     for number, line in _logical_lines(text):
@@ -108,7 +134,7 @@ def parse_netlist(text: str, source: str = "<netlist>") -> Circuit:
         head = tokens[0].lower()
         if head.startswith("."):
             if head not in _ALLOWED_DOT:
-                raise NetlistError(f"{where}: unsupported command {head!r} (allowed: "
+                raise NetlistError(f"{where}: unsupported command {_show(head)} (allowed: "
                                    f"{', '.join(sorted(_ALLOWED_DOT))})")
             if head == ".end":
                 ended = True
@@ -126,6 +152,8 @@ def parse_netlist(text: str, source: str = "<netlist>") -> Circuit:
             continue
         _parse_element(tokens, circuit, where, params)
     _check_references(circuit, source)
+    _check_values(circuit, source)
+    _check_dc_paths(circuit, source)
     circuit.options = options
     return circuit
 
@@ -139,7 +167,7 @@ def _pairs(tokens, where):
             pairs.append((tokens[i], tokens[i + 2]))
             i += 3
         else:
-            raise NetlistError(f"{where}: expected name=value, got {' '.join(tokens[i:i + 3])!r}")
+            raise NetlistError(f"{where}: expected name=value, got {_show(' '.join(tokens[i:i + 3]))}")
     return pairs
 
 
@@ -149,14 +177,19 @@ def _parse_model(tokens, circuit, where):
     name = _name(tokens[1], where)
     kind = tokens[2].lower()
     if kind != "d":
-        raise NetlistError(f"{where}: model type {kind!r} is not supported (only diode models 'D')")
+        raise NetlistError(f"{where}: model type {_show(kind)} is not supported (only diode models 'D')")
     known = {"is", "n", "rs"}
     params = {}
     for key, value in _pairs(tokens[3:], where):
         key = key.lower()
         if key not in known:
-            raise NetlistError(f"{where}: diode parameter {key!r} is not supported (known: IS, N, RS)")
+            raise NetlistError(f"{where}: diode parameter {_show(key)} is not supported (known: IS, N, RS)")
         v = _number(value, where, {})
+        low, high, open_low = DIODE_LIMITS[key.upper()]
+        if not (low < v <= high if open_low else low <= v <= high):
+            unit = {"IS": " A", "RS": " ohm"}.get(key.upper(), "")
+            raise NetlistError(f"{where}: diode model {name!r}: {key.upper()} = {v:g}{unit} is outside "
+                               f"{'(' if open_low else '['}{low:g}, {high:g}]{unit}")
         params[key.upper()] = v
     circuit.models[name] = params
 
@@ -168,11 +201,11 @@ def _parse_element(tokens, circuit, where, params):
     name = _name(tokens[0], where)
     kind = name[0]
     if kind not in _ARITY:
-        raise NetlistError(f"{where}: element {tokens[0]!r}: type {kind.upper()!r} is not supported "
+        raise NetlistError(f"{where}: element {_show(tokens[0])}: type {kind.upper()!r} is not supported "
                            "(supported: R, D, V, I, E, F)")
     n = _ARITY[kind]
     if len(tokens) < n + 2:
-        raise NetlistError(f"{where}: element {tokens[0]!r} needs {n} nodes and a value")
+        raise NetlistError(f"{where}: element {_show(tokens[0])} needs {n} nodes and a value")
     nodes = tuple(_name(t, where) for t in tokens[1:1 + n])
     rest = tokens[1 + n:]
     if kind == "d":
@@ -188,12 +221,27 @@ def _parse_element(tokens, circuit, where, params):
     if kind in ("v", "i") and rest and rest[0].lower() == "dc":
         rest = rest[1:]
     if len(rest) != 1:
-        raise NetlistError(f"{where}: element {name!r}: expected one DC value, got {' '.join(rest)!r} "
+        raise NetlistError(f"{where}: element {name!r}: expected one DC value, got {_show(' '.join(rest))} "
                            "(only DC values are supported)")
     value = _number(rest[0], where, params)
-    if kind == "r" and not isinstance(value, Param) and not value > 0:
-        raise NetlistError(f"{where}: resistor {name!r} has resistance {value} ohm; it must be > 0")
+    _check_value(kind.upper(), name, value, params, where)
     circuit.add(kind.upper(), name, nodes, value)
+
+
+def _check_value(kind, name, value, params, where):
+    """Refuse values that make no physical circuit (a negative resistor) or only floating-point noise."""
+    number = params[value.name] * value.scale if isinstance(value, Param) else value
+    via = f" (via parameter {value.name!r})" if isinstance(value, Param) else ""
+    if kind == "R":
+        if not number >= 1.0 / MAX_CONDUCTANCE:
+            raise NetlistError(f"{where}: resistor {name!r} has resistance {number:g} ohm{via}; it must be > 0 "
+                               f"(at least {1.0 / MAX_CONDUCTANCE:g} ohm)")
+    elif kind == "V" and abs(number) > MAX_VOLTAGE:
+        raise NetlistError(f"{where}: source {name!r} is {number:g} V{via}; circuitprop accepts up to {MAX_VOLTAGE:g} V")
+    elif kind == "I" and abs(number) > MAX_CURRENT:
+        raise NetlistError(f"{where}: source {name!r} is {number:g} A{via}; circuitprop accepts up to {MAX_CURRENT:g} A")
+    elif kind in ("E", "F") and abs(number) > MAX_GAIN:
+        raise NetlistError(f"{where}: gain of {name!r} is {number:g}{via}; circuitprop accepts up to {MAX_GAIN:g}")
 
 
 def _check_references(circuit: Circuit, source: str):
@@ -211,6 +259,32 @@ def _check_references(circuit: Circuit, source: str):
             raise NetlistError(f"{source}: CCCS {e.name!r} senses {e.control!r}, which is not a voltage source")
     if not circuit.elements:
         raise NetlistError(f"{source}: no elements")
+
+
+def _check_values(circuit: Circuit, source: str):
+    """Check every value again with the final parameter values (a later ``.param`` may change one)."""
+    for e in circuit.elements:
+        if e.kind in ("R", "V", "I", "E", "F"):
+            _check_value(e.kind, e.name, e.value, circuit.parameters, f"{source}: element {e.name!r}")
+
+
+def _check_dc_paths(circuit: Circuit, source: str):
+    """Refuse nodes with no DC path to ground (ngspice would solve them with gmin alone: a made-up voltage)."""
+    import networkx as nx
+    graph = nx.Graph()
+    graph.add_node("0")
+    for e in circuit.elements:
+        nodes = list(e.nodes)
+        graph.add_nodes_from(nodes)
+        if e.kind in ("R", "V", "D"):
+            graph.add_edge(nodes[0], nodes[1])
+        elif e.kind == "E":
+            graph.add_edge(nodes[0], nodes[1])  # the output port is a voltage source
+    floating = sorted(set(graph.nodes) - nx.node_connected_component(graph, "0"))
+    if floating:
+        shown = ", ".join(floating[:5]) + (" ..." if len(floating) > 5 else "")
+        raise NetlistError(f"{source}: node(s) {shown} have no DC path to ground (connected only through current "
+                           "sources or controlled-source inputs, or not at all to node 0); their voltage is undefined")
 
 
 def read_netlist(path) -> Circuit:
