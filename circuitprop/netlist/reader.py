@@ -10,6 +10,7 @@ again from scratch before any simulator sees it: the file's own text never is.
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -50,13 +51,19 @@ def _number(token: str, where: str, params: dict) -> float | Param:
     token = token.lower()
     m = _NUMBER.match(token)
     if m:
-        return float(m.group(1)) * _SUFFIX.get(m.group(2) or "", 1.0)
+        value = float(m.group(1)) * _SUFFIX.get(m.group(2) or "", 1.0)
+        if not math.isfinite(value):
+            raise NetlistError(f"{where}: {_show(token)} is not a finite number")
+        return value
     m = _PARAM_EXPR.match(token)
     if m:
         name = m.group(2)
         if name not in params:
             raise NetlistError(f"{where}: unknown parameter {name!r}")
-        return Param(name, float(m.group(1)) if m.group(1) else 1.0)
+        scale = float(m.group(1)) if m.group(1) else 1.0
+        if not math.isfinite(scale):
+            raise NetlistError(f"{where}: scale in {_show(token)} is not a finite number")
+        return Param(name, scale)
     raise NetlistError(f"{where}: {_show(token)} is not a number (expressions other than "
                        "{scale*param} are not supported)")
 
