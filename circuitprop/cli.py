@@ -33,7 +33,12 @@ def _parse_inputs(text, n_features):
             x = np.array([float(v) for v in text.split(",") if v.strip()])
         except ValueError:
             raise CLIError(f"--inputs {text!r}: expected comma-separated numbers or a .npy/.csv file") from None
-    x = np.atleast_2d(np.asarray(x, dtype=float))
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise CLIError(f"--inputs: expected real numbers, got an array of dtype {x.dtype}")
+    if x.ndim > 2:
+        raise CLIError(f"--inputs: expected one row of features per sample (2-D), got shape {x.shape}")
+    x = np.atleast_2d(x.astype(float))
     if x.shape[1] != n_features:
         raise CLIError(f"--inputs: got {x.shape[1]} values per sample, the network has {n_features} features")
     return x
@@ -70,6 +75,8 @@ def cmd_export(args):
     x = _parse_inputs(args.inputs, net.architecture.n_features)
     if x is not None and x.shape[0] != 1:
         raise CLIError("--inputs: export takes one input vector")
+    if args.fold_inputs and x is None:
+        raise CLIError("--fold-inputs needs --inputs (the Norton equivalents depend on the input values)")
     out = args.output or Path(args.model).with_suffix(SUFFIXES[args.format])
     write_netlist(net, out, args.format, inputs=None if x is None else x[0],
                   input_parameters=args.inputs is None and not args.zero_inputs, fold_inputs=args.fold_inputs)

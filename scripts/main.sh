@@ -7,4 +7,8 @@ bash scripts/bootstrap.sh
 if [ -z "${CIRCUITPROP_DATA:-}" ] && [ -d ../shared/data/mnist ]; then
     export CIRCUITPROP_DATA="$(cd ../shared/data && pwd)"
 fi
-exec .venv/bin/circuitprop train --dataset mnist --check-spice 200 --export ngspice -o out/mnist-784-100-10.npz "$@"
+# Running the main job again starts afresh (--overwrite) unless you ask to continue a killed run (--resume).
+fresh=--overwrite
+for arg in "$@"; do [ "$arg" = "--resume" ] && fresh=""; done
+exec .venv/bin/circuitprop train --dataset mnist --check-spice 200 --export ngspice -o out/mnist-784-100-10.npz \
+    $fresh "$@"

@@ -28,24 +28,12 @@ from circuitprop.network import (DiodeModel, Network, NetworkError, architecture
                                  parse_layers)
 from circuitprop.safety import OutputLock
 from circuitprop.sweep import SweepError, check_spec, finished_ids, load_results, run_sweep
-from test_datasets import write_idx
+from conftest import write_idx, write_two_class_mnist
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    """A small generated MNIST-layout dataset (two separable classes)."""
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 400), ("t10k", 40)):
-        labels = rng.integers(0, 2, n)
-        images = np.zeros((n, 28, 28))
-        images[labels == 0, :14] = 255
-        images[labels == 1, 14:] = 255
-        write_idx(folder / f"{split}-images-idx3-ubyte.gz", np.clip(images + rng.integers(0, 60, images.shape), 0, 255))
-        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
-    return root
+    return write_two_class_mnist(tmp_path_factory.mktemp("data"), 400, 40)
 
 
 @pytest.fixture
@@ -445,3 +433,19 @@ def test_a_dead_network_is_detected_and_warned_about():
     assert "every neuron of hidden layer 1 is at 0 V" in message and "learning rate" in message
     with pytest.warns(DeadNetworkWarning, match="dead"):
         ckpt_trainer(epochs=1, learning_rate=1e12, diode="ideal").fit(X, y)
+
+
+# -- input files on the command line --------------------------------------------------------------------------
+
+def test_bad_input_arrays_are_refused(tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    assert main(["init", "--layers", "3-2-2", "-o", str(model)]) == 0
+    np.save(tmp_path / "x3.npy", np.zeros((2, 2, 3)))
+    np.save(tmp_path / "c.npy", np.zeros((1, 3), complex))
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for name, message in (("x3.npy", "2-D"), ("c.npy", "dtype complex128"), ("o.npy", "cannot read inputs")):
+        capsys.readouterr()
+        assert main(["op", str(model), "--backend", "fast", "--inputs", str(tmp_path / name)]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["export", str(model), "--fold-inputs"]) == 2
+    assert "--fold-inputs needs --inputs" in capsys.readouterr().err

@@ -9,10 +9,7 @@ from circuitprop import datasets
 from circuitprop.datasets import DatasetError, downsample, load_dataset, read_idx
 
 
-def write_idx(path, array):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + array.astype(np.uint8).tobytes())
+from conftest import write_idx
 
 
 @pytest.fixture

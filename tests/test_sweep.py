@@ -12,25 +12,12 @@ import pytest
 from circuitprop.cli import main
 from circuitprop.sweep import (SweepError, check_spec, critical_level, expand, fit_power_law, load_results,
                                run_id, run_sweep)
-from test_datasets import write_idx
+from conftest import write_two_class_mnist
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    """A small generated dataset in the official layout (two separable classes among ten labels)."""
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 64), ("t10k", 32)):
-        labels = rng.integers(0, 2, n)
-        images = np.zeros((n, 28, 28))
-        images[labels == 0, :14] = 255
-        images[labels == 1, 14:] = 255
-        images = np.clip(images + rng.integers(0, 60, images.shape), 0, 255)
-        write_idx(folder / f"{split}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
-    return root
+    return write_two_class_mnist(tmp_path_factory.mktemp("data"), 64, 32)
 
 
 def spec_for(data_dir, seeds=(0, 1), betas=(1e-6,), name="t"):
