@@ -328,13 +328,19 @@ class Network:
     ----------
     architecture : Architecture
     conductances : dict
-        ``{(a, b): array}`` with one float64 array of shape
-        ``(layer_sizes[a], layer_sizes[b])`` in siemens per crossbar; element
-        ``[i, j]`` joins node ``i`` of layer ``a`` to node ``j`` of layer ``b``.
+        ``{(a, b): array}`` with one array of shape ``(layer_sizes[a], layer_sizes[b])``
+        in siemens per crossbar; element ``[i, j]`` joins node ``i`` of layer ``a`` to
+        node ``j`` of layer ``b``.
+    dtype : {"float64", "float32"}
+        Floating-point type the conductances are held in (float32 halves memory traffic
+        in training; see :class:`~circuitprop.learning.EPTrainer`'s ``dtype``).
     """
 
-    def __init__(self, architecture: Architecture, conductances: dict):
+    def __init__(self, architecture: Architecture, conductances: dict, dtype="float64"):
         validate_architecture(architecture)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float64, np.float32):
+            raise NetworkError(f"conductance dtype must be float64 or float32, got {dtype}")
         if not isinstance(conductances, dict):
             raise NetworkError(f"conductances must be a dict {{(a, b): array}}, got {type(conductances).__name__}")
         self.architecture = architecture
@@ -355,7 +361,7 @@ class Network:
             if array.dtype.kind not in "fiu":
                 raise NetworkError(f"crossbar {key}: conductances must be real numbers, got an array of "
                                    f"dtype {array.dtype}")
-            array = np.array(array, dtype=np.float64)
+            array = np.array(array, dtype=dtype)
             expected = (sizes[key[0]], sizes[key[1]])
             if array.shape != expected:
                 raise NetworkError(
@@ -367,7 +373,7 @@ class Network:
     # -- construction -----------------------------------------------------
     @classmethod
     def random(cls, architecture: Architecture, g_min: float = 1e-7, g_max: float = 1e-5,
-               seed=None, init: str = "uniform") -> "Network":
+               seed=None, init: str = "uniform", dtype="float64") -> "Network":
         """A network with random conductances (siemens).
 
         ``init="uniform"`` draws each conductance uniformly in ``[g_min, g_max]``.
@@ -385,10 +391,15 @@ class Network:
         conductances = {
             (a, b): rng.uniform(g_min, g_max, size=(sizes[a], sizes[b])) for a, b in architecture.crossbars
         }
-        return cls(architecture, conductances)
+        return cls(architecture, conductances, dtype=dtype)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Floating-point type of the conductance arrays."""
+        return next(iter(self.conductances.values())).dtype if self.conductances else np.dtype(np.float64)
 
     def copy(self) -> "Network":
-        return Network(self.architecture, {k: v.copy() for k, v in self.conductances.items()})
+        return Network(self.architecture, {k: v.copy() for k, v in self.conductances.items()}, dtype=self.dtype)
 
     # -- conveniences -------------------------------------------------------
     @property
@@ -489,8 +500,9 @@ class Network:
             if key not in arrays:
                 raise NetworkError(f"{path}: missing conductance array {key!r}")
             conductances[(a, b)] = arrays[key]
+        dtype = np.float32 if all(v.dtype == np.float32 for v in conductances.values()) else np.float64
         try:
-            return cls(arch, conductances)
+            return cls(arch, conductances, dtype=dtype)
         except NetworkError as exc:
             raise NetworkError(f"{path}: {exc}") from exc
 

@@ -24,6 +24,7 @@ and by the nudged phases.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import networkx as nx
 import numpy as np
@@ -94,23 +95,44 @@ class PreparedNetwork:
         self.g = {k: v.astype(dt, copy=False) for k, v in network.conductances.items()}
         self.incoming = {l: [] for l in range(self.n_layers)}
         self.outgoing = {l: [] for l in range(self.n_layers)}
-        coef = {l: np.zeros(self.sizes[l], dtype=np.float64) for l in range(1, self.n_layers)}
-        for (a, b), g in network.conductances.items():
-            ga, ca = arch.forward_gain(a), arch.current_gain(a)
-            self.incoming[b].append((a, ga))
-            coef[b] += g.sum(axis=0)
+        for (a, b) in network.conductances:
+            self.incoming[b].append((a, arch.forward_gain(a)))
             if a > 0:
-                self.outgoing[a].append((b, ca))
-                coef[a] += ca * ga * g.sum(axis=1)
-        self.coef = {l: c.astype(dt) for l, c in coef.items()}
+                self.outgoing[a].append((b, arch.current_gain(a)))
+        from ..kernels import crossbar_sums  # the same arithmetic as the training update's sums
+        self.sums = {k: crossbar_sums(g, rows=k[0] > 0) for k, g in network.conductances.items()}
+        self._set_coef()
         self.bounds = {l: (h.v_low, h.v_high) for l, h in enumerate(arch.hidden, start=1)}
-        graph = arch.layer_graph().subgraph(range(1, self.n_layers))
-        colour = nx.coloring.greedy_color(graph, strategy="largest_first")
-        groups = {}
-        for layer, c in colour.items():
-            groups.setdefault(c, []).append(layer)
-        self.groups = sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+        self.groups = _layer_groups(arch)
         self.gain = [arch.forward_gain(l) for l in range(self.n_layers)]
+
+    def _set_coef(self):
+        arch = self.network.architecture
+        coef = {l: np.zeros(self.sizes[l], dtype=np.float64) for l in range(1, self.n_layers)}
+        for (a, b), (rows, cols) in self.sums.items():
+            coef[b] += cols
+            if a > 0:  # rows are None for crossbars from the input layer
+                coef[a] += arch.current_gain(a) * arch.forward_gain(a) * rows
+        self.coef = {l: c.astype(self.dtype) for l, c in coef.items()}
+
+    @property
+    def shares_conductances(self) -> bool:
+        """True when the solver reads the network's own arrays (same dtype), so in-place updates reach it."""
+        return all(self.g[k] is v for k, v in self.network.conductances.items())
+
+    def update_sums(self, sums: dict) -> None:
+        """Refresh the solver after the conductances changed in place.
+
+        ``sums`` maps crossbars to their new ``(row_sums, column_sums)`` (siemens), as the fused
+        update kernel returns them: the node conductances are updated from these vectors instead
+        of re-reading the arrays.  Crossbars not in ``sums`` are summed again.
+        """
+        if not self.shares_conductances:
+            raise ValueError("this solver holds copies of the conductances (another dtype); prepare it again")
+        from ..kernels import crossbar_sums
+        for key, g in self.network.conductances.items():
+            self.sums[key] = sums[key] if key in sums else crossbar_sums(g, rows=key[0] > 0)
+        self._set_coef()
 
     # -- pieces -----------------------------------------------------------
     def input_drive(self, v_in: np.ndarray) -> dict:
@@ -262,6 +284,17 @@ class PreparedNetwork:
                 import warnings
                 warnings.warn(message, RuntimeWarning, stacklevel=2)
         return solution
+
+
+@lru_cache(maxsize=64)
+def _layer_groups(arch) -> list:
+    """Layers (1..L) that share no crossbar, grouped by a colouring of the layer graph (per architecture)."""
+    graph = arch.layer_graph().subgraph(range(1, arch.n_layers))
+    colour = nx.coloring.greedy_color(graph, strategy="largest_first")
+    groups = {}
+    for layer, c in colour.items():
+        groups.setdefault(c, []).append(layer)
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
 
 
 def _max_abs(arrays) -> float:

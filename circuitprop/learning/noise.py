@@ -49,5 +49,6 @@ class MeasurementNoise:
         measured = []
         for v in voltages:  # input nodes are measured too: the rule needs the drop across each resistor
             rep = np.repeat(v, n, axis=0)
-            measured.append(rep + self.sigma * rng.standard_normal(rep.shape))
+            dtype = rep.dtype if rep.dtype in (np.float32, np.float64) else np.float64
+            measured.append(rep + dtype.type(self.sigma) * rng.standard_normal(rep.shape, dtype=dtype))
         return measured, 1.0 / n

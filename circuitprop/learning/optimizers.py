@@ -34,9 +34,28 @@ class SGD:
             return float(self.learning_rate[key])
         return float(self.learning_rate)
 
-    def step(self, params: dict, grads: dict, lower: float, upper: float) -> None:
-        """Update ``params`` in place and clip them to ``[lower, upper]``."""
+    def step(self, params: dict, grads: dict, lower: float, upper: float, grad_scale: float = 1.0) -> dict:
+        """Update ``params`` in place by ``grad_scale * grads`` and clip them to ``[lower, upper]``.
+
+        ``grads`` holds dense arrays or :class:`~circuitprop.learning.kernels.LowRankGradient` factors;
+        the latter go through the fused kernel (one pass, no full-size temporaries).  Returns
+        ``{key: (row_sums, column_sums)}`` of the updated arrays that the fused kernel computed on the way
+        (dense updates return nothing for their keys).
+        """
+        from ..kernels import LowRankGradient, update
+        sums = {}
         for key, grad in grads.items():
+            step = self.scale * self.rate(key)
+            if isinstance(grad, LowRankGradient):
+                vel = None
+                if self.momentum:
+                    vel = self.velocity.get(key)
+                    if vel is None:
+                        vel = self.velocity[key] = np.zeros_like(params[key])
+                sums[key] = update(params[key], vel, grad, grad_scale, step, self.momentum, self.sign, lower, upper,
+                                   rows=key[0] > 0)  # row sums matter only for crossbars leaving a hidden layer
+                continue
+            grad = grad_scale * grad
             if self.sign:
                 grad = np.sign(grad)
             if self.momentum:
@@ -44,8 +63,9 @@ class SGD:
                 vel = grad.copy() if vel is None else self.momentum * vel + grad
                 self.velocity[key] = vel
                 grad = vel
-            params[key] -= self.scale * self.rate(key) * grad
+            params[key] -= step * grad
             np.clip(params[key], lower, upper, out=params[key])
+        return sums
 
     def state(self) -> dict:
         return {f"velocity_{a}_{b}": v for (a, b), v in self.velocity.items()}
@@ -55,4 +75,4 @@ class SGD:
         for name, v in arrays.items():
             if name.startswith("velocity_"):
                 a, b = name[len("velocity_"):].split("_")
-                self.velocity[(int(a), int(b))] = np.array(v)
+                self.velocity[(int(a), int(b))] = np.array(v)  # same dtype as saved (the conductances')

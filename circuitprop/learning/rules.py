@@ -12,30 +12,41 @@ import numpy as np
 from .estimators import from_registry
 
 
-def weighted_half_drop_squared(network, phases) -> dict:
-    """``sum_phases weight * sum_rows 1/2 (A_a V_a,i - V_b,j)**2`` for every crossbar (V^2).
+def low_rank_gradients(network, phases) -> dict:
+    """The ΔV² gradient of every crossbar as a :class:`~circuitprop.learning.kernels.LowRankGradient`.
 
-    One matrix product per crossbar: the phases are stacked as rows.
+    ``sum_phases weight * sum_rows 1/2 (A_a V_a,i - V_b,j)**2 = a_i + b_j - sum_r (w_r u_ri) v_rj``: the
+    phases are stacked as rows, and the dense array is never formed.
     """
+    from ..kernels import LowRankGradient
     arch = network.architecture
     out = {}
     for (a, b) in network.conductances:
         ga = arch.forward_gain(a)
         u = np.concatenate([ga * p[0][a] for p in phases], axis=0)
         v = np.concatenate([p[0][b] for p in phases], axis=0)
-        w = np.concatenate([np.full(p[0][a].shape[0], p[1]) for p in phases])
+        w = np.concatenate([np.full(p[0][a].shape[0], p[1], dtype=u.dtype) for p in phases])
         wu = u * w[:, None]
-        out[(a, b)] = 0.5 * ((wu * u).sum(0)[:, None] - 2.0 * wu.T @ v + (w @ (v * v))[None, :])
+        out[(a, b)] = LowRankGradient(a=0.5 * (wu * u).sum(0), b=0.5 * (w @ (v * v)), left=wu, right=v)
     return out
 
 
+def weighted_half_drop_squared(network, phases) -> dict:
+    """``sum_phases weight * sum_rows 1/2 (A_a V_a,i - V_b,j)**2`` for every crossbar (V^2), as dense arrays."""
+    return {key: grad.dense() for key, grad in low_rank_gradients(network, phases).items()}
+
+
 class DeltaVSquaredRule:
-    """The EP rule ``dL/dg = 1/(2 beta) [(dV^beta)**2 - (dV^0)**2]`` (weights from the estimator)."""
+    """The EP rule ``dL/dg = 1/(2 beta) [(dV^beta)**2 - (dV^0)**2]`` (weights from the estimator).
+
+    :meth:`gradient` returns low-rank factors, which :class:`~circuitprop.learning.optimizers.SGD`
+    applies in one fused pass.
+    """
 
     name = "dv2"
 
     def gradient(self, network, phases) -> dict:
-        return weighted_half_drop_squared(network, phases)
+        return low_rank_gradients(network, phases)
 
 
 class SignRule:

@@ -26,7 +26,7 @@ import json
 import math
 import time
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +103,9 @@ class EPTrainer:
         Fast backend KCL tolerance, amperes.
     fold_inputs : bool
         SPICE backend: Norton-fold the input crossbars.
+    dtype : {"float64", "float32"}
+        Floating-point type of the conductances, the fast solver and the update (end to end).
+        float32 halves the memory traffic of a step; accuracy is the same on MNIST (BENCHMARKS.md).
     seed : int
     verbose : bool
         Progress bar and per-epoch lines.
@@ -119,7 +122,7 @@ class EPTrainer:
                  noise_sigma=0.0, noise_samples=1, epochs=3, batch_size=16, g_min=1e-8, g_max=1e-4,
                  g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.02, diode="ideal", v_low=0.0, v_high=1.0,
                  amplifier_gain=4.0, doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(),
-                 solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, seed=0, verbose=True):
+                 solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, dtype="float64", seed=0, verbose=True):
         self.layers = layers
         self.backend = backend
         self.beta = beta
@@ -150,6 +153,7 @@ class EPTrainer:
         self.solver_sweeps = solver_sweeps
         self.solver_tol = solver_tol
         self.fold_inputs = fold_inputs
+        self.dtype = dtype
         self.seed = seed
         self.verbose = verbose
 
@@ -192,6 +196,8 @@ class EPTrainer:
         rates = self.learning_rate if isinstance(self.learning_rate, (list, tuple)) else [self.learning_rate]
         for rate in rates:
             finite("learning_rate", rate, 0, low_open=False)
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
         for name in ("batch_size", "noise_samples", "epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name != "epochs"):
@@ -207,15 +213,17 @@ class EPTrainer:
     def _make_network(self, rng_seed) -> Network:
         lo, hi = self.g_init
         return Network.random(self._architecture(), g_min=max(lo, self.g_min), g_max=min(hi, self.g_max),
-                              seed=rng_seed)
+                              seed=rng_seed, dtype=self.dtype)
 
     def _make_backend(self):
         if self.backend == "fast":
-            opts = {"tol": self.solver_tol}
+            opts = {"tol": self.solver_tol, "dtype": self.dtype}
             if self.solver_sweeps:
                 opts["fixed_sweeps"] = int(self.solver_sweeps)
             return get_backend("fast", **opts)
         if self.backend == "spice":
+            if self.dtype != "float64":
+                raise ValueError("dtype='float32' is for the fast backend; ngspice computes in float64")
             return get_backend("spice", fold_inputs=self.fold_inputs)
         raise ValueError(f"unknown backend {self.backend!r}; choose 'fast' or 'spice'")
 
@@ -242,10 +250,30 @@ class EPTrainer:
             return prepared.solve
         return lambda x, currents=None, initial=None: backend.solve(network, x, currents, initial)
 
+    def _incremental_solver(self):
+        """The fast solver's matrices, kept across batches and updated from the kernel's row/column sums."""
+        prepared = getattr(self, "_prepared", None)
+        if prepared is None or prepared.network is not self.network_ or not prepared.shares_conductances:
+            prepared = self._prepared = self._backend.prepare(self.network_)
+        return prepared
+
     def train_batch(self, x, targets) -> float:
-        """One EP step on a batch; returns the free-phase loss (V^2, mean over the batch)."""
+        """One EP step on a batch; returns the free-phase loss (V^2, mean over the batch).
+
+        Safe to call after changing ``network_.conductances`` by hand: the solver is prepared afresh
+        (inside :meth:`fit` it is kept and updated incrementally instead).
+        """
+        self._prepared = None
+        return self._step(x, targets)
+
+    def _step(self, x, targets) -> float:
         net = self.network_
-        solve = self._solver(self._backend, net)
+        incremental = hasattr(self._backend, "prepare")
+        if incremental:
+            prepared = self._incremental_solver()
+            solve = prepared.solve
+        else:
+            solve = self._solver(self._backend, net)
         free = solve(x)
         error = targets - net.scores(free.outputs)
         loss = 0.5 * float(np.mean(np.sum(error ** 2, axis=1)))
@@ -253,7 +281,11 @@ class EPTrainer:
         beta_n = self.beta / unit
         estimator = self._estimator
         betas = estimator.betas(beta_n, self._rng)
-        nudged = [solve(x, net.output_currents_from_score_currents(b * unit * error), free) for b in betas]
+        currents = [net.output_currents_from_score_currents(b * unit * error) for b in betas]
+        if incremental and len(betas) > 1:
+            nudged = _solve_stacked(solve, x, currents, free)  # all nudged phases as one batch
+        else:
+            nudged = [solve(x, c, free) for c in currents]
         w_free, w_nudged = estimator.weights(beta_n, betas)
         batch = x.shape[0]
         phases = []
@@ -262,8 +294,10 @@ class EPTrainer:
                 continue
             measured, row_weight = self._noise.measure(sol.voltages, self._rng)
             phases.append((measured, w * row_weight / batch))
-        grads = self._rule.gradient(net, phases)  # dL/dg_n, volts^2
-        self._optimizer_.step(net.conductances, {k: unit * g for k, g in grads.items()}, self.g_min, self.g_max)
+        grads = self._rule.gradient(net, phases)  # dL/dg_n, volts^2 (low-rank factors for the dV^2 rule)
+        sums = self._optimizer_.step(net.conductances, grads, self.g_min, self.g_max, grad_scale=unit)
+        if incremental:
+            prepared.update_sums(sums)
         return loss
 
     # -- fit / predict -------------------------------------------------------------------
@@ -321,43 +355,18 @@ class EPTrainer:
 
     def _fit_loop(self, X, y, X_test, y_test, checkpoint, checkpoint_every, log, stop_after_batches, interrupt):
         targets_all = self._targets(y)
+        self._prepared = None
         n = X.shape[0]
-        bs = int(self.batch_size)
-        n_batches = math.ceil(n / bs)
+        n_batches = math.ceil(n / int(self.batch_size))
         start_epoch, start_batch = self._position
-        ran = 0
+        self._ran = 0
         for epoch in range(start_epoch, int(self.epochs)):
-            order = np.random.default_rng([self.seed, epoch]).permutation(n)
             t0 = time.perf_counter()
-            losses = []
             bar = _progress(range(start_batch, n_batches), total=n_batches, initial=start_batch,
                             desc=f"epoch {epoch + 1}/{self.epochs}", disable=None if self.verbose else True)
-            for b in bar:
-                idx = order[b * bs:(b + 1) * bs]
-                self._optimizer_.scale = self._schedule(epoch, b / n_batches, int(self.epochs))
-                loss = self.train_batch(X[idx], targets_all[idx])
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch {b}")
-                losses.append(loss)
-                self._epoch_loss = [self._epoch_loss[0] + loss, self._epoch_loss[1] + 1]
-                ran += 1
-                self._position = (epoch, b + 1)
-                if hasattr(bar, "set_postfix") and b % 20 == 0:
-                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-                if interrupt.requested:
-                    if hasattr(bar, "close"):
-                        bar.close()
-                    if checkpoint:
-                        self.save_checkpoint(checkpoint)
-                        print(f"interrupted: checkpoint {checkpoint} saved after epoch {epoch + 1}, batch {b + 1}; "
-                              "continue with --resume", flush=True)
-                    raise KeyboardInterrupt
-                if checkpoint and ran % checkpoint_every == 0:
-                    self.save_checkpoint(checkpoint)
-                if stop_after_batches is not None and ran >= stop_after_batches:
-                    if checkpoint:
-                        self.save_checkpoint(checkpoint)
-                    return self
+            if self._run_batches(X, targets_all, epoch, bar, n_batches, checkpoint, checkpoint_every,
+                                 stop_after_batches, interrupt):
+                return self
             start_batch = 0
             total, count = self._epoch_loss
             record = {"epoch": epoch + 1, "train_loss": total / count if count else None,
@@ -380,6 +389,42 @@ class EPTrainer:
             if checkpoint:
                 self.save_checkpoint(checkpoint)
         return self
+
+    def _run_batches(self, X, targets_all, epoch, bar, n_batches, checkpoint, checkpoint_every, stop_after_batches,
+                     interrupt) -> bool:
+        """The batches of one epoch (from ``bar``'s first); True when ``stop_after_batches`` was reached."""
+        from ..kernels import training_threads
+        bs = int(self.batch_size)
+        order = np.random.default_rng([self.seed, epoch]).permutation(X.shape[0])
+        losses = []
+        with training_threads() if self.backend == "fast" else nullcontext():
+            for b in bar:
+                idx = order[b * bs:(b + 1) * bs]
+                self._optimizer_.scale = self._schedule(epoch, b / n_batches, int(self.epochs))
+                loss = self._step(X[idx], targets_all[idx])
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch {b}")
+                losses.append(loss)
+                self._epoch_loss = [self._epoch_loss[0] + loss, self._epoch_loss[1] + 1]
+                self._ran += 1
+                self._position = (epoch, b + 1)
+                if hasattr(bar, "set_postfix") and b % 20 == 0:
+                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+                if interrupt.requested:
+                    if hasattr(bar, "close"):
+                        bar.close()
+                    if checkpoint:
+                        self.save_checkpoint(checkpoint)
+                        print(f"interrupted: checkpoint {checkpoint} saved after epoch {epoch + 1}, batch {b + 1}; "
+                              "continue with --resume", flush=True)
+                    raise KeyboardInterrupt
+                if checkpoint and self._ran % checkpoint_every == 0:
+                    self.save_checkpoint(checkpoint)
+                if stop_after_batches is not None and self._ran >= stop_after_batches:
+                    if checkpoint:
+                        self.save_checkpoint(checkpoint)
+                    return True
+        return False
 
     def decision_function(self, X, batch_size=500) -> np.ndarray:
         """Class scores (volts) of the free phase."""
@@ -419,6 +464,7 @@ class EPTrainer:
                 raise NetworkError(f"{path}: checkpoint params must be an object, got {params!r:.80}")
             params = dict(params)
             params.setdefault("lr_schedule", "exponential")  # checkpoints written before schedules existed
+            params.setdefault("dtype", "float64")  # and before the dtype option
             known = self.get_params()
             missing = sorted(set(known) - set(params) - {"verbose"})
             unknown = sorted(set(params) - set(known))
@@ -462,7 +508,7 @@ class EPTrainer:
                 rng.bit_generator.state = spec["rng"]
             except (TypeError, ValueError, KeyError) as exc:
                 raise NetworkError(f"{path}: checkpoint RNG state is malformed ({exc})") from None
-            net = Network(arch, {(a, b): arrays[f"g_{a}_{b}"] for a, b in arch.crossbars})
+            net = Network(arch, {(a, b): arrays[f"g_{a}_{b}"] for a, b in arch.crossbars}, dtype=box["params"]["dtype"])
         except NetworkError as exc:
             raise ValueError(str(exc)) from None
         params = box["params"]
@@ -496,6 +542,21 @@ class EPTrainer:
         trainer.set_params(**overrides)
         trainer._setup(resume_from=path)
         return trainer
+
+
+def _solve_stacked(solve, x, currents, free):
+    """Solve several nudged phases of one batch as a single stacked batch (one solver call, warm-started)."""
+    from ..backends.base import Solution
+    k = len(currents)
+    batch = x.shape[0]
+    initial = Solution(voltages=[np.concatenate([v] * k) for v in free.voltages],
+                       info={"input_drive": {layer: np.concatenate([d] * k)
+                                             for layer, d in free.info.get("input_drive", {}).items()}})
+    if not initial.info["input_drive"]:
+        del initial.info["input_drive"]
+    stacked = solve(np.concatenate([x] * k), np.concatenate(currents), initial)
+    return [Solution(voltages=[v[i * batch:(i + 1) * batch] for v in stacked.voltages], iterations=stacked.iterations,
+                     residual=stacked.residual, converged=stacked.converged) for i in range(k)]
 
 
 def _jsonable(state):

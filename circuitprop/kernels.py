@@ -1,0 +1,245 @@
+"""The fused conductance update: low-rank EP gradient, momentum, step and clipping in one pass.
+
+The ΔV² rule's gradient for a crossbar is a low-rank matrix (an outer-product identity)::
+
+    dL/dg[i, j] = a[i] + b[j] - sum_r left[r, i] * right[r, j]
+
+with ``r`` running over the measured rows of all phases (batch x phases x noise samples; 8 for a
+centered step at batch 4), ``a = 1/2 sum_r w_r u_ri**2``, ``b = 1/2 sum_r w_r v_rj**2`` and
+``left = w * u``, ``right = v`` (see :class:`LowRankGradient`).  So the dense gradient never has to
+exist: one pass over the conductances forms each element of it from the factors, updates the
+momentum buffer, steps, clips to the device range and accumulates the row and column sums that
+the fast solver needs (so its matrices are updated, not rebuilt).
+
+Two implementations give the same result (tested): a numba kernel (one pass, both cores) used
+when numba is installed, and a pure-numpy fallback (a matrix product into a preallocated buffer
+and in-place passes, no full-size temporaries).  Set ``CIRCUITPROP_KERNELS=numpy`` to force the
+fallback.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class LowRankGradient:
+    """``dL/dg = a[:, None] + b[None, :] - left.T @ right`` (volts squared, per normalised conductance).
+
+    Attributes
+    ----------
+    a : ndarray, shape (n_a,)
+    b : ndarray, shape (n_b,)
+    left : ndarray, shape (rows, n_a)
+        Weighted source-side voltages ``w_r * A_a V_a,r`` (volts).
+    right : ndarray, shape (rows, n_b)
+        Target-side voltages ``V_b,r`` (volts).
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+
+    def dense(self) -> np.ndarray:
+        """The full gradient array (for tests and the generic optimizer path)."""
+        return self.a[:, None] + self.b[None, :] - self.left.T @ self.right
+
+    @property
+    def shape(self) -> tuple:
+        return (self.a.shape[0], self.b.shape[0])
+
+
+def _numba_available() -> bool:
+    if os.environ.get("CIRCUITPROP_KERNELS", "").lower() == "numpy":
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- numpy fallback -------------------------------------------------------------------------------------------
+
+class _Buffers:
+    """Preallocated full-size work arrays, one per (shape, dtype): no page faults on fresh temporaries."""
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, shape, dtype):
+        key = (tuple(shape), np.dtype(dtype).str)
+        array = self._arrays.get(key)
+        if array is None:
+            array = self._arrays[key] = np.empty(shape, dtype=dtype)
+        return array
+
+
+_BUFFERS = _Buffers()
+
+
+def update_numpy(conductance, velocity, grad: LowRankGradient, grad_scale, step, momentum, sign, lower, upper,
+                 rows=True):
+    """Numpy version of :func:`update` (same arguments and result)."""
+    dtype = conductance.dtype
+    work = _BUFFERS.get(conductance.shape, dtype)
+    left = np.asarray(grad.left, dtype=dtype)
+    right = np.asarray(grad.right, dtype=dtype)
+    np.matmul(left.T, right, out=work)                       # the cross term, into the buffer
+    np.subtract(np.asarray(grad.a, dtype)[:, None], work, out=work)
+    work += np.asarray(grad.b, dtype)[None, :]
+    if sign:
+        np.sign(work, out=work)
+        work *= np.sign(grad_scale)
+    else:
+        work *= dtype.type(grad_scale)
+    if velocity is not None:
+        velocity *= dtype.type(momentum)
+        velocity += work
+        np.multiply(velocity, dtype.type(step), out=work)
+    else:
+        work *= dtype.type(step)
+    conductance -= work
+    np.clip(conductance, lower, upper, out=conductance)
+    return (conductance.sum(axis=1, dtype=np.float64) if rows else None), conductance.sum(axis=0, dtype=np.float64)
+
+
+#: Row blocks of the numba kernel, fixed (not the thread count) so that sums, and so training runs,
+#: are bit-for-bit the same on any machine and across a resume.
+CHUNKS = 8
+
+
+# -- numba kernel -----------------------------------------------------------------------------------------------
+
+_KERNEL = None
+_SUMS = None
+
+
+def _sums_kernel():
+    global _SUMS
+    if _SUMS is not None:
+        return _SUMS
+    import numba
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def sums(conductance, colsum_parts):
+        n, m = conductance.shape
+        chunks = colsum_parts.shape[0]
+        per = (n + chunks - 1) // chunks
+        for c in numba.prange(chunks):
+            colsum = colsum_parts[c]
+            for i in range(c * per, min(n, (c + 1) * per)):
+                for j in range(m):
+                    colsum[j] += conductance[i, j]
+    _SUMS = sums
+    return sums
+
+
+def crossbar_sums(conductance, rows=True):
+    """Row and column sums (float64, siemens) of a crossbar, in the same arithmetic as :func:`update`.
+
+    The fast solver starts from these and is then kept up to date by the sums :func:`update` returns,
+    so a resumed training computes exactly what an uninterrupted one does.  ``rows=False`` skips the
+    row sums (``None``), which the solver needs only for crossbars leaving a hidden layer.
+    """
+    rowsum = conductance.sum(axis=1, dtype=np.float64) if rows else None
+    if not _numba_available():
+        return rowsum, conductance.sum(axis=0, dtype=np.float64)
+    n, m = conductance.shape
+    colsum_parts = np.zeros((min(CHUNKS, n), m), dtype=np.float64)
+    _sums_kernel()(np.ascontiguousarray(conductance), colsum_parts)
+    return rowsum, colsum_parts.sum(axis=0)
+
+
+def _kernel():
+    global _KERNEL
+    if _KERNEL is not None:
+        return _KERNEL
+    import numba
+
+    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+    def fused(conductance, velocity, a, b, left, right, grad_scale, step, momentum, use_momentum, use_sign,
+              lower, upper, colsum_parts):
+        n, m = conductance.shape
+        rows = left.shape[0]
+        chunks = colsum_parts.shape[0]
+        per = (n + chunks - 1) // chunks
+        zero = conductance.dtype.type(0)
+        for c in numba.prange(chunks):
+            cross = np.empty(m, dtype=conductance.dtype)
+            colsum = colsum_parts[c]
+            for i in range(c * per, min(n, (c + 1) * per)):
+                ai = a[i]
+                for j in range(m):
+                    cross[j] = ai + b[j]
+                for r in range(rows):
+                    w = left[r, i]
+                    for j in range(m):
+                        cross[j] -= w * right[r, j]
+                for j in range(m):
+                    grad = grad_scale * cross[j]
+                    if use_sign:
+                        grad = np.sign(grad)
+                    if use_momentum:
+                        grad = momentum * velocity[i, j] + grad
+                        velocity[i, j] = grad
+                    g = min(max(conductance[i, j] - step * grad, lower), upper)
+                    conductance[i, j] = g
+                    colsum[j] += g
+    _KERNEL = fused
+    return fused
+
+
+def update_numba(conductance, velocity, grad: LowRankGradient, grad_scale, step, momentum, sign, lower, upper,
+                 rows=True):
+    """Numba version of :func:`update` (same arguments and result)."""
+    dtype = conductance.dtype
+    n, m = conductance.shape
+    scalar = dtype.type
+    colsum_parts = np.zeros((min(CHUNKS, n), m), dtype=np.float64)
+    use_momentum = velocity is not None
+    vel = velocity if use_momentum else np.empty((1, 1), dtype=dtype)
+    _kernel()(conductance, vel, np.ascontiguousarray(grad.a, dtype=dtype), np.ascontiguousarray(grad.b, dtype=dtype),
+              np.ascontiguousarray(grad.left, dtype=dtype), np.ascontiguousarray(grad.right, dtype=dtype),
+              scalar(grad_scale), scalar(step), scalar(momentum), use_momentum, bool(sign), scalar(lower),
+              scalar(upper), colsum_parts)
+    rowsum = conductance.sum(axis=1, dtype=np.float64) if rows else None
+    return rowsum, colsum_parts.sum(axis=0)
+
+
+def update(conductance, velocity, grad: LowRankGradient, grad_scale, step, momentum, sign, lower, upper, rows=True):
+    """One fused SGD step on a crossbar, in place; returns its new row and column sums (siemens).
+
+    ``velocity <- momentum * velocity + grad_scale * grad`` (``sign(grad_scale * grad)`` with ``sign``;
+    no velocity when ``velocity`` is None), then ``conductance <- clip(conductance - step * velocity,
+    lower, upper)``, where ``grad`` is a :class:`LowRankGradient`.  ``rows=False`` skips the row sums
+    (returned as ``None``).  Uses the numba kernel when available, else :func:`update_numpy`.
+    """
+    impl = update_numba if _numba_available() else update_numpy
+    return impl(conductance, velocity, grad, grad_scale, step, momentum, sign, lower, upper, rows)
+
+
+def training_threads():
+    """Context for a training loop that uses the numba kernel: BLAS limited to one thread.
+
+    The kernel runs on every core; OpenBLAS's threads keep spinning for a while after each matrix
+    product and then fight the kernel's threads for the two cores (measured: the step took 4-5x
+    longer). At training batch sizes the products gain little from threads, so BLAS gets one.
+    Without numba (numpy fallback) nothing is changed.
+    """
+    from contextlib import nullcontext
+    if not _numba_available():
+        return nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def backend_name() -> str:
+    """``"numba"`` or ``"numpy"``: which implementation :func:`update` uses."""
+    return "numba" if _numba_available() else "numpy"

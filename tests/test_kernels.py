@@ -1,0 +1,113 @@
+"""The fused update kernel: low-rank gradient identity, numba == numpy == the dense optimizer, solver sums."""
+import numpy as np
+import pytest
+
+from circuitprop import kernels
+from circuitprop.backends import FastBackend
+from circuitprop.kernels import LowRankGradient, crossbar_sums, update_numba, update_numpy
+from circuitprop.learning import EPTrainer
+from circuitprop.learning.optimizers import SGD
+from circuitprop.learning.rules import low_rank_gradients
+from conftest import random_network
+
+
+def test_low_rank_gradient_is_the_sum_of_squared_drops(rng):
+    net = random_network("5-4-3", amplifier_gain=2.0)
+    sol = FastBackend().solve(net, rng.uniform(0, 1, (3, 5)))
+    other = FastBackend().solve(net, rng.uniform(0, 1, (3, 5)))
+    phases = [(sol.voltages, 0.7), (other.voltages, -0.3)]
+    grads = low_rank_gradients(net, phases)
+    for (a, b), grad in grads.items():
+        gain = net.architecture.forward_gain(a)
+        brute = np.zeros(net.conductances[(a, b)].shape)
+        for voltages, w in phases:
+            drops = gain * voltages[a][:, :, None] - voltages[b][:, None, :]
+            brute += w * 0.5 * (drops ** 2).sum(axis=0)
+        np.testing.assert_allclose(grad.dense(), brute, rtol=1e-12, atol=1e-15)
+
+
+def make_case(rng, dtype, shape=(37, 23), rows=8):
+    g = rng.uniform(1e-7, 2e-6, shape).astype(dtype)
+    grad = LowRankGradient(a=rng.normal(size=shape[0]).astype(dtype), b=rng.normal(size=shape[1]).astype(dtype),
+                           left=rng.normal(size=(rows, shape[0])).astype(dtype),
+                           right=rng.normal(size=(rows, shape[1])).astype(dtype))
+    return g, grad
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("momentum, sign", [(0.0, False), (0.5, False), (0.9, True)])
+def test_numba_and_numpy_kernels_agree_with_the_dense_optimizer(rng, dtype, momentum, sign):
+    g, grad = make_case(rng, dtype)
+    results = []
+    for impl in (update_numba, update_numpy, "dense"):
+        cond = g.copy()
+        vel = np.zeros_like(g) if momentum else None
+        sums = []
+        for step in range(3):  # several steps so that momentum and clipping both act
+            if impl == "dense":
+                opt = SGD(2e-7, momentum=momentum, sign=sign)
+                opt.velocity = {} if vel is None or step == 0 else {(1, 2): vel}
+                opt.step({(1, 2): cond}, {(1, 2): grad.dense()}, 1e-7, 1.5e-6, grad_scale=1e-6)
+                if momentum:
+                    vel = opt.velocity[(1, 2)]
+                sums.append((cond.sum(axis=1), cond.sum(axis=0)))
+            else:
+                sums.append(impl(cond, vel, grad, 1e-6, 2e-7, momentum, sign, 1e-7, 1.5e-6))
+        assert cond.min() >= dtype(1e-7) and cond.max() <= dtype(1.5e-6)
+        assert (cond == dtype(1e-7)).any() or (cond == dtype(1.5e-6)).any()  # clipping was exercised
+        results.append((cond, sums[-1]))
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    for cond, (rows, cols) in results[1:]:
+        np.testing.assert_allclose(cond, results[0][0], rtol=tol, atol=tol * 1e-6)
+        np.testing.assert_allclose(cols, results[0][1][1], rtol=tol * 10)
+        np.testing.assert_allclose(rows, results[0][1][0], rtol=tol * 10)
+
+
+def test_kernel_sums_match_the_solver_sums(rng):
+    g, grad = make_case(rng, np.float64, shape=(50, 17))
+    rows, cols = update_numba(g, None, grad, 1e-6, 1e-7, 0.0, False, 1e-7, 1.5e-6)
+    again_rows, again_cols = crossbar_sums(g)
+    np.testing.assert_array_equal(cols, again_cols)  # bit for bit: resumed runs are exact
+    np.testing.assert_array_equal(rows, again_rows)
+    np.testing.assert_allclose(cols, g.sum(axis=0), rtol=1e-13)
+
+
+def small(**kw):
+    params = dict(layers="5-4-3", epochs=2, batch_size=4, verbose=False, learning_rate=300.0, g_init=(1e-6, 1e-5),
+                  amplifier_gain=2.0, diode="ideal", solver_sweeps=None, solver_tol=1e-13)
+    params.update(kw)
+    return EPTrainer(**params)
+
+
+def test_incremental_solver_matches_a_fresh_one(rng):
+    X, y = rng.uniform(0, 1, (24, 5)), rng.integers(0, 3, 24)
+    trainer = small().fit(X, y)
+    prepared = trainer._prepared
+    fresh = FastBackend(dtype="float64").prepare(trainer.network_)
+    for layer in prepared.coef:
+        np.testing.assert_allclose(prepared.coef[layer], fresh.coef[layer], rtol=1e-12)
+    a = prepared.solve(X[:6]).flat()
+    b = fresh.solve(X[:6]).flat()
+    np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_numpy_fallback_trains_like_the_numba_kernel(rng, monkeypatch):
+    X, y = rng.uniform(0, 1, (24, 5)), rng.integers(0, 3, 24)
+    with_numba = small().fit(X, y)
+    monkeypatch.setenv("CIRCUITPROP_KERNELS", "numpy")
+    assert kernels.backend_name() == "numpy"
+    with_numpy = small().fit(X, y)
+    for key, g in with_numba.network_.conductances.items():
+        np.testing.assert_allclose(with_numpy.network_.conductances[key], g, rtol=1e-9)
+
+
+def test_float32_training_end_to_end(rng, tmp_path):
+    X, y = rng.uniform(0, 1, (48, 5)), rng.integers(0, 3, 48)
+    t64 = small(epochs=3).fit(X, y)
+    t32 = small(epochs=3, dtype="float32", solver_tol=1e-6).fit(X, y, checkpoint=tmp_path / "c.npz")
+    for key, g in t32.network_.conductances.items():
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, t64.network_.conductances[key], rtol=2e-3, atol=1e-9)
+    assert t32.history_[-1]["train_loss"] == pytest.approx(t64.history_[-1]["train_loss"], rel=1e-2)
+    resumed = EPTrainer.from_checkpoint(tmp_path / "c.npz")
+    assert resumed.network_.dtype == np.float32 and resumed.dtype == "float32"
