@@ -82,7 +82,7 @@ _BUFFERS = _Buffers()
 
 
 def update_numpy(conductance, velocity, grad: LowRankGradient, grad_scale, step, momentum, sign, lower, upper,
-                 rows=True):
+                 rows=True, project=None):
     """Numpy version of :func:`update` (same arguments and result)."""
     dtype = conductance.dtype
     work = _BUFFERS.get(conductance.shape, dtype)
@@ -104,7 +104,9 @@ def update_numpy(conductance, velocity, grad: LowRankGradient, grad_scale, step,
         work *= dtype.type(step)
     conductance -= work
     np.clip(conductance, lower, upper, out=conductance)
-    return (conductance.sum(axis=1, dtype=np.float64) if rows else None), conductance.sum(axis=0, dtype=np.float64)
+    drive = None if project is None else np.asarray(project, dtype=dtype) @ conductance
+    return ((conductance.sum(axis=1, dtype=np.float64) if rows else None), conductance.sum(axis=0, dtype=np.float64),
+            drive)
 
 
 #: Row blocks of the numba kernel, fixed (not the thread count) so that sums, and so training runs,
@@ -162,64 +164,124 @@ def _kernel():
 
     @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
     def fused(conductance, velocity, a, b, left, right, grad_scale, step, momentum, use_momentum, use_sign,
-              lower, upper, colsum_parts):
+              lower, upper, colsum_parts, project, drive_parts):
         n, m = conductance.shape
         rows = left.shape[0]
+        n_project = project.shape[0]
         chunks = colsum_parts.shape[0]
         per = (n + chunks - 1) // chunks
-        zero = conductance.dtype.type(0)
         for c in numba.prange(chunks):
             cross = np.empty(m, dtype=conductance.dtype)
             colsum = colsum_parts[c]
             for i in range(c * per, min(n, (c + 1) * per)):
                 ai = a[i]
-                for j in range(m):
+                for j in range(m):  # the gradient row: a_i + b_j - sum_r left[r, i] * right[r, j]
                     cross[j] = ai + b[j]
                 for r in range(rows):
                     w = left[r, i]
                     for j in range(m):
                         cross[j] -= w * right[r, j]
-                for j in range(m):
-                    grad = grad_scale * cross[j]
-                    if use_sign:
-                        grad = np.sign(grad)
-                    if use_momentum:
-                        grad = momentum * velocity[i, j] + grad
-                        velocity[i, j] = grad
-                    g = min(max(conductance[i, j] - step * grad, lower), upper)
-                    conductance[i, j] = g
-                    colsum[j] += g
+                if use_sign:  # grad_scale is then the sign of the true scale (the wrapper sees to it)
+                    for j in range(m):
+                        cross[j] = np.sign(cross[j])
+                if use_momentum:  # branches outside the element loops, so each loop vectorises
+                    for j in range(m):
+                        v = momentum * velocity[i, j] + grad_scale * cross[j]
+                        velocity[i, j] = v
+                        g = min(max(conductance[i, j] - step * v, lower), upper)
+                        conductance[i, j] = g
+                        colsum[j] += g
+                else:
+                    for j in range(m):
+                        g = min(max(conductance[i, j] - step * (grad_scale * cross[j]), lower), upper)
+                        conductance[i, j] = g
+                        colsum[j] += g
+                for r in range(n_project):  # the next batch's input drive, from the row just written
+                    w = project[r, i]
+                    drive = drive_parts[c, r]
+                    for j in range(m):
+                        drive[j] += w * conductance[i, j]
     _KERNEL = fused
     return fused
 
 
+_PROJECT = None
+
+
+def _project_kernel():
+    global _PROJECT
+    if _PROJECT is not None:
+        return _PROJECT
+    import numba
+
+    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+    def project_rows(conductance, project, drive_parts):
+        n, m = conductance.shape
+        chunks = drive_parts.shape[0]
+        per = (n + chunks - 1) // chunks
+        for c in numba.prange(chunks):
+            for i in range(c * per, min(n, (c + 1) * per)):
+                for r in range(project.shape[0]):
+                    w = project[r, i]
+                    drive = drive_parts[c, r]
+                    for j in range(m):
+                        drive[j] += w * conductance[i, j]
+    _PROJECT = project_rows
+    return project_rows
+
+
+def project(voltages, conductance):
+    """``voltages @ conductance`` (amperes: the input drive of a batch) in the same arithmetic as the
+    projection fused into :func:`update`, so that a resumed run computes exactly what an uninterrupted
+    one does.  Numpy's matrix product without numba.
+    """
+    voltages = np.ascontiguousarray(voltages, dtype=conductance.dtype)
+    if not _numba_available():
+        return voltages @ conductance
+    n, m = conductance.shape
+    drive_parts = np.zeros((min(CHUNKS, n), voltages.shape[0], m), dtype=conductance.dtype)
+    _project_kernel()(conductance, voltages, drive_parts)
+    return drive_parts.sum(axis=0)
+
+
 def update_numba(conductance, velocity, grad: LowRankGradient, grad_scale, step, momentum, sign, lower, upper,
-                 rows=True):
+                 rows=True, project=None):
     """Numba version of :func:`update` (same arguments and result)."""
     dtype = conductance.dtype
     n, m = conductance.shape
     scalar = dtype.type
-    colsum_parts = np.zeros((min(CHUNKS, n), m), dtype=np.float64)
+    chunks = min(CHUNKS, n)
+    colsum_parts = np.zeros((chunks, m), dtype=np.float64)
     use_momentum = velocity is not None
     vel = velocity if use_momentum else np.empty((1, 1), dtype=dtype)
+    project = np.zeros((0, n), dtype=dtype) if project is None else np.ascontiguousarray(project, dtype=dtype)
+    drive_parts = np.zeros((chunks, project.shape[0], m), dtype=dtype)
     _kernel()(conductance, vel, np.ascontiguousarray(grad.a, dtype=dtype), np.ascontiguousarray(grad.b, dtype=dtype),
               np.ascontiguousarray(grad.left, dtype=dtype), np.ascontiguousarray(grad.right, dtype=dtype),
-              scalar(grad_scale), scalar(step), scalar(momentum), use_momentum, bool(sign), scalar(lower),
-              scalar(upper), colsum_parts)
+              scalar(np.sign(grad_scale) if sign else grad_scale), scalar(step), scalar(momentum), use_momentum,
+              bool(sign), scalar(lower), scalar(upper), colsum_parts, project, drive_parts)
     rowsum = conductance.sum(axis=1, dtype=np.float64) if rows else None
-    return rowsum, colsum_parts.sum(axis=0)
+    drive = drive_parts.sum(axis=0) if project.shape[0] else None
+    return rowsum, colsum_parts.sum(axis=0), drive
 
 
-def update(conductance, velocity, grad: LowRankGradient, grad_scale, step, momentum, sign, lower, upper, rows=True):
+def update(conductance, velocity, grad: LowRankGradient, grad_scale, step, momentum, sign, lower, upper, rows=True,
+           project=None):
     """One fused SGD step on a crossbar, in place; returns its new row and column sums (siemens).
 
     ``velocity <- momentum * velocity + grad_scale * grad`` (``sign(grad_scale * grad)`` with ``sign``;
     no velocity when ``velocity`` is None), then ``conductance <- clip(conductance - step * velocity,
     lower, upper)``, where ``grad`` is a :class:`LowRankGradient`.  ``rows=False`` skips the row sums
-    (returned as ``None``).  Uses the numba kernel when available, else :func:`update_numpy`.
+    (returned as ``None``).  ``project`` (rows, n_a): also return ``project @ conductance`` of the updated
+    array, formed in the same pass (the next batch's input drive; see :func:`project`), else ``None``.
+    Uses the numba kernel when available, else :func:`update_numpy`.
+
+    Returns
+    -------
+    row_sums, column_sums, projection
     """
     impl = update_numba if _numba_available() else update_numpy
-    return impl(conductance, velocity, grad, grad_scale, step, momentum, sign, lower, upper, rows)
+    return impl(conductance, velocity, grad, grad_scale, step, momentum, sign, lower, upper, rows, project)
 
 
 def training_threads():

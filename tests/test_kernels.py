@@ -4,7 +4,7 @@ import pytest
 
 from circuitprop import kernels
 from circuitprop.backends import FastBackend
-from circuitprop.kernels import LowRankGradient, crossbar_sums, update_numba, update_numpy
+from circuitprop.kernels import LowRankGradient, crossbar_sums, project, update_numba, update_numpy
 from circuitprop.learning import EPTrainer
 from circuitprop.learning.optimizers import SGD
 from circuitprop.learning.rules import low_rank_gradients
@@ -52,7 +52,7 @@ def test_numba_and_numpy_kernels_agree_with_the_dense_optimizer(rng, dtype, mome
                     vel = opt.velocity[(1, 2)]
                 sums.append((cond.sum(axis=1), cond.sum(axis=0)))
             else:
-                sums.append(impl(cond, vel, grad, 1e-6, 2e-7, momentum, sign, 1e-7, 1.5e-6))
+                sums.append(impl(cond, vel, grad, 1e-6, 2e-7, momentum, sign, 1e-7, 1.5e-6)[:2])
         assert cond.min() >= dtype(1e-7) and cond.max() <= dtype(1.5e-6)
         assert (cond == dtype(1e-7)).any() or (cond == dtype(1.5e-6)).any()  # clipping was exercised
         results.append((cond, sums[-1]))
@@ -65,11 +65,16 @@ def test_numba_and_numpy_kernels_agree_with_the_dense_optimizer(rng, dtype, mome
 
 def test_kernel_sums_match_the_solver_sums(rng):
     g, grad = make_case(rng, np.float64, shape=(50, 17))
-    rows, cols = update_numba(g, None, grad, 1e-6, 1e-7, 0.0, False, 1e-7, 1.5e-6)
+    inputs = rng.uniform(-1, 1, (4, 50))
+    rows, cols, drive = update_numba(g, None, grad, 1e-6, 1e-7, 0.0, False, 1e-7, 1.5e-6, project=inputs)
     again_rows, again_cols = crossbar_sums(g)
     np.testing.assert_array_equal(cols, again_cols)  # bit for bit: resumed runs are exact
     np.testing.assert_array_equal(rows, again_rows)
     np.testing.assert_allclose(cols, g.sum(axis=0), rtol=1e-13)
+    np.testing.assert_array_equal(drive, project(inputs, g))  # the fused projection of the updated array
+    np.testing.assert_allclose(drive, inputs @ g, rtol=1e-12)
+    numpy_drive = update_numpy(g.copy(), None, grad, 1e-6, 1e-7, 0.0, False, 1e-7, 1.5e-6, project=inputs)[2]
+    assert numpy_drive.shape == (4, 17)
 
 
 def small(**kw):

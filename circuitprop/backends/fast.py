@@ -131,7 +131,7 @@ class PreparedNetwork:
             raise ValueError("this solver holds copies of the conductances (another dtype); prepare it again")
         from ..kernels import crossbar_sums
         for key, g in self.network.conductances.items():
-            self.sums[key] = sums[key] if key in sums else crossbar_sums(g, rows=key[0] > 0)
+            self.sums[key] = sums[key][:2] if key in sums else crossbar_sums(g, rows=key[0] > 0)
         self._set_coef()
 
     # -- pieces -----------------------------------------------------------
@@ -217,7 +217,13 @@ class PreparedNetwork:
 
     # -- the solve ----------------------------------------------------------
     def solve(self, inputs, output_currents=None, initial: Solution | None = None,
-              record_cocontent: bool = False) -> Solution:
+              record_cocontent: bool = False, input_drive: dict | None = None) -> Solution:
+        """Steady state of a batch (see :class:`~circuitprop.backends.base.Backend`).
+
+        ``input_drive`` (``{layer: amperes (batch, n)}``) gives the Norton drive of the input
+        crossbars when the caller already has it (the training loop gets it from the update pass);
+        otherwise it is computed here (or taken from ``initial``).
+        """
         cfg = self.config
         v_in = self.network.input_voltages(inputs).astype(self.dtype)
         batch = v_in.shape[0]
@@ -239,6 +245,8 @@ class PreparedNetwork:
                 lo, hi = self.bounds.get(layer, (0.0, 0.0))
                 start = 0.5 * (lo + hi) if layer < self.n_layers - 1 else 0.0
                 state.append(np.full((batch, self.sizes[layer]), start, dtype=self.dtype))
+        if fixed is None and input_drive is not None:
+            fixed = {layer: np.asarray(d, dtype=self.dtype) for layer, d in input_drive.items()}
         if fixed is None:
             fixed = self.input_drive(v_in)
         trace = []

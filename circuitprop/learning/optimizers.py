@@ -34,13 +34,15 @@ class SGD:
             return float(self.learning_rate[key])
         return float(self.learning_rate)
 
-    def step(self, params: dict, grads: dict, lower: float, upper: float, grad_scale: float = 1.0) -> dict:
+    def step(self, params: dict, grads: dict, lower: float, upper: float, grad_scale: float = 1.0,
+             project: dict | None = None) -> dict:
         """Update ``params`` in place by ``grad_scale * grads`` and clip them to ``[lower, upper]``.
 
-        ``grads`` holds dense arrays or :class:`~circuitprop.learning.kernels.LowRankGradient` factors;
-        the latter go through the fused kernel (one pass, no full-size temporaries).  Returns
-        ``{key: (row_sums, column_sums)}`` of the updated arrays that the fused kernel computed on the way
-        (dense updates return nothing for their keys).
+        ``grads`` holds dense arrays or :class:`~circuitprop.kernels.LowRankGradient` factors; the
+        latter go through the fused kernel (one pass, no full-size temporaries).  Returns
+        ``{key: (row_sums, column_sums, projection)}`` that the fused kernel computed on the way (dense
+        updates return nothing for their keys); ``projection`` is ``voltages @ params[key]`` of the
+        updated array for the keys of ``project`` (``{key: voltages}``), else ``None``.
         """
         from ..kernels import LowRankGradient, update
         sums = {}
@@ -53,7 +55,8 @@ class SGD:
                     if vel is None:
                         vel = self.velocity[key] = np.zeros_like(params[key])
                 sums[key] = update(params[key], vel, grad, grad_scale, step, self.momentum, self.sign, lower, upper,
-                                   rows=key[0] > 0)  # row sums matter only for crossbars leaving a hidden layer
+                                   rows=key[0] > 0,  # row sums matter only for crossbars leaving a hidden layer
+                                   project=(project or {}).get(key))
                 continue
             grad = grad_scale * grad
             if self.sign:

@@ -264,17 +264,22 @@ class EPTrainer:
         (inside :meth:`fit` it is kept and updated incrementally instead).
         """
         self._prepared = None
+        self._next_drive = None
         return self._step(x, targets)
 
-    def _step(self, x, targets) -> float:
+    def _step(self, x, targets, next_x=None) -> float:
+        """One EP step; with ``next_x`` (the next batch's features) the update pass also forms that
+        batch's input drive, so the next step never reads the input crossbar just for it."""
         net = self.network_
         incremental = hasattr(self._backend, "prepare")
+        drive = None
         if incremental:
             prepared = self._incremental_solver()
             solve = prepared.solve
+            drive = self._input_drive(x)
         else:
             solve = self._solver(self._backend, net)
-        free = solve(x)
+        free = solve(x, input_drive=drive) if drive is not None else solve(x)
         error = targets - net.scores(free.outputs)
         loss = 0.5 * float(np.mean(np.sum(error ** 2, axis=1)))
         unit = self.conductance_unit
@@ -295,10 +300,28 @@ class EPTrainer:
             measured, row_weight = self._noise.measure(sol.voltages, self._rng)
             phases.append((measured, w * row_weight / batch))
         grads = self._rule.gradient(net, phases)  # dL/dg_n, volts^2 (low-rank factors for the dV^2 rule)
-        sums = self._optimizer_.step(net.conductances, grads, self.g_min, self.g_max, grad_scale=unit)
+        project = {}
+        if incremental and next_x is not None:
+            v_next = net.input_voltages(next_x).astype(prepared.dtype)
+            project = {key: v_next for key in net.conductances if key[0] == 0}
+        sums = self._optimizer_.step(net.conductances, grads, self.g_min, self.g_max, grad_scale=unit,
+                                     project=project)
         if incremental:
             prepared.update_sums(sums)
+            drives = {key[1]: sums[key][2] for key in project if key in sums and sums[key][2] is not None}
+            self._next_drive = (next_x, drives) if len(drives) == len(project) and project else None
         return loss
+
+    def _input_drive(self, x):
+        """The input crossbars' drive of batch ``x``: from the previous update pass when it formed it, else
+        computed in the same arithmetic (so that a resumed run is bit-for-bit an uninterrupted one)."""
+        from ..kernels import project
+        pending = getattr(self, "_next_drive", None)
+        self._next_drive = None
+        if pending is not None and pending[0].shape == x.shape and np.array_equal(pending[0], x):
+            return pending[1]
+        v_in = self.network_.input_voltages(x).astype(self._prepared.dtype)
+        return {b: project(v_in, g) for (a, b), g in self.network_.conductances.items() if a == 0}
 
     # -- fit / predict -------------------------------------------------------------------
     def _setup(self, resume_from=None):
@@ -356,6 +379,7 @@ class EPTrainer:
     def _fit_loop(self, X, y, X_test, y_test, checkpoint, checkpoint_every, log, stop_after_batches, interrupt):
         targets_all = self._targets(y)
         self._prepared = None
+        self._next_drive = None
         n = X.shape[0]
         n_batches = math.ceil(n / int(self.batch_size))
         start_epoch, start_batch = self._position
@@ -400,8 +424,9 @@ class EPTrainer:
         with training_threads() if self.backend == "fast" else nullcontext():
             for b in bar:
                 idx = order[b * bs:(b + 1) * bs]
+                following = order[(b + 1) * bs:(b + 2) * bs]
                 self._optimizer_.scale = self._schedule(epoch, b / n_batches, int(self.epochs))
-                loss = self._step(X[idx], targets_all[idx])
+                loss = self._step(X[idx], targets_all[idx], X[following] if following.size else None)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch {b}")
                 losses.append(loss)
