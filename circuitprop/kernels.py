@@ -305,3 +305,89 @@ def training_threads():
 def backend_name() -> str:
     """``"numba"`` or ``"numpy"``: which implementation :func:`update` uses."""
     return "numba" if _numba_available() else "numpy"
+
+
+# -- Shockley neurons -------------------------------------------------------------------------------------------
+
+_NEWTON = None
+#: Below this exponent a diode's ``exp`` is skipped: ``IS*(exp(x) - 1)`` rounds to ``-IS`` exactly in float64.
+_NEGLIGIBLE_EXPONENT = -40.0
+
+
+def _newton_kernel():
+    global _NEWTON
+    if _NEWTON is not None:
+        return _NEWTON
+    import math
+
+    import numba
+
+    @numba.njit(inline="always")
+    def exp_limited(x, limit):
+        if x < _NEGLIGIBLE_EXPONENT:
+            return 0.0, 0.0
+        if x > limit:
+            e = math.exp(limit)
+            return e * (1.0 + (x - limit)), e
+        e = math.exp(x)
+        return e, e
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def newton(coef, drive, v_low, v_high, isat, nvt, limit, xtol, max_iter, out):
+        batch, n = drive.shape
+        for s in numba.prange(batch):
+            for k in range(n):
+                c = coef[k]
+                d = drive[s, k]
+                v_lin = d / c
+                lower = min(v_lin, v_low)
+                upper = max(v_lin, v_high)
+                # initial guess: the diode that conducts carries the excess current at its knee
+                if v_lin > v_high:
+                    x = v_high + nvt * math.log1p((d - c * v_high) / isat)
+                elif v_lin < v_low:
+                    x = v_low - nvt * math.log1p((c * v_low - d) / isat)
+                else:
+                    x = v_lin
+                x = min(max(x, lower), upper)
+                for _ in range(max_iter):
+                    e_hi, de_hi = exp_limited((x - v_high) / nvt, limit)
+                    e_lo, de_lo = exp_limited((v_low - x) / nvt, limit)
+                    f = c * x - d + isat * (e_hi - e_lo)
+                    if f > 0:
+                        upper = x
+                    else:
+                        lower = x
+                    step = f / (c + isat * (de_hi + de_lo) / nvt)
+                    new = x - step
+                    if not (lower <= new <= upper):  # Newton left the bracket: bisect
+                        new = 0.5 * (lower + upper)
+                    done = abs(new - x) <= xtol * (1.0 + abs(new)) or upper - lower <= xtol
+                    x = new
+                    if done:
+                        break
+                out[s, k] = x
+    _NEWTON = newton
+    return newton
+
+
+def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype):
+    """Node voltages (V) of a layer of Shockley neurons (two diodes without series resistance) solving
+    ``coef*V - drive + i_neuron(V) = 0`` elementwise, by safeguarded scalar Newton in one parallel pass.
+
+    The initial guess is the knee of the conducting diode (``V = v_high + N V_T log1p(excess/IS)``) or the
+    linear solution between the knees, so 2 to 4 iterations suffice; a diode whose exponent is below
+    -40 is not evaluated (its current rounds to ``-IS`` exactly).  Returns ``None`` when numba is not
+    available or the diode has a series resistance (the caller then uses its numpy iteration).
+    """
+    if not _numba_available() or diode.series_resistance > 0:
+        return None
+    from .energy import EXP_LIMIT
+    coef = np.ascontiguousarray(coef, dtype=np.float64)
+    drive = np.ascontiguousarray(drive, dtype=np.float64)
+    out = np.empty(drive.shape, dtype=np.float64)
+    nvt = diode.emission_coefficient * diode.thermal_voltage
+    _newton_kernel()(np.broadcast_to(coef, drive.shape[-1:]).copy(), drive.reshape(-1, drive.shape[-1]),
+                     float(v_low), float(v_high), float(diode.saturation_current), float(nvt), float(EXP_LIMIT),
+                     float(xtol), 200, out.reshape(-1, drive.shape[-1]))
+    return out.astype(dtype, copy=False)

@@ -116,3 +116,20 @@ def test_float32_training_end_to_end(rng, tmp_path):
     assert t32.history_[-1]["train_loss"] == pytest.approx(t64.history_[-1]["train_loss"], rel=1e-2)
     resumed = EPTrainer.from_checkpoint(tmp_path / "c.npz")
     assert resumed.network_.dtype == np.float32 and resumed.dtype == "float32"
+
+
+@pytest.mark.parametrize("n, isat", [(1.0, 1e-12), (1.906, 4.352e-9), (0.05, 1e-14)])
+def test_numba_shockley_newton_matches_the_numpy_iteration_and_kcl(rng, n, isat):
+    from circuitprop.energy import neuron_current
+    from circuitprop.kernels import shockley_neurons
+    from circuitprop.network import DiodeModel
+    diode = DiodeModel("shockley", saturation_current=isat, emission_coefficient=n)
+    net = random_network("5-40-3", diode=diode)
+    prepared = FastBackend().prepare(net)
+    coef = rng.uniform(1e-6, 1e-4, 40)
+    drive = coef * rng.uniform(-3.0, 4.0, (16, 40))  # linear solutions far below, inside and far above the knees
+    fast = shockley_neurons(coef, drive, 0.0, 1.0, diode, 1e-13, np.float64)
+    slow = prepared._newton(coef, drive, 0.0, 1.0, np.full(drive.shape, 0.5))
+    np.testing.assert_allclose(fast, slow, atol=1e-11)
+    residual = coef * fast - drive + neuron_current(fast, 0.0, 1.0, diode)[0]
+    assert np.max(np.abs(residual)) < 1e-12 * np.max(np.abs(drive)) + 1e-16

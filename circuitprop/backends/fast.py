@@ -164,7 +164,9 @@ class PreparedNetwork:
         lo, hi = self.bounds[layer]
         if self.diode.kind == "ideal":
             return np.clip(drive / coef, lo, hi)
-        return self._newton(coef, drive, lo, hi, previous)
+        from ..kernels import shockley_neurons
+        fast = shockley_neurons(coef, drive, lo, hi, self.diode, self.xtol, self.dtype)
+        return fast if fast is not None else self._newton(coef, drive, lo, hi, previous)
 
     def _newton(self, coef, drive, lo, hi, x0):
         """Solve ``coef*V - drive + i_neuron(V) = 0`` elementwise (safeguarded Newton)."""
