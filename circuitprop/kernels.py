@@ -156,18 +156,40 @@ def crossbar_sums(conductance, rows=True):
     return rowsum, colsum_parts.sum(axis=0)
 
 
+_PROJECT_ROW = None
+
+
+def _project_row():
+    """``drive_parts[c, r, :] += project[r, i] * conductance[i, :]`` for every r: the one place (inlined in
+    both the fused update and :func:`project`) where input drives are accumulated, so both are bit-identical."""
+    global _PROJECT_ROW
+    if _PROJECT_ROW is None:
+        import numba
+
+        @numba.njit(inline="always", fastmath=True)
+        def project_row(conductance, project, drive_parts, c, i):
+            m = conductance.shape[1]
+            for r in range(project.shape[0]):
+                w = project[r, i]
+                drive = drive_parts[c, r]
+                for j in range(m):
+                    drive[j] += w * conductance[i, j]
+        _PROJECT_ROW = project_row
+    return _PROJECT_ROW
+
+
 def _kernel():
     global _KERNEL
     if _KERNEL is not None:
         return _KERNEL
     import numba
+    project_row = _project_row()
 
     @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
     def fused(conductance, velocity, a, b, left, right, grad_scale, step, momentum, use_momentum, use_sign,
               lower, upper, colsum_parts, project, drive_parts):
         n, m = conductance.shape
         rows = left.shape[0]
-        n_project = project.shape[0]
         chunks = colsum_parts.shape[0]
         per = (n + chunks - 1) // chunks
         for c in numba.prange(chunks):
@@ -196,11 +218,7 @@ def _kernel():
                         g = min(max(conductance[i, j] - step * (grad_scale * cross[j]), lower), upper)
                         conductance[i, j] = g
                         colsum[j] += g
-                for r in range(n_project):  # the next batch's input drive, from the row just written
-                    w = project[r, i]
-                    drive = drive_parts[c, r]
-                    for j in range(m):
-                        drive[j] += w * conductance[i, j]
+                project_row(conductance, project, drive_parts, c, i)  # the next batch's drive, from this row
     _KERNEL = fused
     return fused
 
@@ -213,6 +231,7 @@ def _project_kernel():
     if _PROJECT is not None:
         return _PROJECT
     import numba
+    project_row = _project_row()
 
     @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
     def project_rows(conductance, project, drive_parts):
@@ -221,11 +240,7 @@ def _project_kernel():
         per = (n + chunks - 1) // chunks
         for c in numba.prange(chunks):
             for i in range(c * per, min(n, (c + 1) * per)):
-                for r in range(project.shape[0]):
-                    w = project[r, i]
-                    drive = drive_parts[c, r]
-                    for j in range(m):
-                        drive[j] += w * conductance[i, j]
+                project_row(conductance, project, drive_parts, c, i)
     _PROJECT = project_rows
     return project_rows
 

@@ -58,6 +58,10 @@ class FastSolverConfig:
     newton_xtol : float or None
         Step (volts) at which the scalar Newton iteration of Shockley neurons
         stops; ``None`` picks 1e-13 V (float64) or 1e-6 V (float32).
+    fixed_sweeps_residual : bool
+        With ``fixed_sweeps``, compute the KCL residual of the result (costs about
+        one sweep).  ``False`` skips it: the solution then reports ``residual=nan``
+        and ``converged=False`` (not checked); the training loop uses this.
     """
 
     tol: float = 1e-12
@@ -67,6 +71,7 @@ class FastSolverConfig:
     on_fail: str = "raise"
     dtype: str = "float64"
     newton_xtol: float | None = None
+    fixed_sweeps_residual: bool = True
 
     def __post_init__(self):
         if self.on_fail not in ("raise", "warn", "flag"):
@@ -277,7 +282,7 @@ class PreparedNetwork:
         if not all(np.all(np.isfinite(v)) for v in state[1:]):
             raise ConvergenceError(f"fast solver: node voltages became non-finite after {sweeps} sweeps; "
                                    "check for extreme conductances, gains or inputs")
-        if not converged:
+        if not converged and (cfg.fixed_sweeps is None or cfg.fixed_sweeps_residual):
             residual = _max_abs(self.residuals(state, fixed, currents))
             converged = residual <= cfg.tol
         info = {"input_drive": fixed}

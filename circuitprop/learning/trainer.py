@@ -220,6 +220,7 @@ class EPTrainer:
             opts = {"tol": self.solver_tol, "dtype": self.dtype}
             if self.solver_sweeps:
                 opts["fixed_sweeps"] = int(self.solver_sweeps)
+                opts["fixed_sweeps_residual"] = False  # nobody reads it in the loop; it costs a sweep
             return get_backend("fast", **opts)
         if self.backend == "spice":
             if self.dtype != "float64":
