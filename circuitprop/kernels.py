@@ -56,9 +56,14 @@ def _numba_available() -> bool:
     if os.environ.get("CIRCUITPROP_KERNELS", "").lower() == "numpy":
         return False
     try:
-        import numba  # noqa: F401
+        import numba
     except ImportError:
         return False
+    # numba's OpenMP threads keep spinning after each parallel loop, and OpenBLAS's after each product: on two
+    # cores they starve each other (the solver ran 4x slower, measured). Passive OpenMP threads sleep instead
+    # (set before numba starts its threads; the workqueue layer avoids the spinning too but costs about
+    # 0.2 ms per parallel loop, which doubled a training step). BENCHMARKS.md, section 6.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return True
 
 
