@@ -330,6 +330,8 @@ def backend_name() -> str:
 # -- Shockley neurons -------------------------------------------------------------------------------------------
 
 _NEWTON = None
+#: Layers smaller than this (batch x nodes) are solved on one thread.
+PARALLEL_MIN_SIZE = 8192
 #: Below this exponent a diode's ``exp`` is skipped: ``IS*(exp(x) - 1)`` rounds to ``-IS`` exactly in float64.
 _NEGLIGIBLE_EXPONENT = -40.0
 
@@ -352,7 +354,6 @@ def _newton_kernel():
         e = math.exp(x)
         return e, e
 
-    @numba.njit(parallel=True, cache=True, nogil=True)
     def newton(coef, drive, v_low, v_high, isat, nvt, limit, xtol, max_iter, out):
         batch, n = drive.shape
         for s in numba.prange(batch):
@@ -387,8 +388,10 @@ def _newton_kernel():
                     if done:
                         break
                 out[s, k] = x
-    _NEWTON = newton
-    return newton
+    # the same loop twice: threads for large layers, none for small ones (waking threads costs more there)
+    _NEWTON = (numba.njit(parallel=True, cache=True, nogil=True)(newton),
+               numba.njit(parallel=False, cache=True, nogil=True)(newton))
+    return _NEWTON
 
 
 def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype):
@@ -407,7 +410,9 @@ def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype):
     drive = np.ascontiguousarray(drive, dtype=np.float64)
     out = np.empty(drive.shape, dtype=np.float64)
     nvt = diode.emission_coefficient * diode.thermal_voltage
-    _newton_kernel()(np.broadcast_to(coef, drive.shape[-1:]).copy(), drive.reshape(-1, drive.shape[-1]),
+    parallel, serial = _newton_kernel()
+    kernel = parallel if drive.size >= PARALLEL_MIN_SIZE else serial
+    kernel(np.broadcast_to(coef, drive.shape[-1:]).copy(), drive.reshape(-1, drive.shape[-1]),
                      float(v_low), float(v_high), float(diode.saturation_current), float(nvt), float(EXP_LIMIT),
                      float(xtol), 200, out.reshape(-1, drive.shape[-1]))
     return out.astype(dtype, copy=False)
