@@ -52,6 +52,8 @@ def add_commands(sub, fmt):
     s.add_argument("--solver-sweeps", type=A.positive_int, default=None,
                    help="fast backend: exactly this many relaxation sweeps per phase (published EP code uses 4); "
                         "default: relax to the KCL tolerance")
+    s.add_argument("--device", default="ideal", choices=("ideal", "reram", "pcm", "ecram"),
+                   help="device non-idealities of the conductances (presets of circuitprop.learning.devices)")
     s.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="floating-point type of conductances, solver and update (fast backend)")
     s.add_argument("--seed", type=A.nonnegative_int, default=0)
@@ -134,7 +136,7 @@ def cmd_train(args):
                             noise_sigma=args.noise_sigma, noise_samples=args.noise_samples, epochs=args.epochs,
                             batch_size=args.batch_size, g_min=args.g_min, g_max=args.g_max, target=args.target,
                             diode=args.diode, amplifier_gain=args.amplifier_gain or None,
-                            bias_input=not args.no_bias_input, dtype=args.dtype, solver_sweeps=args.solver_sweeps,
+                            bias_input=not args.no_bias_input, dtype=args.dtype, solver_sweeps=args.solver_sweeps, device=args.device,
                             seed=args.seed)
         print(f"training {args.layers} on {args.dataset} ({X.shape[0]} images, {args.size}x{args.size}), "
               f"backend={args.backend}, {args.epochs} epochs", flush=True)

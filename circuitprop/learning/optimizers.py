@@ -35,7 +35,7 @@ class SGD:
         return float(self.learning_rate)
 
     def step(self, params: dict, grads: dict, lower: float, upper: float, grad_scale: float = 1.0,
-             project: dict | None = None) -> dict:
+             project: dict | None = None, device=None, rng=None) -> dict:
         """Update ``params`` in place by ``grad_scale * grads`` and clip them to ``[lower, upper]``.
 
         ``grads`` holds dense arrays or :class:`~circuitprop.kernels.LowRankGradient` factors; the
@@ -43,11 +43,16 @@ class SGD:
         ``{key: (row_sums, column_sums, projection)}`` that the fused kernel computed on the way (dense
         updates return nothing for their keys); ``projection`` is ``voltages @ params[key]`` of the
         updated array for the keys of ``project`` (``{key: voltages}``), else ``None``.
+
+        ``device`` (a :class:`~circuitprop.learning.devices.DeviceModel`) turns each desired change into
+        what such a device does (noise from ``rng``); updates then go through the dense path.
         """
         from ..kernels import LowRankGradient, update
         sums = {}
         for key, grad in grads.items():
             step = self.scale * self.rate(key)
+            if isinstance(grad, LowRankGradient) and device is not None:
+                grad = grad.dense()
             if isinstance(grad, LowRankGradient):
                 vel = None
                 if self.momentum:
@@ -66,6 +71,9 @@ class SGD:
                 vel = grad.copy() if vel is None else self.momentum * vel + grad
                 self.velocity[key] = vel
                 grad = vel
+            if device is not None:
+                device.apply(key, params[key], -step * grad, rng, lower, upper)
+                continue
             params[key] -= step * grad
             np.clip(params[key], lower, upper, out=params[key])
         return sums

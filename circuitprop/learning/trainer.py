@@ -34,6 +34,7 @@ import numpy as np
 from ..backends import get_backend
 from ..safety import DeferredInterrupt, OutputLock, clean_stale_temporaries
 from ..network import (DiodeModel, Network, NetworkError, atomic_savez, load_npz_with_spec, make_architecture)
+from .devices import DeviceModel, make_device
 from .diagnostics import DeadNetworkWarning, dead_state
 from .estimators import get_estimator
 from .noise import MeasurementNoise
@@ -106,6 +107,10 @@ class EPTrainer:
     dtype : {"float64", "float32"}
         Floating-point type of the conductances, the fast solver and the update (end to end).
         float32 halves the memory traffic of a step; accuracy is the same on MNIST (BENCHMARKS.md).
+    device : None, str, dict or DeviceModel
+        Non-idealities of the programmable conductances (:mod:`circuitprop.learning.devices`): a preset
+        name (``"reram"``, ``"pcm"``, ``"ecram"``), a :class:`~circuitprop.learning.devices.DeviceModel`
+        or its dict; ``None`` or ``"ideal"``: every update exactly as the optimizer asks.
     seed : int
     verbose : bool
         Progress bar and per-epoch lines.
@@ -122,7 +127,8 @@ class EPTrainer:
                  noise_sigma=0.0, noise_samples=1, epochs=3, batch_size=16, g_min=1e-8, g_max=1e-4,
                  g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.02, diode="ideal", v_low=0.0, v_high=1.0,
                  amplifier_gain=4.0, doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(),
-                 solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, dtype="float64", seed=0, verbose=True):
+                 solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, dtype="float64", device=None, seed=0,
+                 verbose=True):
         self.layers = layers
         self.backend = backend
         self.beta = beta
@@ -154,6 +160,7 @@ class EPTrainer:
         self.solver_tol = solver_tol
         self.fold_inputs = fold_inputs
         self.dtype = dtype
+        self.device = device
         self.seed = seed
         self.verbose = verbose
 
@@ -198,6 +205,7 @@ class EPTrainer:
             finite("learning_rate", rate, 0, low_open=False)
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        make_device(self.device)  # raises on an unknown preset or malformed device
         for name in ("batch_size", "noise_samples", "epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name != "epochs"):
@@ -272,14 +280,19 @@ class EPTrainer:
         """One EP step; with ``next_x`` (the next batch's features) the update pass also forms that
         batch's input drive, so the next step never reads the input crossbar just for it."""
         net = self.network_
-        incremental = hasattr(self._backend, "prepare")
+        device = getattr(self, "_device", None)
+        incremental = hasattr(self._backend, "prepare") and device is None
         drive = None
         if incremental:
             prepared = self._incremental_solver()
             solve = prepared.solve
             drive = self._input_drive(x)
         else:
-            solve = self._solver(self._backend, net)
+            seen = net
+            if device is not None and device.read_noise is not None:  # this batch's reads of the devices
+                seen = Network(net.architecture, {k: device.read_noise.read(g, self._rng)
+                                                  for k, g in net.conductances.items()}, dtype=net.dtype)
+            solve = self._solver(self._backend, seen)
         free = solve(x, input_drive=drive) if drive is not None else solve(x)
         error = targets - net.scores(free.outputs)
         loss = 0.5 * float(np.mean(np.sum(error ** 2, axis=1)))
@@ -306,7 +319,7 @@ class EPTrainer:
             v_next = net.input_voltages(next_x).astype(prepared.dtype)
             project = {key: v_next for key in net.conductances if key[0] == 0}
         sums = self._optimizer_.step(net.conductances, grads, self.g_min, self.g_max, grad_scale=unit,
-                                     project=project)
+                                     project=project, device=device, rng=self._rng)
         if incremental:
             prepared.update_sums(sums)
             drives = {key[1]: sums[key][2] for key in project if key in sums and sums[key][2] is not None}
@@ -332,8 +345,12 @@ class EPTrainer:
         self._rule = get_rule(self.rule)
         self._schedule = get_schedule(self.lr_schedule, self.lr_decay)
         self._noise = MeasurementNoise(self.noise_sigma, int(self.noise_samples))
+        self._device = make_device(self.device)
         if resume_from is None:
             self.network_ = self._make_network(self.seed)
+            if self._device is not None:
+                for g in self.network_.conductances.values():
+                    self._device.initialize(g, self.g_min, self.g_max)
             self._optimizer_ = self._optimizer(self.network_)
             self._rng = np.random.default_rng(self.seed + 1)
             self.history_ = []
@@ -471,6 +488,8 @@ class EPTrainer:
         params = self.get_params()
         params["skip"] = [list(s) for s in params["skip"]]
         params["g_init"] = list(params["g_init"])
+        if isinstance(params["device"], DeviceModel):
+            params["device"] = params["device"].to_dict()
         spec = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "params": params,
                 "position": list(self._position), "rng": _jsonable(self._rng.bit_generator.state),
                 "history": self.history_, "epoch_loss": list(self._epoch_loss)}
@@ -491,6 +510,7 @@ class EPTrainer:
             params = dict(params)
             params.setdefault("lr_schedule", "exponential")  # checkpoints written before schedules existed
             params.setdefault("dtype", "float64")  # and before the dtype option
+            params.setdefault("device", None)  # and before device models
             known = self.get_params()
             missing = sorted(set(known) - set(params) - {"verbose"})
             unknown = sorted(set(params) - set(known))
@@ -586,7 +606,7 @@ def _solve_stacked(solve, x, currents, free):
 
 
 def _jsonable(state):
-    return json.loads(json.dumps(state, default=int))
+    return json.loads(json.dumps(state, default=lambda o: o.to_dict() if hasattr(o, "to_dict") else int(o)))
 
 
 def _check_X(X):
