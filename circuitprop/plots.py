@@ -113,3 +113,31 @@ def plot_beta_lr_maps(df, path) -> Path:
     fig.subplots_adjust(bottom=0.25, left=0.1, wspace=0.35)
     fig.colorbar(im, ax=axes[0].tolist(), label="test accuracy (%)")
     return _save(plt, fig, path, tight=False)
+
+
+def plot_device_study(table, path) -> Path:
+    """Test accuracy versus number of states, step asymmetry and device-to-device spread (three panels).
+
+    ``table`` has columns axis ("states", "asymmetry", "spread"), x, variant, status, test_accuracy.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    panels = [("states", "conductance states between g_min and g_max", True),
+              ("asymmetry", "step asymmetry a (up x (1+a), down x (1-a))", False),
+              ("spread", "device-to-device spread of the step (relative std)", False)]
+    for ax, (axis, label, log) in zip(axes, panels):
+        part = table[(table.axis == axis) & (table.status == "ok")]
+        for variant, g in part.groupby("variant"):
+            mean = g.groupby("x")["test_accuracy"].mean()
+            ax.plot(mean.index, 100 * mean.values, "o-", label=variant or None)
+        if log:
+            ax.set_xscale("log", base=2)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+        if axis == "states" and len(part):
+            ax.legend(fontsize=8)
+    axes[0].set_ylabel("MNIST test accuracy (%)")
+    fig.suptitle("784-100-10 (1570-100-20 circuit nodes), device range [1e-8, 1e-5] S, train defaults")
+    return _save(plt, fig, path)
