@@ -50,9 +50,16 @@ def _load_network(path):
 
 
 def cmd_init(args):
-    from .network import DiodeModel, Network, make_architecture
-    diode = DiodeModel(kind=args.diode, saturation_current=args.diode_is, emission_coefficient=args.diode_n,
-                       series_resistance=args.diode_rs)
+    from .network import DiodeModel, Network, compensated_bias, make_architecture
+    v_low, v_high = args.v_low, args.v_high
+    if args.diode_model:
+        diode = DiodeModel.from_card(args.diode_model, spice_ideal_n=args.spice_ideal_n)
+        v_low, v_high = compensated_bias(diode, v_low, v_high)
+        print(f"{args.diode_model} diodes: biases {v_low:.4f} V and {v_high:.4f} V (forward voltage "
+              f"{diode.forward_voltage(1e-6):.4f} V at 1 uA)")
+    else:
+        diode = DiodeModel(kind=args.diode, saturation_current=args.diode_is, emission_coefficient=args.diode_n,
+                           series_resistance=args.diode_rs, spice_ideal_n=args.spice_ideal_n)
     skip = []
     for s in args.skip or []:
         try:
@@ -61,7 +68,7 @@ def cmd_init(args):
             raise CLIError(f"--skip {s!r}: expected two layer indices like 0-2") from None
         skip.append((a, b))
     arch = make_architecture(args.layers, skip=tuple(skip), amplifier_gain=args.amplifier_gain,
-                             v_low=args.v_low, v_high=args.v_high, diode=diode,
+                             v_low=v_low, v_high=v_high, diode=diode,
                              doubled_inputs=not args.single_inputs, doubled_outputs=not args.single_outputs,
                              bias_input=args.bias_input, input_gain=args.input_gain, name=args.name)
     net = Network.random(arch, g_min=args.g_min, g_max=args.g_max, seed=args.seed)
@@ -161,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--diode-is", type=A.positive, default=1e-12, help="diode saturation current IS, amperes")
     s.add_argument("--diode-n", type=A.positive, default=1.0, help="diode emission coefficient N")
     s.add_argument("--diode-rs", type=A.nonnegative, default=0.0, help="diode series resistance RS, ohms")
+    s.add_argument("--diode-model", choices=("1n4148", "generic"),
+                   help="diodes from a model card (overrides --diode, --diode-is/-n/-rs); the biases are moved in "
+                        "by the forward voltage at 1 uA so that the neuron clips near [--v-low, --v-high]")
+    s.add_argument("--spice-ideal-n", type=A.positive, default=0.001,
+                   help="emission coefficient of the near-ideal SPICE diode that stands for an ideal diode")
     s.add_argument("--amplifier-gain", type=A.positive, default=None,
                    help="add bidirectional amplifiers of this gain after every hidden layer")
     s.add_argument("--skip", action="append", help="extra crossbar between layers a-b (repeatable), e.g. 0-2")

@@ -104,6 +104,21 @@ class DiodeModel:
         if not (isinstance(rs, (int, float)) and math.isfinite(rs) and rs >= 0):
             raise NetworkError(f"diode series_resistance must be finite and >= 0 ohm, got {rs!r}")
 
+    @classmethod
+    def from_card(cls, name: str, **overrides) -> "DiodeModel":
+        """A Shockley diode from a named model card of :data:`DIODE_CARDS` (e.g. ``"1n4148"``)."""
+        key = str(name).lower()
+        if key not in DIODE_CARDS:
+            raise NetworkError(f"unknown diode model card {name!r}; known: {', '.join(DIODE_CARDS)}")
+        return cls(kind="shockley", **{**DIODE_CARDS[key], **overrides})
+
+    def forward_voltage(self, current: float) -> float:
+        """Forward voltage (V) at which the diode carries ``current`` amperes (> 0)."""
+        if self.kind == "ideal":
+            return 0.0
+        nvt = self.emission_coefficient * self.thermal_voltage
+        return nvt * math.log1p(current / self.saturation_current) + self.series_resistance * current
+
     @property
     def thermal_voltage(self) -> float:
         """``V_T = k*T/q`` in volts."""
@@ -117,6 +132,30 @@ class DiodeModel:
         if self.kind == "shockley" and self.series_resistance > 0:
             params["RS"] = float(self.series_resistance)
         return params
+
+
+#: Named diode model cards (SPICE parameters IS in amperes, N, RS in ohms). "1n4148": the values commonly
+#: published for the 1N4148 small-signal diode; "generic": circuitprop's default Shockley diode.
+DIODE_CARDS = {
+    "generic": {"saturation_current": 1e-12, "emission_coefficient": 1.0, "series_resistance": 0.0},
+    "1n4148": {"saturation_current": 4.352e-9, "emission_coefficient": 1.906, "series_resistance": 0.6458},
+}
+
+
+def compensated_bias(diode: DiodeModel, v_low: float, v_high: float, current: float = 1e-6) -> tuple:
+    """Bias voltages that make a neuron of real diodes clip near ``[v_low, v_high]``.
+
+    A real diode conducts only past its forward voltage ``V_f`` (about 0.5 V for a 1N4148 at 1 uA), so a
+    neuron biased at ``(v_low, v_high)`` would clip at ``(v_low - V_f, v_high + V_f)``.  This returns
+    ``(v_low + V_f, v_high - V_f)`` with ``V_f`` taken at ``current`` amperes; raises when the range
+    ``v_high - v_low`` is smaller than ``2 V_f``.
+    """
+    vf = diode.forward_voltage(current)
+    lo, hi = v_low + vf, v_high - vf
+    if not lo < hi:
+        raise NetworkError(f"a neuron clipping at [{v_low}, {v_high}] V cannot be built from diodes with a "
+                           f"forward voltage of {vf:.3f} V at {current:g} A: the range must exceed {2 * vf:.3f} V")
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -734,4 +773,5 @@ def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_l
 
 
 __all__ = ["Network", "Architecture", "HiddenLayer", "DiodeModel", "NetworkError", "make_architecture",
+           "DIODE_CARDS", "compensated_bias",
            "parse_layers", "dense_crossbars", "validate_architecture", "replace"]

@@ -7,7 +7,8 @@ from circuitprop.backends import ConvergenceError
 from circuitprop.backends.spice import SpiceBackend, SpiceError, SpiceOptions, operating_point, run_ngspice_batch
 from circuitprop.energy import cocontent_gradient, kcl_residual, max_abs_residual
 from circuitprop.netlist import parse_netlist, write_netlist
-from circuitprop.network import Architecture, DiodeModel, HiddenLayer, Network
+from circuitprop.backends import FastBackend
+from circuitprop.network import Architecture, DiodeModel, HiddenLayer, Network, make_architecture
 from conftest import random_network
 
 pytestmark = pytest.mark.spice
@@ -111,3 +112,21 @@ def test_ngspice_error_raises_and_library_recovers():
         session.load("* broken\nV1 a 0 1\nD1 a 0 nomodel\n.end\n", key="broken")
     good = parse_netlist("* ok\nV1 a 0 DC 2\nR1 a b 1k\nR2 b 0 1k\n.end\n")
     assert operating_point(good)["b"] == pytest.approx(1.0)
+
+
+def test_1n4148_model_card_agrees_with_ngspice_to_a_microvolt():
+    from circuitprop.network import DiodeModel, compensated_bias
+    diode = DiodeModel.from_card("1n4148")
+    assert (diode.saturation_current, diode.emission_coefficient, diode.series_resistance) == (4.352e-9, 1.906, 0.6458)
+    v_low, v_high = compensated_bias(diode, 0.0, 1.0)
+    arch = make_architecture("6-5-3", diode=diode, v_low=v_low, v_high=v_high, amplifier_gain=2.0)
+    net = Network.random(arch, g_min=1e-6, g_max=2e-5, seed=3)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 6)) * 3.0  # drives that push neurons past both knees
+    fast = FastBackend(tol=1e-15).solve(net, x)
+    spice = SpiceBackend(options=SpiceOptions.tight()).solve(net, x)
+    assert np.max(np.abs(fast.flat() - spice.flat())) < 1e-6
+    # the compensated neuron clips near [0, 1] V: exactly there at 1 uA, beyond by N*V_T*ln(I/1uA) at more
+    hidden, vt = fast.voltages[1], diode.emission_coefficient * diode.thermal_voltage
+    assert hidden.min() > -vt * np.log(100) and hidden.max() < 1 + vt * np.log(100)  # currents < 100 uA here
+    neuron = DiodeModel.from_card("1n4148")
+    assert neuron.forward_voltage(1e-6) == pytest.approx(v_low)

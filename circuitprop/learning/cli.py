@@ -44,7 +44,13 @@ def add_commands(sub, fmt):
     s.add_argument("--limit-train", type=A.positive_int, help="use only the first N training images")
     s.add_argument("--limit-test", type=A.positive_int, help="use only the first N test images")
     s.add_argument("--amplifier-gain", type=A.real(0.0, 1e6), default=4.0, help="bidirectional amplifier gain (0: none)")
-    s.add_argument("--diode", choices=("ideal", "shockley"), default="ideal")
+    s.add_argument("--diode", choices=("ideal", "shockley"), default="ideal",
+                   help="neuron diodes: ideal (exact clip) or circuitprop's generic Shockley diode")
+    s.add_argument("--diode-model", choices=("1n4148", "generic"),
+                   help="real diodes from a model card instead of --diode; the biases are moved in by the "
+                        "forward voltage at 1 uA so that the neuron still clips near [0, 1] V")
+    s.add_argument("--spice-ideal-n", type=A.positive, default=0.001,
+                   help="emission coefficient of the near-ideal SPICE diode that stands for an ideal diode")
     s.add_argument("--g-min", type=A.positive, default=1e-8, help="device conductance range, siemens")
     s.add_argument("--g-max", type=A.positive, default=1e-4, help="device conductance range, siemens")
     s.add_argument("--target", type=A.finite, default=0.02, help="score asked of the correct class, volts")
@@ -135,7 +141,8 @@ def cmd_train(args):
                             momentum=args.momentum, sign_sgd=args.sign_sgd,
                             noise_sigma=args.noise_sigma, noise_samples=args.noise_samples, epochs=args.epochs,
                             batch_size=args.batch_size, g_min=args.g_min, g_max=args.g_max, target=args.target,
-                            diode=args.diode, amplifier_gain=args.amplifier_gain or None,
+                            diode=args.diode_model or args.diode, spice_ideal_n=args.spice_ideal_n,
+                            amplifier_gain=args.amplifier_gain or None,
                             bias_input=not args.no_bias_input, dtype=args.dtype, solver_sweeps=args.solver_sweeps, device=args.device,
                             seed=args.seed)
         print(f"training {args.layers} on {args.dataset} ({X.shape[0]} images, {args.size}x{args.size}), "

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..backends import get_backend
 from ..safety import DeferredInterrupt, OutputLock, clean_stale_temporaries
-from ..network import (DiodeModel, Network, NetworkError, atomic_savez, load_npz_with_spec, make_architecture)
+from ..network import (DiodeModel, compensated_bias, Network, NetworkError, atomic_savez, load_npz_with_spec, make_architecture)
 from .devices import DeviceModel, make_device
 from .diagnostics import DeadNetworkWarning, dead_state
 from .estimators import get_estimator
@@ -87,7 +87,13 @@ class EPTrainer:
         Siemens per normalised conductance unit (sets the meaning of the learning rate).
     target : float
         Score (volts) asked of the correct class; the others are asked 0 V.
-    diode : {"ideal", "shockley"}
+    diode : {"ideal", "shockley"} or a model card name
+        ``"shockley"``: circuitprop's generic diode with the biases as given.  A card of
+        :data:`circuitprop.network.DIODE_CARDS` (e.g. ``"1n4148"``): that diode, with the biases moved in by
+        its forward voltage at 1 uA (:func:`~circuitprop.network.compensated_bias`) so that the neuron still
+        clips near ``[v_low, v_high]``.
+    spice_ideal_n : float
+        Emission coefficient of the near-ideal SPICE diode that stands for an ideal diode in netlists.
     v_low, v_high : float
         Diode bias voltages of hidden neurons, volts.
     amplifier_gain : float or None
@@ -125,7 +131,7 @@ class EPTrainer:
     def __init__(self, layers="784-100-10", backend="fast", beta=1e-6, estimator="centered", rule="dv2",
                  learning_rate=3e5, lr_decay=1.0, lr_schedule="cosine", momentum=0.5, sign_sgd=False,
                  noise_sigma=0.0, noise_samples=1, epochs=3, batch_size=16, g_min=1e-8, g_max=1e-4,
-                 g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.02, diode="ideal", v_low=0.0, v_high=1.0,
+                 g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.02, diode="ideal", spice_ideal_n=0.001, v_low=0.0, v_high=1.0,
                  amplifier_gain=4.0, doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(),
                  solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, dtype="float64", device=None, seed=0,
                  verbose=True):
@@ -149,6 +155,7 @@ class EPTrainer:
         self.conductance_unit = conductance_unit
         self.target = target
         self.diode = diode
+        self.spice_ideal_n = spice_ideal_n
         self.v_low = v_low
         self.v_high = v_high
         self.amplifier_gain = amplifier_gain
@@ -212,9 +219,15 @@ class EPTrainer:
                 raise ValueError(f"{name} must be an integer >= {int(name != 'epochs')}, got {value!r}")
 
     def _architecture(self):
+        v_low, v_high = self.v_low, self.v_high
+        if self.diode in ("ideal", "shockley"):
+            diode = DiodeModel(kind=self.diode, spice_ideal_n=self.spice_ideal_n)
+        else:
+            diode = DiodeModel.from_card(self.diode, spice_ideal_n=self.spice_ideal_n)
+            v_low, v_high = compensated_bias(diode, v_low, v_high)
         return make_architecture(self.layers, skip=tuple(tuple(s) for s in self.skip),
-                                 amplifier_gain=self.amplifier_gain, v_low=self.v_low, v_high=self.v_high,
-                                 diode=DiodeModel(kind=self.diode), doubled_outputs=self.doubled_outputs,
+                                 amplifier_gain=self.amplifier_gain, v_low=v_low, v_high=v_high,
+                                 diode=diode, doubled_outputs=self.doubled_outputs,
                                  input_gain=self.input_gain, bias_input=self.bias_input,
                                  name=f"circuitprop EP {self.layers}")
 
@@ -511,6 +524,7 @@ class EPTrainer:
             params.setdefault("lr_schedule", "exponential")  # checkpoints written before schedules existed
             params.setdefault("dtype", "float64")  # and before the dtype option
             params.setdefault("device", None)  # and before device models
+            params.setdefault("spice_ideal_n", 0.001)  # the DiodeModel default such checkpoints were made with
             known = self.get_params()
             missing = sorted(set(known) - set(params) - {"verbose"})
             unknown = sorted(set(params) - set(known))
