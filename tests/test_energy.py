@@ -62,3 +62,27 @@ def test_conductance_gradient_matches_finite_differences(rng):
         dn.conductances[key][i, j] -= h
         fd = (cocontent(up, state).sum() - cocontent(dn, state).sum()) / (2 * h)
         assert grads[key][i, j] == pytest.approx(fd, rel=1e-6)
+
+
+@pytest.mark.parametrize("amplifier", [None, 3.0])
+def test_static_power_equals_the_power_ngspice_sources_deliver(amplifier):
+    from circuitprop.backends import FastBackend
+    from circuitprop.backends.spice import SpiceOptions, source_power
+    from circuitprop.energy import static_power
+    from circuitprop.netlist.circuit import build_circuit
+    from circuitprop.network import DiodeModel, Network, make_architecture
+    # ngspice's diode replaces the exponential below -3 N V_T by the SPICE2 cubic -IS(1 + (3 N V_T/(e V))^3):
+    # for the 1N4148 (IS = 4.4 nA) that changes reverse currents by ~IS * 1e-3, hence 8e-8 relative here;
+    # for the generic diode (IS = 1 pA) the difference is below 1e-11 relative.
+    for diode, rel in ((DiodeModel(), 1e-9), (DiodeModel.from_card("1n4148"), 1e-6)):
+        arch = make_architecture("4-5-3", diode=diode, amplifier_gain=amplifier, v_low=-0.3, v_high=0.6,
+                                 bias_input=True)
+        net = Network.random(arch, g_min=1e-6, g_max=3e-5, seed=2)
+        x = np.array([[1.0, 0.2, 0.7, 0.4]])
+        currents = np.linspace(-2e-6, 2e-6, net.layer_sizes[-1])[None, :]
+        state = FastBackend(tol=1e-16).solve(net, x, currents).voltages
+        power = static_power(net, state)
+        circuit = build_circuit(net, inputs=x[0], output_currents=currents[0])
+        spice = source_power(circuit, SpiceOptions.tight())
+        assert power["total"][0] == pytest.approx(spice, rel=rel)
+        assert power["diodes"][0] > 0 and power["crossbars"][0] > 0

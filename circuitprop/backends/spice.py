@@ -340,6 +340,40 @@ def operating_point(circuit: Circuit, options: SpiceOptions | None = None) -> di
     return dict(zip(names, values))
 
 
+def source_power(circuit: Circuit, options: SpiceOptions | None = None) -> float:
+    """Total power (watts) the sources of ``circuit`` deliver at ngspice's operating point.
+
+    Computed from ngspice's own node voltages and branch currents (``#branch`` vectors of the voltage
+    sources and VCVS; current sources and CCCS from their values and ngspice's control currents), with
+    ngspice's convention that a branch current flows into the ``+`` node through the element.  At a steady
+    state it equals the power dissipated in resistors and diodes (:func:`circuitprop.energy.static_power`).
+    """
+    session = NgSpiceSession.get()
+    opts = dict(getattr(circuit, "options", {}) or {})
+    if options is not None:
+        opts.update(options.simulator_options())
+    session.load(render(circuit, "ngspice", options=opts or None, analysis=False), key=("power", id(circuit)))
+    try:
+        plot = session.op(what=f"netlist {circuit.title!r}")
+        names = circuit.node_names()
+        volts = dict(zip(names, session.vectors(plot, names)))
+        volts["0"] = 0.0
+        branch = {e.name: session.vector(plot, f"{e.name}#branch") for e in circuit.elements if e.kind in ("V", "E")}
+    finally:
+        session.command("destroy all", check=False)
+        session.loaded = None
+    delivered = 0.0
+    for e in circuit.elements:
+        drop = volts[e.nodes[0]] - volts[e.nodes[1]]
+        if e.kind in ("V", "E"):
+            delivered -= drop * branch[e.name]
+        elif e.kind == "I":
+            delivered -= drop * float(e.value)
+        elif e.kind == "F":
+            delivered -= drop * float(e.value) * branch[e.control]
+    return delivered
+
+
 def operating_point_isolated(circuit: Circuit, options: SpiceOptions | None = None, timeout: float = 600) -> dict:
     """:func:`operating_point` in a child process, so that an ngspice crash cannot kill the caller.
 

@@ -83,6 +83,8 @@ def add_commands(sub, fmt):
     s.add_argument("--backend", choices=("fast", "spice"), default="fast")
     s.add_argument("--limit", type=A.positive_int, help="evaluate only the first N test images (use with spice)")
     s.add_argument("--flat", action="store_true", help="spice: simulate the full flat netlist (slow)")
+    s.add_argument("--energy", action="store_true",
+                   help="also report the static power (W) dissipated at each image's free-phase operating point")
     s.set_defaults(func=cmd_eval)
 
 
@@ -201,8 +203,18 @@ def cmd_eval(args):
     options = {"fold_inputs": not args.flat} if args.backend == "spice" else {}
     backend = get_backend(args.backend, **options)
     chunk = 50 if args.backend == "spice" else 1000
-    scores = np.concatenate([net.scores(backend.solve(net, Xt[i:i + chunk]).outputs)
-                             for i in range(0, len(Xt), chunk)])
+    scores, power = [], []
+    for i in range(0, len(Xt), chunk):
+        solution = backend.solve(net, Xt[i:i + chunk])
+        scores.append(net.scores(solution.outputs))
+        if args.energy:
+            from ..energy import static_power
+            power.append(static_power(net, solution.voltages)["total"])
+    scores = np.concatenate(scores)
     acc = float(np.mean(np.argmax(scores, 1) == yt))
-    print(json.dumps({"model": str(args.model), "backend": args.backend, "images": int(len(Xt)),
-                      "accuracy": acc}))
+    result = {"model": str(args.model), "backend": args.backend, "images": int(len(Xt)), "accuracy": acc}
+    if args.energy:
+        power = np.concatenate(power)
+        result.update(static_power_W_mean=float(power.mean()), static_power_W_min=float(power.min()),
+                      static_power_W_max=float(power.max()))
+    print(json.dumps(result))
