@@ -130,3 +130,16 @@ def test_1n4148_model_card_agrees_with_ngspice_to_a_microvolt():
     assert hidden.min() > -vt * np.log(100) and hidden.max() < 1 + vt * np.log(100)  # currents < 100 uA here
     neuron = DiodeModel.from_card("1n4148")
     assert neuron.forward_voltage(1e-6) == pytest.approx(v_low)
+
+
+def test_settling_time_of_an_rc_node_matches_the_exponential():
+    from circuitprop.backends.spice import settling_time
+    arch = make_architecture("1-1", doubled_outputs=False)  # one output node joined to +x and -x
+    net = Network(arch, {(0, 1): np.array([[3e-6], [1e-6]])})
+    capacitance, tol = 1e-12, 1e-4
+    x = np.array([[0.8]])
+    v_final = (3e-6 * 0.8 - 1e-6 * 0.8) / 4e-6
+    tau = capacitance / 4e-6
+    expected = tau * np.log(v_final / tol)
+    got = settling_time(net, x, capacitance, tolerance=tol)[0]
+    assert got == pytest.approx(expected, rel=0.02)

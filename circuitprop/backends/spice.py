@@ -374,6 +374,64 @@ def source_power(circuit: Circuit, options: SpiceOptions | None = None) -> float
     return delivered
 
 
+def settling_time(network: Network, inputs, node_capacitance: float, tolerance: float = 1e-3,
+                  options: SpiceOptions | None = None, max_time_constants: float = 200.0) -> np.ndarray:
+    """Settling time (seconds) of the free phase of each input, from an ngspice transient.
+
+    Every hidden and output node gets ``node_capacitance`` farads to ground and starts at 0 V; the inputs
+    switch on at t = 0.  The settling time is the last instant at which any node differs from its DC
+    operating point by more than ``tolerance`` volts.  The input crossbars are Norton-folded (exact in
+    transients too: the capacitors sit on the hidden nodes, outside the crossbars).  The simulated time
+    is ``max_time_constants`` times the slowest node's ``C / G_total``; a transient that has not settled
+    by then raises :class:`ConvergenceError`.
+    """
+    session = NgSpiceSession.get()
+    x = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
+    g_total = np.concatenate([v for v in _node_conductances(network).values()])
+    tau = node_capacitance / g_total.min()
+    stop = max_time_constants * tau
+    out = np.empty(x.shape[0])
+    opts = (options or SpiceOptions()).simulator_options()
+    for s, row in enumerate(x):
+        circuit = build_circuit(network, inputs=row, fold_inputs=True, node_capacitance=node_capacitance)
+        names = [n for n in circuit.node_names() if n.startswith("n") and not n.startswith("n0_")]
+        session.load(render(circuit, "ngspice", options=opts, analysis=False), key=("tran", id(circuit)))
+        try:
+            dc = session.vectors(session.op(what=f"settling, sample {s}"), names)
+            session.command("destroy all", check=False)
+            session.command(f"tran {float(stop) / 2000!r} {float(stop)!r} uic")
+            plot = session.ng.plot_names[0] if session.ng.plot_names else ""
+            time = _vector_array(session, plot, "time")
+            waves = np.stack([_vector_array(session, plot, n) for n in names], axis=1)
+        finally:
+            session.command("destroy all", check=False)
+            session.loaded = None
+        off = np.max(np.abs(waves - dc[None, :]), axis=1) > tolerance
+        if off[-1]:
+            raise ConvergenceError(f"sample {s}: the transient has not settled to {tolerance:g} V after "
+                                   f"{stop:.3g} s ({max_time_constants:g} slowest time constants)")
+        out[s] = time[np.nonzero(off)[0][-1] + 1] if off.any() else 0.0
+    return out
+
+
+def _node_conductances(network: Network) -> dict:
+    """Total conductance (S) at every node of layers 1..L (crossbars, amplifier back-currents included)."""
+    arch = network.architecture
+    total = {layer: np.zeros(size) for layer, size in enumerate(network.layer_sizes) if layer > 0}
+    for (a, b), g in network.conductances.items():
+        total[b] += g.sum(axis=0)
+        if a > 0:
+            total[a] += arch.current_gain(a) * arch.forward_gain(a) * g.sum(axis=1)
+    return total
+
+
+def _vector_array(session, plot, name) -> np.ndarray:
+    info = session._vec(f"{plot}.{name}".encode("ascii"))
+    if info == session._null or info.v_length < 1:
+        raise SpiceError(f"ngspice has no vector {name!r} in plot {plot!r}")
+    return np.array([info.v_realdata[i] for i in range(info.v_length)])
+
+
 def operating_point_isolated(circuit: Circuit, options: SpiceOptions | None = None, timeout: float = 600) -> dict:
     """:func:`operating_point` in a child process, so that an ngspice crash cannot kill the caller.
 

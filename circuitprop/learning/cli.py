@@ -85,6 +85,12 @@ def add_commands(sub, fmt):
     s.add_argument("--flat", action="store_true", help="spice: simulate the full flat netlist (slow)")
     s.add_argument("--energy", action="store_true",
                    help="also report the static power (W) dissipated at each image's free-phase operating point")
+    s.add_argument("--settling", type=A.nonnegative_int, default=0, metavar="N",
+                   help="with --energy: free-phase settling time of the first N images from ngspice transients")
+    s.add_argument("--capacitance", type=A.positive, default=1e-12,
+                   help="node capacitance to ground for --settling, farads")
+    s.add_argument("--settling-tolerance", type=A.positive, default=1e-3,
+                   help="a node has settled when it stays within this many volts of its DC value")
     s.set_defaults(func=cmd_eval)
 
 
@@ -217,4 +223,11 @@ def cmd_eval(args):
         power = np.concatenate(power)
         result.update(static_power_W_mean=float(power.mean()), static_power_W_min=float(power.min()),
                       static_power_W_max=float(power.max()))
+        if args.settling:
+            from ..backends.spice import settling_time
+            times = settling_time(net, Xt[:args.settling], args.capacitance, args.settling_tolerance)
+            energy = times * power[:len(times)]
+            result.update(capacitance_F=args.capacitance, settling_images=int(len(times)),
+                          settling_time_s_mean=float(times.mean()), settling_time_s_max=float(times.max()),
+                          energy_J_mean=float(energy.mean()))
     print(json.dumps(result))

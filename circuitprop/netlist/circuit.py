@@ -51,7 +51,7 @@ class Param:
 class Element:
     """One two-terminal or controlled element.
 
-    ``kind`` is one of ``R`` (resistor, ``value`` ohms), ``V`` (DC voltage
+    ``kind`` is one of ``R`` (resistor, ``value`` ohms), ``C`` (capacitor, farads), ``V`` (DC voltage
     source, volts), ``I`` (DC current source, amperes, flowing from ``nodes[0]``
     through the source into ``nodes[1]``), ``D`` (diode, anode then cathode,
     ``model`` names the model), ``E`` (VCVS: out+, out-, ctrl+, ctrl-, gain),
@@ -100,7 +100,7 @@ def node(layer: int, index: int) -> str:
 
 
 def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_inputs: bool = False,
-                  input_parameters: bool = False) -> Circuit:
+                  input_parameters: bool = False, node_capacitance: float | None = None) -> Circuit:
     """Derive the element list of ``network``.
 
     Parameters
@@ -117,6 +117,8 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
     input_parameters : bool
         Leave the inputs as netlist parameters ``x_0, x_1, ...`` (value 0)
         instead of numbers.  Not combinable with ``fold_inputs``.
+    node_capacitance : float, optional
+        Farads from every hidden and output node to ground (for transients; DC is unchanged).
     """
     arch = network.architecture
     sizes = network.layer_sizes
@@ -190,4 +192,10 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
     last = len(sizes) - 1
     for k in range(sizes[-1]):
         circuit.add("I", f"iout{k}", ("0", node(last, k)), i_out[k])
+    if node_capacitance is not None:
+        if not (math.isfinite(node_capacitance) and node_capacitance > 0):
+            raise NetworkError(f"node capacitance must be finite and > 0 F, got {node_capacitance!r}")
+        for layer in range(1, len(sizes)):
+            for i in range(sizes[layer]):
+                circuit.add("C", f"c{layer}_{i}", (node(layer, i), "0"), node_capacitance)
     return circuit

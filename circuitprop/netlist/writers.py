@@ -27,7 +27,7 @@ def _spice_lines(circuit: Circuit, dialect: str, options: dict | None, analysis:
     dc = "" if dialect == "ltspice" else "DC "
     for e in circuit.elements:
         n = " ".join(e.nodes)
-        if e.kind == "R":
+        if e.kind in ("R", "C"):
             lines.append(f"{e.name} {n} {_spice_value(e.value)}")
         elif e.kind in ("V", "I"):
             lines.append(f"{e.name} {n} {dc}{_spice_value(e.value)}")
@@ -72,6 +72,8 @@ def _spectre_lines(circuit: Circuit, analysis: bool) -> list:
         n = "(" + " ".join(e.nodes) + ")"
         if e.kind == "R":
             lines.append(f"{e.name} {n} resistor r={_spectre_value(e.value)}")
+        elif e.kind == "C":
+            lines.append(f"{e.name} {n} capacitor c={_spectre_value(e.value)}")
         elif e.kind == "V":
             lines.append(f"{e.name} {n} vsource type=dc dc={_spectre_value(e.value)}")
         elif e.kind == "I":
