@@ -117,6 +117,8 @@ def update_numpy(conductance, velocity, grad: LowRankGradient, grad_scale, step,
 #: Row blocks of the numba kernel, fixed (not the thread count) so that sums, and so training runs,
 #: are bit-for-bit the same on any machine and across a resume.
 CHUNKS = 8
+#: Arrays (crossbars, or layers x batch for the Newton kernel) smaller than this run on one thread.
+PARALLEL_MIN_SIZE = 65536
 
 
 # -- numba kernel -----------------------------------------------------------------------------------------------
@@ -190,7 +192,6 @@ def _kernel():
     import numba
     project_row = _project_row()
 
-    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
     def fused(conductance, velocity, a, b, left, right, grad_scale, step, momentum, use_momentum, use_sign,
               lower, upper, colsum_parts, project, drive_parts):
         n, m = conductance.shape
@@ -224,8 +225,11 @@ def _kernel():
                         conductance[i, j] = g
                         colsum[j] += g
                 project_row(conductance, project, drive_parts, c, i)  # the next batch's drive, from this row
-    _KERNEL = fused
-    return fused
+    # threads for large crossbars, none for small ones (waking the threads costs more than the pass there);
+    # the element arithmetic is the same, so results do not depend on the choice
+    _KERNEL = (numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)(fused),
+               numba.njit(parallel=False, cache=True, nogil=True, fastmath=True)(fused))
+    return _KERNEL
 
 
 _PROJECT = None
@@ -276,7 +280,9 @@ def update_numba(conductance, velocity, grad: LowRankGradient, grad_scale, step,
     vel = velocity if use_momentum else np.empty((1, 1), dtype=dtype)
     project = np.zeros((0, n), dtype=dtype) if project is None else np.ascontiguousarray(project, dtype=dtype)
     drive_parts = np.zeros((chunks, project.shape[0], m), dtype=dtype)
-    _kernel()(conductance, vel, np.ascontiguousarray(grad.a, dtype=dtype), np.ascontiguousarray(grad.b, dtype=dtype),
+    parallel, serial = _kernel()
+    kernel = parallel if conductance.size >= PARALLEL_MIN_SIZE else serial
+    kernel(conductance, vel, np.ascontiguousarray(grad.a, dtype=dtype), np.ascontiguousarray(grad.b, dtype=dtype),
               np.ascontiguousarray(grad.left, dtype=dtype), np.ascontiguousarray(grad.right, dtype=dtype),
               scalar(np.sign(grad_scale) if sign else grad_scale), scalar(step), scalar(momentum), use_momentum,
               bool(sign), scalar(lower), scalar(upper), colsum_parts, project, drive_parts)
@@ -330,8 +336,6 @@ def backend_name() -> str:
 # -- Shockley neurons -------------------------------------------------------------------------------------------
 
 _NEWTON = None
-#: Layers smaller than this (batch x nodes) are solved on one thread.
-PARALLEL_MIN_SIZE = 8192
 #: Below this exponent a diode's ``exp`` is skipped: ``IS*(exp(x) - 1)`` rounds to ``-IS`` exactly in float64.
 _NEGLIGIBLE_EXPONENT = -40.0
 
