@@ -18,6 +18,7 @@ fallback.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -349,8 +350,8 @@ def _newton_kernel():
     import numba
 
     @numba.njit(inline="always")
-    def exp_limited(x, limit):
-        if x < _NEGLIGIBLE_EXPONENT:
+    def exp_limited(x, limit, negligible):
+        if x < negligible:
             return 0.0, 0.0
         if x > limit:
             e = math.exp(limit)
@@ -358,7 +359,7 @@ def _newton_kernel():
         e = math.exp(x)
         return e, e
 
-    def newton(coef, drive, v_low, v_high, isat, nvt, limit, xtol, max_iter, out):
+    def newton(coef, drive, v_low, v_high, isat, nvt, limit, xtol, max_iter, negligible, out):
         batch, n = drive.shape
         for s in numba.prange(batch):
             for k in range(n):
@@ -374,10 +375,13 @@ def _newton_kernel():
                     x = v_low - nvt * math.log1p((c * v_low - d) / isat)
                 else:
                     x = v_lin
+                    if (x - v_high) / nvt < negligible and (v_low - x) / nvt < negligible:
+                        out[s, k] = x  # both diodes move the node by less than xtol: the linear solution
+                        continue
                 x = min(max(x, lower), upper)
                 for _ in range(max_iter):
-                    e_hi, de_hi = exp_limited((x - v_high) / nvt, limit)
-                    e_lo, de_lo = exp_limited((v_low - x) / nvt, limit)
+                    e_hi, de_hi = exp_limited((x - v_high) / nvt, limit, negligible)
+                    e_lo, de_lo = exp_limited((v_low - x) / nvt, limit, negligible)
                     f = c * x - d + isat * (e_hi - e_lo)
                     if f > 0:
                         upper = x
@@ -403,8 +407,9 @@ def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype):
     ``coef*V - drive + i_neuron(V) = 0`` elementwise, by safeguarded scalar Newton in one parallel pass.
 
     The initial guess is the knee of the conducting diode (``V = v_high + N V_T log1p(excess/IS)``) or the
-    linear solution between the knees, so 2 to 4 iterations suffice; a diode whose exponent is below
-    -40 is not evaluated (its current rounds to ``-IS`` exactly).  Returns ``None`` when numba is not
+    linear solution between the knees, so 2 to 4 iterations suffice.  A diode is not evaluated when its
+    exponential term ``IS exp(x)`` would move the node by less than ``xtol`` (``IS exp(x) < xtol * min(coef)``)
+    or rounds away (``x < -40``); a node where both diodes are that far from conducting is the linear solution.  Returns ``None`` when numba is not
     available or the diode has a series resistance (the caller then uses its numpy iteration).
     """
     if not _numba_available() or diode.series_resistance > 0:
@@ -416,7 +421,9 @@ def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype):
     nvt = diode.emission_coefficient * diode.thermal_voltage
     parallel, serial = _newton_kernel()
     kernel = parallel if drive.size >= PARALLEL_MIN_SIZE else serial
-    kernel(np.broadcast_to(coef, drive.shape[-1:]).copy(), drive.reshape(-1, drive.shape[-1]),
-                     float(v_low), float(v_high), float(diode.saturation_current), float(nvt), float(EXP_LIMIT),
-                     float(xtol), 200, out.reshape(-1, drive.shape[-1]))
+    coef_row = np.broadcast_to(coef, drive.shape[-1:]).copy()
+    negligible = max(_NEGLIGIBLE_EXPONENT, math.log(xtol * float(coef_row.min()) / diode.saturation_current))
+    kernel(coef_row, drive.reshape(-1, drive.shape[-1]), float(v_low), float(v_high),
+           float(diode.saturation_current), float(nvt), float(EXP_LIMIT), float(xtol), 200, negligible,
+           out.reshape(-1, drive.shape[-1]))
     return out.astype(dtype, copy=False)
