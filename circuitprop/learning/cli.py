@@ -54,6 +54,8 @@ def add_commands(sub, fmt):
     s.add_argument("--g-min", type=A.positive, default=1e-8, help="device conductance range, siemens")
     s.add_argument("--g-max", type=A.positive, default=1e-4, help="device conductance range, siemens")
     s.add_argument("--target", type=A.finite, default=0.02, help="score asked of the correct class, volts")
+    s.add_argument("--input-gain", type=A.real(0.0, 1e6, open_minimum=True), default=1.0,
+                   help="volts per unit of input feature (pixel values are in [0, 1])")
     s.add_argument("--no-bias-input", action="store_true", help="no bias input nodes (+1 V and -1 V)")
     s.add_argument("--solver-sweeps", type=A.positive_int, default=None,
                    help="fast backend: exactly this many relaxation sweeps per phase (published EP code uses 4); "
@@ -151,8 +153,8 @@ def cmd_train(args):
                             batch_size=args.batch_size, g_min=args.g_min, g_max=args.g_max, target=args.target,
                             diode=args.diode_model or args.diode, spice_ideal_n=args.spice_ideal_n,
                             amplifier_gain=args.amplifier_gain or None,
-                            bias_input=not args.no_bias_input, dtype=args.dtype, solver_sweeps=args.solver_sweeps, device=args.device,
-                            seed=args.seed)
+                            bias_input=not args.no_bias_input, input_gain=args.input_gain, dtype=args.dtype,
+                            solver_sweeps=args.solver_sweeps, device=args.device, seed=args.seed)
         print(f"training {args.layers} on {args.dataset} ({X.shape[0]} images, {args.size}x{args.size}), "
               f"backend={args.backend}, {args.epochs} epochs", flush=True)
         import warnings
