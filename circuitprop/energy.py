@@ -133,6 +133,25 @@ def resistive_currents(network: Network, state, physical: bool = True) -> list:
     return out[1:]
 
 
+def node_conductances(network: Network, sums: dict | None = None) -> dict:
+    """Total conductance (S) seen by every node of layers 1..L, ``{layer: (n,)}``.
+
+    ``sum_in G_ji + c*A * sum_out G_ik``: the incoming crossbars' column sums plus, for a hidden layer, its
+    outgoing crossbars' row sums times the amplifier's current and voltage gains.  ``sums`` gives
+    ``{(a, b): (row_sums, column_sums)}`` already at hand (the fast solver keeps them up to date; row sums
+    of crossbars from the input layer are not needed and may be ``None``); otherwise they are computed.
+    """
+    arch = network.architecture
+    if sums is None:
+        sums = {k: (g.sum(axis=1), g.sum(axis=0)) for k, g in network.conductances.items()}
+    total = {layer: np.zeros(size) for layer, size in enumerate(network.layer_sizes) if layer > 0}
+    for (a, b), (rows, cols) in sums.items():
+        total[b] += cols
+        if a > 0:
+            total[a] += arch.current_gain(a) * arch.forward_gain(a) * rows
+    return total
+
+
 def current_scale(network: Network, state, output_currents=None) -> list:
     """Per free node, the sum of the magnitudes of the currents its conductances can carry (A).
 
@@ -237,4 +256,4 @@ def conductance_gradient(network: Network, state) -> dict:
 
 __all__ = ["diode_current", "diode_pseudo_power", "neuron_current", "neuron_pseudo_power", "cocontent",
            "kcl_residual", "cocontent_gradient", "conductance_gradient", "resistive_currents",
-           "max_abs_residual", "current_scale", "static_power"]
+           "max_abs_residual", "current_scale", "static_power", "node_conductances"]

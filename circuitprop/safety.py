@@ -32,8 +32,8 @@ class OutputLock:
     """
 
     def __init__(self, path):
-        path = Path(path)
-        self.path = path.parent / f".{path.name}.lock"
+        self.target = Path(path)
+        self.path = self.target.parent / f".{self.target.name}.lock"
         self._fd = None
 
     def __enter__(self):
@@ -47,7 +47,7 @@ class OutputLock:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
                 raise OutputBusyError(
-                    f"{self.path.parent / self.path.name[1:-5]} is being written by another training "
+                    f"{self.target} is being written by another training "
                     f"(process {holder}); wait for it to finish or choose another output") from None
             try:  # the holder may have removed the file between our open and our lock: lock the new one
                 if os.stat(self.path).st_ino == os.fstat(fd).st_ino:

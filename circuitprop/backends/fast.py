@@ -29,7 +29,8 @@ from functools import lru_cache
 import networkx as nx
 import numpy as np
 
-from ..energy import neuron_current
+from ..energy import neuron_current, node_conductances
+from ..kernels import crossbar_sums, shockley_neurons
 from ..network import Network
 from .base import ConvergenceError, Solution
 
@@ -104,7 +105,7 @@ class PreparedNetwork:
             self.incoming[b].append((a, arch.forward_gain(a)))
             if a > 0:
                 self.outgoing[a].append((b, arch.current_gain(a)))
-        from ..kernels import crossbar_sums  # the same arithmetic as the training update's sums
+        # the same arithmetic as the training update's sums (kernels.update), so resumed runs are exact
         self.sums = {k: crossbar_sums(g, rows=k[0] > 0) for k, g in network.conductances.items()}
         self._set_coef()
         self.bounds = {l: (h.v_low, h.v_high) for l, h in enumerate(arch.hidden, start=1)}
@@ -112,12 +113,7 @@ class PreparedNetwork:
         self.gain = [arch.forward_gain(l) for l in range(self.n_layers)]
 
     def _set_coef(self):
-        arch = self.network.architecture
-        coef = {l: np.zeros(self.sizes[l], dtype=np.float64) for l in range(1, self.n_layers)}
-        for (a, b), (rows, cols) in self.sums.items():
-            coef[b] += cols
-            if a > 0:  # rows are None for crossbars from the input layer
-                coef[a] += arch.current_gain(a) * arch.forward_gain(a) * rows
+        coef = node_conductances(self.network, self.sums)
         self.coef = {l: c.astype(self.dtype) for l, c in coef.items()}
 
     @property
@@ -134,7 +130,6 @@ class PreparedNetwork:
         """
         if not self.shares_conductances:
             raise ValueError("this solver holds copies of the conductances (another dtype); prepare it again")
-        from ..kernels import crossbar_sums
         for key, g in self.network.conductances.items():
             self.sums[key] = sums[key][:2] if key in sums else crossbar_sums(g, rows=key[0] > 0)
         self._set_coef()
@@ -169,7 +164,6 @@ class PreparedNetwork:
         lo, hi = self.bounds[layer]
         if self.diode.kind == "ideal":
             return np.clip(drive / coef, lo, hi)
-        from ..kernels import shockley_neurons
         fast = shockley_neurons(coef, drive, lo, hi, self.diode, self.xtol, self.dtype)
         return fast if fast is not None else self._newton(coef, drive, lo, hi, previous)
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..energy import current_scale, kcl_residual, max_abs_residual
+from ..energy import current_scale, kcl_residual, max_abs_residual, node_conductances
 from ..netlist.circuit import Circuit, build_circuit, node
 from ..netlist.writers import render
 from ..network import DiodeModel, Network, replace
@@ -317,23 +318,31 @@ def check_solution(network: Network, voltages, currents, options: SpiceOptions, 
     return max_abs_residual(residual)
 
 
+@contextmanager
+def _circuit_op(circuit: Circuit, options: SpiceOptions | None):
+    """Load ``circuit`` (rendered anew by circuitprop's writer), run ``op``, yield ``(session, plot)``, and
+    always leave ngspice without the circuit and its results."""
+    session = NgSpiceSession.get()
+    opts = dict(getattr(circuit, "options", {}) or {})
+    if options is not None:
+        opts.update(options.simulator_options())
+    session.load(render(circuit, "ngspice", options=opts or None, analysis=False), key=("circuit", id(circuit)))
+    try:
+        yield session, session.op(what=f"netlist {circuit.title!r}")
+    finally:
+        session.command("destroy all", check=False)
+        session.loaded = None
+
+
 def operating_point(circuit: Circuit, options: SpiceOptions | None = None) -> dict:
     """Node voltages (volts) of a parsed or generated :class:`Circuit`, solved by ngspice.
 
     The circuit is rendered anew by circuitprop's writer, so only safe cards
     reach ngspice.  Free parameters keep their values in the circuit.
     """
-    session = NgSpiceSession.get()
-    opts = dict(getattr(circuit, "options", {}) or {})
-    if options is not None:
-        opts.update(options.simulator_options())
-    text = render(circuit, "ngspice", options=opts or None, analysis=False)
-    session.load(text, key=("circuit", id(circuit)))
-    plot = session.op(what=f"netlist {circuit.title!r}")
     names = circuit.node_names()
-    values = session.vectors(plot, names)
-    session.command("destroy all", check=False)
-    session.loaded = None
+    with _circuit_op(circuit, options) as (session, plot):
+        values = session.vectors(plot, names)
     if not np.all(np.isfinite(values)):
         bad = names[int(np.argmax(~np.isfinite(values)))]
         raise ConvergenceError(f"ngspice returned a non-finite voltage at node {bad!r} of {circuit.title!r}")
@@ -348,20 +357,11 @@ def source_power(circuit: Circuit, options: SpiceOptions | None = None) -> float
     ngspice's convention that a branch current flows into the ``+`` node through the element.  At a steady
     state it equals the power dissipated in resistors and diodes (:func:`circuitprop.energy.static_power`).
     """
-    session = NgSpiceSession.get()
-    opts = dict(getattr(circuit, "options", {}) or {})
-    if options is not None:
-        opts.update(options.simulator_options())
-    session.load(render(circuit, "ngspice", options=opts or None, analysis=False), key=("power", id(circuit)))
-    try:
-        plot = session.op(what=f"netlist {circuit.title!r}")
-        names = circuit.node_names()
+    names = circuit.node_names()
+    with _circuit_op(circuit, options) as (session, plot):
         volts = dict(zip(names, session.vectors(plot, names)))
-        volts["0"] = 0.0
         branch = {e.name: session.vector(plot, f"{e.name}#branch") for e in circuit.elements if e.kind in ("V", "E")}
-    finally:
-        session.command("destroy all", check=False)
-        session.loaded = None
+    volts["0"] = 0.0
     delivered = 0.0
     for e in circuit.elements:
         drop = volts[e.nodes[0]] - volts[e.nodes[1]]
@@ -387,7 +387,7 @@ def settling_time(network: Network, inputs, node_capacitance: float, tolerance: 
     """
     session = NgSpiceSession.get()
     x = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
-    g_total = np.concatenate([v for v in _node_conductances(network).values()])
+    g_total = np.concatenate(list(node_conductances(network).values()))
     tau = node_capacitance / g_total.min()
     stop = max_time_constants * tau
     out = np.empty(x.shape[0])
@@ -412,17 +412,6 @@ def settling_time(network: Network, inputs, node_capacitance: float, tolerance: 
                                    f"{stop:.3g} s ({max_time_constants:g} slowest time constants)")
         out[s] = time[np.nonzero(off)[0][-1] + 1] if off.any() else 0.0
     return out
-
-
-def _node_conductances(network: Network) -> dict:
-    """Total conductance (S) at every node of layers 1..L (crossbars, amplifier back-currents included)."""
-    arch = network.architecture
-    total = {layer: np.zeros(size) for layer, size in enumerate(network.layer_sizes) if layer > 0}
-    for (a, b), g in network.conductances.items():
-        total[b] += g.sum(axis=0)
-        if a > 0:
-            total[a] += arch.current_gain(a) * arch.forward_gain(a) * g.sum(axis=1)
-    return total
 
 
 def _vector_array(session, plot, name) -> np.ndarray:

@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import get_backend
+from ..network import (DiodeModel, Network, NetworkError, atomic_savez, compensated_bias, load_npz_with_spec,
+                       make_architecture)
 from ..safety import DeferredInterrupt, OutputLock, clean_stale_temporaries
-from ..network import (DiodeModel, compensated_bias, Network, NetworkError, atomic_savez, load_npz_with_spec, make_architecture)
 from .devices import DeviceModel, make_device
 from .diagnostics import DeadNetworkWarning, dead_state
 from .estimators import get_estimator
@@ -131,7 +132,8 @@ class EPTrainer:
     def __init__(self, layers="784-100-10", backend="fast", beta=1e-6, estimator="centered", rule="dv2",
                  learning_rate=3e5, lr_decay=1.0, lr_schedule="cosine", momentum=0.5, sign_sgd=False,
                  noise_sigma=0.0, noise_samples=1, epochs=3, batch_size=16, g_min=1e-8, g_max=1e-4,
-                 g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.02, diode="ideal", spice_ideal_n=0.001, v_low=0.0, v_high=1.0,
+                 g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.02, diode="ideal", spice_ideal_n=0.001,
+                 v_low=0.0, v_high=1.0,
                  amplifier_gain=4.0, doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(),
                  solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, dtype="float64", device=None, seed=0,
                  verbose=True):
