@@ -9,7 +9,9 @@ shape ``(batch, n_out)``.
 For a crossbar ``(a, b)`` with conductances ``G`` (siemens) the pseudo-power is
 ``1/2 * sum_ij G_ij (A_a V_a,i - V_b,j)**2`` where ``A_a`` is the forward gain
 of the amplifier after layer ``a`` (1 without one).  A neuron contributes the
-pseudo-powers of its two diodes, an output current source ``-I*V``.
+pseudo-powers of its two diodes, an output current source ``-I*V``.  With wire resistance
+(:mod:`circuitprop.wires`) a crossbar's pseudo-power is half the power dissipated in its cells and
+wire segments, and its currents come from its exact port matrices.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 from scipy.special import wrightomega, xlogy
 
 from .network import DiodeModel, Network
+from .wires import cell_drops, crossbar_lines, has_wires
 
 #: Exponent above which the Shockley exponential is continued linearly (like SPICE's limexp),
 #: so that solvers never overflow; physical states never reach it.
@@ -102,7 +105,9 @@ def cocontent(network: Network, state, output_currents=None) -> np.ndarray:
     arch = network.architecture
     state = _check_state(network, state)
     total = np.zeros(state[0].shape[0])
-    for (a, b), g in network.conductances.items():
+    if has_wires(network):
+        total += 0.5 * _wired_crossbar_power(network, state)
+    for (a, b), g in ([] if has_wires(network) else network.conductances.items()):
         u = arch.forward_gain(a) * state[a]
         vb = state[b]
         total += 0.5 * ((u * u) @ g.sum(axis=1) - 2.0 * np.einsum("bi,ij,bj->b", u, g, vb, optimize=True)
@@ -123,6 +128,15 @@ def resistive_currents(network: Network, state, physical: bool = True) -> list:
     """
     arch = network.architecture
     out = [np.zeros_like(v) for v in state]
+    if has_wires(network):
+        for (a, b) in network.conductances:
+            ga = arch.forward_gain(a)
+            into_rows, into_cols = crossbar_lines(network, (a, b)).port_currents(ga * state[a], state[b],
+                                                                                 rows=a > 0)
+            out[b] += into_cols
+            if a > 0:
+                out[a] += (arch.current_gain(a) if physical else ga) * into_rows
+        return out[1:]
     for (a, b), g in network.conductances.items():
         ga = arch.forward_gain(a)
         u = ga * state[a]
@@ -142,6 +156,14 @@ def node_conductances(network: Network, sums: dict | None = None) -> dict:
     of crossbars from the input layer are not needed and may be ``None``); otherwise they are computed.
     """
     arch = network.architecture
+    if has_wires(network):
+        total = {layer: np.zeros(size) for layer, size in enumerate(network.layer_sizes) if layer > 0}
+        for (a, b) in network.conductances:
+            lines = crossbar_lines(network, (a, b))
+            total[b] += np.diag(lines.column_ports[1])
+            if a > 0:
+                total[a] += arch.current_gain(a) * arch.forward_gain(a) * np.diag(lines.row_ports)
+        return total
     if sums is None:
         sums = {k: (g.sum(axis=1), g.sum(axis=0)) for k, g in network.conductances.items()}
     total = {layer: np.zeros(size) for layer, size in enumerate(network.layer_sizes) if layer > 0}
@@ -163,6 +185,13 @@ def current_scale(network: Network, state, output_currents=None) -> list:
     out = [np.zeros_like(v, dtype=np.float64) for v in state]
     for (a, b), g in network.conductances.items():
         u = np.abs(arch.forward_gain(a) * state[a])
+        if has_wires(network):
+            lines = crossbar_lines(network, (a, b))
+            rc, cc = (np.abs(p) for p in lines.column_ports)
+            out[b] += np.abs(state[b]) @ cc + u @ rc
+            if a > 0:
+                out[a] += arch.current_gain(a) * (u @ np.abs(lines.row_ports) + np.abs(state[b]) @ rc.T)
+            continue
         vb = np.abs(state[b])
         out[b] += vb * g.sum(axis=0) + u @ g
         out[a] += arch.current_gain(a) * (u * g.sum(axis=1) + vb @ g.T)
@@ -213,7 +242,9 @@ def static_power(network: Network, state) -> dict:
     arch = network.architecture
     state = _check_state(network, state)
     resistors = np.zeros(state[0].shape[0])
-    for (a, b), g in network.conductances.items():
+    if has_wires(network):
+        resistors += _wired_crossbar_power(network, state)
+    for (a, b), g in ([] if has_wires(network) else network.conductances.items()):
         u = arch.forward_gain(a) * state[a].astype(np.float64)
         v = state[b].astype(np.float64)
         g = g.astype(np.float64, copy=False)
@@ -227,6 +258,22 @@ def static_power(network: Network, state) -> dict:
             down = h.v_low - v
             diodes += (diode_current(up, arch.diode)[0] * up + diode_current(down, arch.diode)[0] * down).sum(axis=1)
     return {"crossbars": resistors, "diodes": diodes, "total": resistors + diodes}
+
+
+def _wired_crossbar_power(network: Network, state) -> np.ndarray:
+    """Power (W) dissipated in the cells and wire segments of every crossbar, per sample."""
+    arch = network.architecture
+    total = np.zeros(state[0].shape[0])
+    for (a, b), g in network.conductances.items():
+        lines = crossbar_lines(network, (a, b))
+        u = arch.forward_gain(a) * state[a].astype(np.float64)
+        v = state[b].astype(np.float64)
+        rows, cols = lines.line_voltages(u, v)
+        gw = lines.wire_conductance
+        total += np.einsum("bij,ij->b", (rows - cols) ** 2, lines.conductance)
+        total += gw * (((u - rows[:, :, 0]) ** 2).sum(1) + (np.diff(rows, axis=2) ** 2).sum((1, 2))
+                       + ((cols[:, -1, :] - v) ** 2).sum(1) + (np.diff(cols, axis=1) ** 2).sum((1, 2)))
+    return total
 
 
 def max_abs_residual(residuals) -> float:
@@ -243,13 +290,17 @@ def conductance_gradient(network: Network, state) -> dict:
     """``dP/dG`` for every crossbar: ``1/2 * (A_a V_a,i - V_b,j)**2`` summed over the batch (V^2).
 
     This is the local quantity of the equilibrium-propagation rule: it needs
-    only the voltage drop across each conductance.
+    only the voltage drop across each conductance.  With wire resistance the drop is the one
+    across the cell itself (between its word-line and bit-line nodes).
     """
     arch = network.architecture
     grads = {}
     for (a, b) in network.conductances:
         u = arch.forward_gain(a) * state[a]
         vb = state[b]
+        if has_wires(network):
+            grads[(a, b)] = 0.5 * (cell_drops(network, (a, b), u, vb) ** 2).sum(0)
+            continue
         grads[(a, b)] = 0.5 * ((u * u).sum(0)[:, None] - 2.0 * u.T @ vb + (vb * vb).sum(0)[None, :])
     return grads
 

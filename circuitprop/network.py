@@ -48,6 +48,10 @@ MAX_VOLTAGE = 1e6
 MAX_GAIN = 1e6
 #: Largest conductance (siemens) accepted: a 1 micro-ohm resistor.
 MAX_CONDUCTANCE = 1e6
+#: Range (ohms per cell) of a non-zero wire resistance: below 1 micro-ohm the line equations lose all
+#: precision against the cell conductances; above 1 megaohm per cell the wire is not a wire.
+MIN_WIRE_RESISTANCE = 1e-6
+MAX_WIRE_RESISTANCE = 1e6
 
 FORMAT_NAME = "circuitprop-network"
 FORMAT_VERSION = 1
@@ -226,6 +230,12 @@ class Architecture:
         Two output nodes per class; score = ``V+ - V-``.
     diode : DiodeModel
         The diode of every hidden neuron.
+    wire_resistance : float
+        Ohms of word line and of bit line per crossbar cell (IR drop), 0 for ideal wires.  Row line
+        ``i`` of a crossbar is driven at its first cell and column line ``j`` is read after its last
+        row; every cell adds one segment of this resistance to its row line and one to its column
+        line (see :mod:`circuitprop.wires`).  Netlists write the segments flat; the fast solver
+        reduces the lines exactly to dense port matrices.
     name : str
         Free text, only written in comments of netlists.
     """
@@ -240,6 +250,7 @@ class Architecture:
     bias_voltage: float = 1.0
     doubled_outputs: bool = True
     diode: DiodeModel = field(default_factory=DiodeModel)
+    wire_resistance: float = 0.0
     name: str = "circuitprop network"
 
     @property
@@ -312,6 +323,10 @@ def validate_architecture(arch: Architecture) -> None:
     _check_int(arch.n_classes, "n_classes")
     _check_real(arch.input_gain, "input_gain (V per unit of x)", positive=True, limit=MAX_GAIN)
     _check_real(arch.bias_voltage, "bias_voltage (V)", limit=MAX_VOLTAGE)
+    wire = _check_real(arch.wire_resistance, "wire_resistance (ohms per cell)", limit=MAX_WIRE_RESISTANCE)
+    if wire < 0 or 0 < wire < MIN_WIRE_RESISTANCE:
+        raise NetworkError(f"wire_resistance (ohms per cell) must be 0 (ideal wires) or between "
+                           f"{MIN_WIRE_RESISTANCE:g} and {MAX_WIRE_RESISTANCE:g} ohms, got {wire!r}")
     for flag in ("doubled_inputs", "bias_input", "doubled_outputs"):
         _check_bool(getattr(arch, flag), flag)
     if not isinstance(arch.name, str):

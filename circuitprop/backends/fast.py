@@ -157,8 +157,9 @@ class PreparedNetwork:
             d += currents
         return d
 
-    def update(self, layer, drive, previous):
-        coef = self.coef[layer]
+    def update(self, layer, drive, previous, coef=None):
+        """New voltages of ``layer`` (or of the nodes whose total conductances ``coef`` are given) for ``drive``."""
+        coef = self.coef[layer] if coef is None else coef
         if layer == self.n_layers - 1:
             return drive / coef
         lo, hi = self.bounds[layer]
@@ -322,7 +323,14 @@ class FastBackend:
         self.config = config if config is not None else FastSolverConfig(**options)
 
     def prepare(self, network: Network) -> PreparedNetwork:
-        """Derive solver matrices once; reuse them for all phases of a batch."""
+        """Derive solver matrices once; reuse them for all phases of a batch.
+
+        Crossbars with wire resistance get :class:`~circuitprop.backends.wired.WiredNetwork` (their
+        lines reduced exactly to port matrices).
+        """
+        if network.architecture.wire_resistance > 0:
+            from .wired import WiredNetwork
+            return WiredNetwork(network, self.config)
         return PreparedNetwork(network, self.config)
 
     def solve(self, network, inputs, output_currents=None, initial=None, record_cocontent=False) -> Solution:

@@ -214,7 +214,8 @@ class SpiceBackend:
     Parameters
     ----------
     fold_inputs : bool
-        Use Norton equivalents of the input crossbars (exact; much faster).
+        Use Norton equivalents of the input crossbars (exact; much faster).  Ignored for networks
+        with wire resistance, whose crossbars are always written flat (their lines couple the nodes).
     options : SpiceOptions
         ngspice tolerances and convergence aids.
     """
@@ -227,11 +228,14 @@ class SpiceBackend:
         self.session = NgSpiceSession.get()
         self.netlist_text = None
 
+    def _folds(self, network: Network) -> bool:
+        return self.fold_inputs and network.architecture.wire_resistance == 0
+
     def _ensure_loaded(self, network: Network):
-        key = (network.fingerprint(), self.fold_inputs, tuple(sorted(self.options.as_dict().items())))
+        key = (network.fingerprint(), self._folds(network), tuple(sorted(self.options.as_dict().items())))
         if self.session.loaded == key:
             return
-        circuit = build_circuit(network, fold_inputs=self.fold_inputs)
+        circuit = build_circuit(network, fold_inputs=self._folds(network))
         self.netlist_text = render(circuit, "ngspice", options=self.options.simulator_options(), analysis=False)
         self.session.load(self.netlist_text, key)
         self._simulated = simulated_network(network)
@@ -246,7 +250,8 @@ class SpiceBackend:
         if currents.shape != (batch, sizes[-1]):
             raise ValueError(f"output currents have shape {currents.shape}, expected {(batch, sizes[-1])}")
         folded = {}
-        if self.fold_inputs:
+        fold = self._folds(network)
+        if fold:
             for (a, b), g in network.conductances.items():
                 if a == 0:
                     folded[b] = v_in @ g
@@ -254,7 +259,7 @@ class SpiceBackend:
         out = np.empty((batch, len(names)))
         session = self.session
         for s in range(batch):
-            if self.fold_inputs:
+            if fold:
                 for b, drive in folded.items():
                     for j, value in enumerate(drive[s]):
                         session.alter(f"if{b}_{j}", value)
@@ -273,7 +278,7 @@ class SpiceBackend:
             start += sizes[layer]
         residual = check_solution(self._simulated, voltages, currents, self.options, what="ngspice")
         return Solution(voltages=voltages, iterations=batch, residual=residual, converged=True,
-                        info={"fold_inputs": self.fold_inputs})
+                        info={"fold_inputs": fold})
 
 
 def simulated_network(network: Network) -> Network:
@@ -381,7 +386,8 @@ def settling_time(network: Network, inputs, node_capacitance: float, tolerance: 
     Every hidden and output node gets ``node_capacitance`` farads to ground and starts at 0 V; the inputs
     switch on at t = 0.  The settling time is the last instant at which any node differs from its DC
     operating point by more than ``tolerance`` volts.  The input crossbars are Norton-folded (exact in
-    transients too: the capacitors sit on the hidden nodes, outside the crossbars).  The simulated time
+    transients too: the capacitors sit on the hidden nodes, outside the crossbars), except with wire
+    resistance, where they are written flat.  The simulated time
     is ``max_time_constants`` times the slowest node's ``C / G_total``; a transient that has not settled
     by then raises :class:`ConvergenceError`.
     """
@@ -393,7 +399,8 @@ def settling_time(network: Network, inputs, node_capacitance: float, tolerance: 
     out = np.empty(x.shape[0])
     opts = (options or SpiceOptions()).simulator_options()
     for s, row in enumerate(x):
-        circuit = build_circuit(network, inputs=row, fold_inputs=True, node_capacitance=node_capacitance)
+        circuit = build_circuit(network, inputs=row, fold_inputs=network.architecture.wire_resistance == 0,
+                                node_capacitance=node_capacitance)
         names = [n for n in circuit.node_names() if n.startswith("n") and not n.startswith("n0_")]
         session.load(render(circuit, "ngspice", options=opts, analysis=False), key=("tran", id(circuit)))
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..wires import cell_drops, has_wires
 from .estimators import from_registry
 
 
@@ -20,6 +21,9 @@ def low_rank_gradients(network, phases) -> dict:
     """
     from ..kernels import LowRankGradient
     arch = network.architecture
+    if has_wires(network):
+        raise ValueError("with wire resistance the drop across a cell is not A_a V_a,i - V_b,j: use "
+                         "wired_gradients (DeltaVSquaredRule does this by itself)")
     out = {}
     for (a, b) in network.conductances:
         ga = arch.forward_gain(a)
@@ -31,8 +35,30 @@ def low_rank_gradients(network, phases) -> dict:
     return out
 
 
+def wired_gradients(network, phases) -> dict:
+    """``sum_phases weight * sum_rows 1/2 (drop across the cell)**2`` for crossbars with wire resistance (V^2).
+
+    The drop across each cell (between its word-line and bit-line nodes) is a linear function of the
+    measured node voltages (:func:`circuitprop.wires.cell_drops`), so measurement noise on the nodes
+    reaches the cells as it would through the lines.  Dense arrays.
+    """
+    arch = network.architecture
+    out = {}
+    for (a, b), g in network.conductances.items():
+        acc = np.zeros(g.shape)
+        for voltages, weight in phases:
+            drops = cell_drops(network, (a, b), arch.forward_gain(a) * voltages[a], voltages[b])
+            acc += 0.5 * weight * np.einsum("rij,rij->ij", drops, drops)
+        out[(a, b)] = acc
+    return out
+
+
 def weighted_half_drop_squared(network, phases) -> dict:
-    """``sum_phases weight * sum_rows 1/2 (A_a V_a,i - V_b,j)**2`` for every crossbar (V^2), as dense arrays."""
+    """``sum_phases weight * sum_rows 1/2 (A_a V_a,i - V_b,j)**2`` for every crossbar (V^2), as dense arrays.
+
+    With wire resistance the drop is the one across each cell (:func:`wired_gradients`)."""
+    if has_wires(network):
+        return wired_gradients(network, phases)
     return {key: grad.dense() for key, grad in low_rank_gradients(network, phases).items()}
 
 
@@ -46,6 +72,8 @@ class DeltaVSquaredRule:
     name = "dv2"
 
     def gradient(self, network, phases) -> dict:
+        if has_wires(network):
+            return wired_gradients(network, phases)
         return low_rank_gradients(network, phases)
 
 
@@ -74,8 +102,8 @@ class SignRule:
             acc = np.zeros(network.conductances[(a, b)].shape)
             rows = p1[a].shape[0]
             for r in range(rows):
-                d1 = np.abs(ga * p1[a][r][:, None] - p1[b][r][None, :])
-                d2 = np.abs(ga * p2[a][r][:, None] - p2[b][r][None, :])
+                d1 = np.abs(cell_drops(network, (a, b), ga * p1[a][r:r + 1], p1[b][r:r + 1])[0])
+                d2 = np.abs(cell_drops(network, (a, b), ga * p2[a][r:r + 1], p2[b][r:r + 1])[0])
                 acc += np.sign(d1 - d2)
             out[(a, b)] = acc / rows
         return out

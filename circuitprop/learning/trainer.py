@@ -118,6 +118,10 @@ class EPTrainer:
         Non-idealities of the programmable conductances (:mod:`circuitprop.learning.devices`): a preset
         name (``"reram"``, ``"pcm"``, ``"ecram"``), a :class:`~circuitprop.learning.devices.DeviceModel`
         or its dict; ``None`` or ``"ideal"``: every update exactly as the optimizer asks.
+    wire_resistance : float
+        Ohms of word line and bit line per crossbar cell (IR drop, :mod:`circuitprop.wires`); 0 for
+        ideal wires.  Every phase is then solved with the lines, and the rule uses the drop across each
+        cell.  Costs one sparse factorisation per crossbar and step: meant for small circuits.
     seed : int
     verbose : bool
         Progress bar and per-epoch lines.
@@ -135,8 +139,8 @@ class EPTrainer:
                  g_init=(1e-7, 2e-6), conductance_unit=1e-6, target=0.02, diode="ideal", spice_ideal_n=0.001,
                  v_low=0.0, v_high=1.0,
                  amplifier_gain=4.0, doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(),
-                 solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, dtype="float64", device=None, seed=0,
-                 verbose=True):
+                 solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, dtype="float64", device=None, wire_resistance=0.0,
+                 seed=0, verbose=True):
         self.layers = layers
         self.backend = backend
         self.beta = beta
@@ -170,6 +174,7 @@ class EPTrainer:
         self.fold_inputs = fold_inputs
         self.dtype = dtype
         self.device = device
+        self.wire_resistance = wire_resistance
         self.seed = seed
         self.verbose = verbose
 
@@ -209,6 +214,7 @@ class EPTrainer:
         finite("lr_decay", self.lr_decay, 0)
         finite("noise_sigma", self.noise_sigma, 0, low_open=False, unit=" (volts)")
         finite("conductance_unit", self.conductance_unit, 0, unit=" (siemens)")
+        finite("wire_resistance", self.wire_resistance, 0, low_open=False, unit=" (ohms per cell)")
         rates = self.learning_rate if isinstance(self.learning_rate, (list, tuple)) else [self.learning_rate]
         for rate in rates:
             finite("learning_rate", rate, 0, low_open=False)
@@ -231,6 +237,7 @@ class EPTrainer:
                                  amplifier_gain=self.amplifier_gain, v_low=v_low, v_high=v_high,
                                  diode=diode, doubled_outputs=self.doubled_outputs,
                                  input_gain=self.input_gain, bias_input=self.bias_input,
+                                 wire_resistance=float(self.wire_resistance),
                                  name=f"circuitprop EP {self.layers}")
 
     def _make_network(self, rng_seed) -> Network:
@@ -296,7 +303,7 @@ class EPTrainer:
         batch's input drive, so the next step never reads the input crossbar just for it."""
         net = self.network_
         device = getattr(self, "_device", None)
-        incremental = hasattr(self._backend, "prepare") and device is None
+        incremental = hasattr(self._backend, "prepare") and device is None and net.architecture.wire_resistance == 0
         drive = None
         if incremental:
             prepared = self._incremental_solver()

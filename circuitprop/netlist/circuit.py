@@ -114,6 +114,8 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
         Replace each crossbar from the input layer by its Norton equivalent (one
         current source and one conductance to ground per node).  Exact for
         linear input resistors and ideal input sources; much faster in SPICE.
+        Not available with wire resistance (the lines couple the column nodes, so
+        the equivalent is not one element per node).
     input_parameters : bool
         Leave the inputs as netlist parameters ``x_0, x_1, ...`` (value 0)
         instead of numbers.  Not combinable with ``fold_inputs``.
@@ -124,6 +126,10 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
     sizes = network.layer_sizes
     if input_parameters and fold_inputs:
         raise NetworkError("input_parameters and fold_inputs cannot be combined")
+    wire = arch.wire_resistance
+    if fold_inputs and wire > 0:
+        raise NetworkError("fold_inputs is not available with wire resistance: the word and bit lines couple "
+                           "the nodes of a layer; write the crossbars flat (fold_inputs=False)")
     x = np.zeros(arch.n_features) if inputs is None else np.asarray(inputs, dtype=np.float64).reshape(-1)
     v_in = network.input_voltages(x[None, :])[0]
     i_out = np.zeros(sizes[-1]) if output_currents is None else np.asarray(output_currents, float).reshape(-1)
@@ -139,6 +145,12 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
     ]
     if fold_inputs:
         circuit.comments.append("input crossbars folded into Norton equivalents (current source + conductance)")
+    if wire > 0:
+        circuit.comments += [
+            f"wire resistance {fmt(wire)} ohm per cell on every word and bit line: row i is driven at cell "
+            "(i,0), column j is read after row m-1",
+            "line nodes wr<a>_<b>_<i>_<j> (word line) and wc<a>_<b>_<i>_<j> (bit line) of crossbar a->b",
+        ]
 
     # inputs
     n_feat = arch.n_features
@@ -183,6 +195,10 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
                 circuit.add("I", f"if{b}_{j}", ("0", node(b, j)), current[j])
             continue
         resistance = 1.0 / g
+        if wire > 0:
+            _add_wired_crossbar(circuit, a, b, resistance, wire, [terminal(a, i) for i in range(sizes[a])],
+                                [node(b, j) for j in range(sizes[b])])
+            continue
         for i in range(sizes[a]):
             src = terminal(a, i)
             for j in range(sizes[b]):
@@ -199,3 +215,16 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
             for i in range(sizes[layer]):
                 circuit.add("C", f"c{layer}_{i}", (node(layer, i), "0"), node_capacitance)
     return circuit
+
+
+def _add_wired_crossbar(circuit: Circuit, a: int, b: int, resistance, wire: float, row_ports, column_ports):
+    """Cells plus one wire segment per cell on each word line and bit line (layout: :mod:`circuitprop.wires`)."""
+    m, n = resistance.shape
+    for i in range(m):
+        for j in range(n):
+            row, col = f"wr{a}_{b}_{i}_{j}", f"wc{a}_{b}_{i}_{j}"
+            circuit.add("R", f"r{a}_{b}_{i}_{j}", (row, col), resistance[i, j])
+            left = row_ports[i] if j == 0 else f"wr{a}_{b}_{i}_{j - 1}"
+            circuit.add("R", f"rwr{a}_{b}_{i}_{j}", (left, row), wire)
+            below = column_ports[j] if i == m - 1 else f"wc{a}_{b}_{i + 1}_{j}"
+            circuit.add("R", f"rwc{a}_{b}_{i}_{j}", (col, below), wire)

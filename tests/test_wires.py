@@ -1,0 +1,180 @@
+"""Crossbars with wire resistance: port reduction, fast solver vs ngspice, power, the learning rule."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from circuitprop.backends.fast import FastBackend
+from circuitprop.backends.spice import SpiceBackend, SpiceOptions, source_power
+from circuitprop.energy import cocontent, conductance_gradient, kcl_residual, static_power
+from circuitprop.netlist import build_circuit
+from circuitprop.network import DiodeModel, Network, NetworkError, compensated_bias, make_architecture
+from circuitprop.wires import CrossbarLines, cell_drops
+
+
+def _dense_line_matrix(g, wire):
+    """Independent nodal matrix of ports + line nodes, built element by element (loops, no tricks)."""
+    m, n = g.shape
+    names = [("p_row", i) for i in range(m)] + [("p_col", j) for j in range(n)]
+    names += [("r", i, j) for i in range(m) for j in range(n)] + [("c", i, j) for i in range(m) for j in range(n)]
+    index = {k: i for i, k in enumerate(names)}
+    y = np.zeros((len(names), len(names)))
+
+    def resistor(p, q, conductance):
+        i, j = index[p], index[q]
+        y[i, i] += conductance
+        y[j, j] += conductance
+        y[i, j] -= conductance
+        y[j, i] -= conductance
+
+    for i in range(m):
+        for j in range(n):
+            resistor(("r", i, j), ("c", i, j), g[i, j])
+            resistor(("p_row", i) if j == 0 else ("r", i, j - 1), ("r", i, j), 1.0 / wire)
+            resistor(("c", i, j), ("p_col", j) if i == m - 1 else ("c", i + 1, j), 1.0 / wire)
+    return y, m + n
+
+
+def test_port_matrices_are_the_schur_complement_of_the_line_network():
+    rng = np.random.default_rng(0)
+    g = rng.uniform(1e-6, 1e-4, (4, 3))
+    wire = 20.0
+    y, p = _dense_line_matrix(g, wire)
+    schur = y[:p, :p] - y[:p, p:] @ np.linalg.solve(y[p:, p:], y[p:, :p])
+    lines = CrossbarLines(g, wire)
+    rc, cc = lines.column_ports
+    assert np.allclose(lines.row_ports, schur[:4, :4], rtol=1e-10, atol=1e-16)
+    assert np.allclose(rc, schur[:4, 4:], rtol=1e-10, atol=1e-16)
+    assert np.allclose(cc, schur[4:, 4:], rtol=1e-10, atol=1e-16)
+    # equal port voltages drive no current (each row of the full port matrix sums to zero)
+    full = np.block([[lines.row_ports, rc], [rc.T, cc]])
+    assert np.max(np.abs(full.sum(axis=1))) < 1e-12 * np.abs(full).max()
+
+
+def test_tiny_wire_resistance_gives_the_ideal_crossbar():
+    g = np.random.default_rng(1).uniform(1e-7, 1e-5, (30, 7))
+    lines = CrossbarLines(g, 1e-6)
+    rc, cc = lines.column_ports
+    assert np.allclose(rc, -g, rtol=1e-6)
+    assert np.allclose(np.diag(cc), g.sum(0), rtol=1e-6)
+    assert np.allclose(lines.row_ports, np.diag(g.sum(1)), rtol=1e-6, atol=1e-6 * g.max())
+
+
+def test_line_voltages_satisfy_kcl_at_every_line_node():
+    rng = np.random.default_rng(2)
+    g = rng.uniform(1e-6, 1e-4, (5, 4))
+    wire = 30.0
+    lines = CrossbarLines(g, wire)
+    u, v = rng.uniform(-1, 1, (2, 5)), rng.uniform(-1, 1, (2, 4))
+    rows, cols = lines.line_voltages(u, v)
+    gw = 1.0 / wire
+    row_left = np.concatenate([u[:, :, None], rows[:, :, :-1]], axis=2)
+    row_right = np.concatenate([rows[:, :, 1:], rows[:, :, -1:]], axis=2)  # last node: no segment on the right
+    kcl_rows = gw * (rows - row_left) + gw * (rows - row_right) + g * (rows - cols)
+    col_up = np.concatenate([cols[:, :1, :], cols[:, :-1, :]], axis=1)  # first node: no segment above
+    col_down = np.concatenate([cols[:, 1:, :], v[:, None, :]], axis=1)
+    kcl_cols = gw * (cols - col_up) + gw * (cols - col_down) + g * (cols - rows)
+    scale = gw * 1.0
+    assert np.max(np.abs(kcl_rows)) < 1e-12 * scale
+    assert np.max(np.abs(kcl_cols)) < 1e-12 * scale
+    assert np.allclose(cell_drops(Network(make_architecture("2-2"), {(0, 1): np.full((4, 4), 1e-5)}), (0, 1),
+                                  u[:, :4], v), u[:, :4, None] - v[:, None, :])
+
+
+def _wired(diode, amplifier_gain, wire=50.0, layers="6-5-3", seed=1):
+    v_low, v_high = (0.0, 1.0) if diode.kind == "ideal" else compensated_bias(diode, 0.0, 1.0)
+    arch = make_architecture(layers, amplifier_gain=amplifier_gain, diode=diode, bias_input=True,
+                             wire_resistance=wire, v_low=v_low, v_high=v_high)
+    return Network.random(arch, g_min=1e-6, g_max=1e-4, seed=seed)
+
+
+@pytest.mark.parametrize("card,gain", [("1n4148", None), ("1n4148", 2.0), ("generic", None)])
+def test_wired_fast_solver_agrees_with_ngspice_to_a_microvolt(card, gain):
+    net = _wired(DiodeModel.from_card(card), gain)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, (3, 6)) * 3.0
+    currents = rng.normal(0, 3e-5, (3, net.layer_sizes[-1]))
+    fast = FastBackend(tol=1e-15, max_sweeps=20000).solve(net, x, currents)
+    spice = SpiceBackend(options=SpiceOptions.tight()).solve(net, x, currents)
+    assert spice.info["fold_inputs"] is False  # wired crossbars are always written flat
+    assert np.max(np.abs(fast.flat() - spice.flat())) < 1e-6
+    # and the lines matter here: without them the operating point moves by far more than that
+    plain = FastBackend(tol=1e-15, max_sweeps=20000).solve(Network(replace(net.architecture, wire_resistance=0.0),
+                                                                   net.conductances), x, currents)
+    assert np.max(np.abs(plain.flat() - fast.flat())) > 1e-3
+    assert max(float(np.max(np.abs(r))) for r in kcl_residual(net, fast.voltages, currents)) < 1e-14
+
+
+def test_wired_ideal_neurons_clip_and_meet_kcl():
+    net = _wired(DiodeModel(kind="ideal"), 4.0, wire=20.0)
+    x = np.random.default_rng(4).uniform(-1, 1, (5, 6)) * 2.0
+    sol = FastBackend(tol=1e-13, max_sweeps=20000).solve(net, x)
+    hidden = sol.voltages[1]
+    assert hidden.min() >= 0.0 and hidden.max() <= 1.0
+    assert np.any(hidden == 0.0) or np.any(hidden == 1.0)  # some neuron clips
+    assert max(float(np.max(np.abs(r))) for r in kcl_residual(net, sol.voltages)) < 1e-12
+
+
+def test_wired_static_power_equals_ngspice_source_power():
+    net = _wired(DiodeModel.from_card("generic"), None, wire=40.0)
+    x = np.random.default_rng(5).uniform(0, 1, (1, 6)) * 2.0
+    sol = FastBackend(tol=1e-16, max_sweeps=20000).solve(net, x)
+    ours = static_power(net, sol.voltages)["total"][0]
+    theirs = source_power(build_circuit(net, inputs=x[0]), SpiceOptions.tight())
+    assert ours == pytest.approx(theirs, rel=1e-9)
+
+
+def test_cell_drop_rule_is_the_conductance_derivative_of_the_cocontent():
+    """Envelope theorem: at fixed node voltages, dE/dg_ij = 1/2 (drop across the cell)**2 (lines re-solved)."""
+    net = _wired(DiodeModel(kind="ideal"), None, wire=25.0, layers="3-2-2")
+    state = [net.input_voltages(np.array([[0.3, -0.8, 0.5]])), np.array([[0.2, 0.7]]), np.array([[0.1, -0.2, 0.3, 0.0]])]
+    grad = conductance_gradient(net, state)
+    for key in net.conductances:
+        for index in [(0, 0), (1, 1)]:
+            step = 1e-9
+            values = []
+            for sign in (1, -1):
+                g = {k: v.copy() for k, v in net.conductances.items()}
+                g[key][index] += sign * step
+                values.append(cocontent(Network(net.architecture, g), state)[0])
+            assert (values[0] - values[1]) / (2 * step) == pytest.approx(grad[key][index], rel=1e-5)
+
+
+def test_netlist_writes_every_segment_and_refuses_folding():
+    net = _wired(DiodeModel(kind="ideal"), 2.0, wire=5.0, layers="2-3-2")
+    circuit = build_circuit(net)
+    segments = [e for e in circuit.elements if e.name.startswith("rw")]
+    cells = sum(g.size for g in net.conductances.values())
+    assert len(segments) == 2 * cells and all(e.value == 5.0 for e in segments)
+    with pytest.raises(NetworkError, match="fold_inputs"):
+        build_circuit(net, fold_inputs=True)
+
+
+def test_wire_resistance_is_validated_and_saved(tmp_path):
+    for bad in (-1.0, 1e-9, float("nan"), 1e7):
+        with pytest.raises(NetworkError, match="wire_resistance"):
+            Network.random(make_architecture("2-2", wire_resistance=bad))
+    net = _wired(DiodeModel(kind="ideal"), None, wire=3.5, layers="2-2-2")
+    loaded = Network.load(net.save(tmp_path / "w.npz"))
+    assert loaded.architecture.wire_resistance == 3.5
+
+
+def test_training_with_wire_resistance_uses_the_cell_drops():
+    from circuitprop.learning import EPTrainer
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (64, 4))
+    y = (X[:, 0] > X[:, 1]).astype(int)
+    trainer = EPTrainer(layers="4-6-2", wire_resistance=200.0, epochs=1, batch_size=8, verbose=False,
+                        g_max=1e-4, seed=0)
+    trainer.fit(X, y)
+    assert trainer.network_.architecture.wire_resistance == 200.0
+    # one more step by hand: the update equals -lr * (cell-drop gradient) as the rule defines it
+    from circuitprop.learning.rules import wired_gradients, low_rank_gradients
+    with pytest.raises(ValueError, match="wire resistance"):
+        low_rank_gradients(trainer.network_, [])
+    sol = FastBackend().solve(trainer.network_, X[:8])
+    grads = wired_gradients(trainer.network_, [(sol.voltages, 1.0)])
+    direct = {k: 0.5 * (cell_drops(trainer.network_, k, trainer.network_.architecture.forward_gain(k[0]) * sol.voltages[k[0]],
+                                   sol.voltages[k[1]]) ** 2).sum(0) for k in trainer.network_.conductances}
+    for k in grads:
+        assert np.allclose(grads[k], direct[k])
