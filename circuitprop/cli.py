@@ -70,7 +70,8 @@ def cmd_init(args):
     arch = make_architecture(args.layers, skip=tuple(skip), amplifier_gain=args.amplifier_gain,
                              v_low=v_low, v_high=v_high, diode=diode,
                              doubled_inputs=not args.single_inputs, doubled_outputs=not args.single_outputs,
-                             bias_input=args.bias_input, input_gain=args.input_gain, name=args.name)
+                             bias_input=args.bias_input, input_gain=args.input_gain,
+                             wire_resistance=args.wire_resistance, name=args.name)
     net = Network.random(arch, g_min=args.g_min, g_max=args.g_max, seed=args.seed)
     net.save(args.output)
     print(f"wrote {args.output}: {net!r}")
@@ -180,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--single-outputs", action="store_true", help="one output node per class, not two")
     s.add_argument("--bias-input", action="store_true", help="add a bias input node")
     s.add_argument("--input-gain", type=A.positive, default=1.0, help="volts per unit of input feature")
+    s.add_argument("--wire-resistance", type=A.nonnegative, default=0.0, metavar="OHMS",
+                   help="word- and bit-line resistance per crossbar cell, ohms (IR drop; 0: ideal wires)")
     s.add_argument("--name", default="circuitprop network", help="name written in netlist comments")
     s.set_defaults(func=cmd_init)
 

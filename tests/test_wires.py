@@ -178,3 +178,42 @@ def test_training_with_wire_resistance_uses_the_cell_drops():
                                    sol.voltages[k[1]]) ** 2).sum(0) for k in trainer.network_.conductances}
     for k in grads:
         assert np.allclose(grads[k], direct[k])
+
+
+def test_cli_wire_resistance_from_init_to_netlist_to_op(tmp_path, capsys):
+    from circuitprop.cli import main
+    model = tmp_path / "w.npz"
+    assert main(["init", "--layers", "3-2-2", "--amplifier-gain", "2", "--wire-resistance", "150",
+                 "--g-min", "1e-5", "--g-max", "1e-3", "-o", str(model)]) == 0
+    assert Network.load(model).architecture.wire_resistance == 150.0
+    netlist = tmp_path / "w.cir"
+    assert main(["export", str(model), "--inputs", "1,0.5,0.2", "-o", str(netlist)]) == 0
+    assert "rwr0_1_0_0" in netlist.read_text()
+    capsys.readouterr()
+    assert main(["op", str(netlist)]) == 0  # the netlist reader and ngspice, on the flat lines
+    spice = {ln.split(",")[0]: float(ln.split(",")[1]) for ln in capsys.readouterr().out.splitlines()[1:]}
+    assert main(["op", str(model), "--backend", "fast", "--inputs", "1,0.5,0.2"]) == 0
+    fast = {ln.split(",")[1]: float(ln.split(",")[2]) for ln in capsys.readouterr().out.splitlines()[1:]}
+    assert fast and all(spice[name] == pytest.approx(v, abs=1e-6) for name, v in fast.items())
+
+
+def test_cli_eval_with_wire_resistance(tmp_path, capsys, monkeypatch):
+    import json
+
+    from circuitprop import datasets
+    from circuitprop.cli import main
+    from conftest import write_two_class_mnist
+    write_two_class_mnist(tmp_path, 10, 40)
+    sums = {p.name: datasets._md5(p) for p in (tmp_path / "mnist").iterdir()}
+    monkeypatch.setitem(datasets.MD5, "mnist", {**datasets.MD5["mnist"], **sums})
+    monkeypatch.setattr(datasets, "URLS", {})  # offline: nothing is downloaded
+    model = tmp_path / "m.npz"
+    main(["init", "--layers", "784-4-10", "--diode", "ideal", "-o", str(model)])
+    capsys.readouterr()
+    results = {}
+    for ohms in ("0", "1000"):
+        assert main(["eval", str(model), "--data-dir", str(tmp_path), "--wire-resistance", ohms, "--energy"]) == 0
+        results[ohms] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert results["1000"]["wire_resistance_ohm"] == 1000.0
+    # the lines dissipate and drop voltage: less power reaches the circuit than with ideal wires
+    assert results["1000"]["static_power_W_mean"] < results["0"]["static_power_W_mean"]

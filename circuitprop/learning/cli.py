@@ -62,6 +62,9 @@ def add_commands(sub, fmt):
                         "default: relax to the KCL tolerance")
     s.add_argument("--device", default="ideal", choices=("ideal", "reram", "pcm", "ecram"),
                    help="device non-idealities of the conductances (presets of circuitprop.learning.devices)")
+    s.add_argument("--wire-resistance", type=A.nonnegative, default=0.0, metavar="OHMS",
+                   help="word- and bit-line resistance per crossbar cell, ohms: every phase solved with IR drop "
+                        "and the rule fed the drop across each cell (0: ideal wires; slow, for small circuits)")
     s.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="floating-point type of conductances, solver and update (fast backend)")
     s.add_argument("--seed", type=A.nonnegative_int, default=0)
@@ -85,6 +88,9 @@ def add_commands(sub, fmt):
     s.add_argument("--backend", choices=("fast", "spice"), default="fast")
     s.add_argument("--limit", type=A.positive_int, help="evaluate only the first N test images (use with spice)")
     s.add_argument("--flat", action="store_true", help="spice: simulate the full flat netlist (slow)")
+    s.add_argument("--wire-resistance", type=A.nonnegative, default=None, metavar="OHMS",
+                   help="evaluate the trained conductances in crossbars with this line resistance per cell, "
+                        "ohms (IR drop; default: the model's own)")
     s.add_argument("--energy", action="store_true",
                    help="also report the static power (W) dissipated at each image's free-phase operating point")
     s.add_argument("--settling", type=A.nonnegative_int, default=0, metavar="N",
@@ -154,7 +160,8 @@ def cmd_train(args):
                             diode=args.diode_model or args.diode, spice_ideal_n=args.spice_ideal_n,
                             amplifier_gain=args.amplifier_gain or None,
                             bias_input=not args.no_bias_input, input_gain=args.input_gain, dtype=args.dtype,
-                            solver_sweeps=args.solver_sweeps, device=args.device, seed=args.seed)
+                            solver_sweeps=args.solver_sweeps, device=args.device,
+                            wire_resistance=args.wire_resistance, seed=args.seed)
         print(f"training {args.layers} on {args.dataset} ({X.shape[0]} images, {args.size}x{args.size}), "
               f"backend={args.backend}, {args.epochs} epochs", flush=True)
         import warnings
@@ -203,6 +210,9 @@ def cmd_eval(args):
     from ..datasets import load_split
     from ..network import Network
     net = Network.load(args.model)
+    if args.wire_resistance is not None:
+        from dataclasses import replace
+        net = Network(replace(net.architecture, wire_resistance=args.wire_resistance), net.conductances)
     size = args.size or int(round(np.sqrt(net.architecture.n_features)))
     if size * size != net.architecture.n_features:
         raise ValueError(f"{args.model} has {net.architecture.n_features} input features, not "
@@ -220,7 +230,8 @@ def cmd_eval(args):
             power.append(static_power(net, solution.voltages)["total"])
     scores = np.concatenate(scores)
     acc = float(np.mean(np.argmax(scores, 1) == yt))
-    result = {"model": str(args.model), "backend": args.backend, "images": int(len(Xt)), "accuracy": acc}
+    result = {"model": str(args.model), "backend": args.backend, "images": int(len(Xt)), "accuracy": acc,
+              "wire_resistance_ohm": net.architecture.wire_resistance}
     if args.energy:
         power = np.concatenate(power)
         result.update(static_power_W_mean=float(power.mean()), static_power_W_min=float(power.min()),
