@@ -71,7 +71,7 @@ def cmd_init(args):
                              v_low=v_low, v_high=v_high, diode=diode,
                              doubled_inputs=not args.single_inputs, doubled_outputs=not args.single_outputs,
                              bias_input=args.bias_input, input_gain=args.input_gain,
-                             wire_resistance=args.wire_resistance, name=args.name)
+                             wire_resistance=args.wire_resistance, wire_layout=args.wire_layout, name=args.name)
     net = Network.random(arch, g_min=args.g_min, g_max=args.g_max, seed=args.seed)
     net.save(args.output)
     print(f"wrote {args.output}: {net!r}")
@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-gain", type=A.positive, default=1.0, help="volts per unit of input feature")
     s.add_argument("--wire-resistance", type=A.nonnegative, default=0.0, metavar="OHMS",
                    help="word- and bit-line resistance per crossbar cell, ohms (IR drop; 0: ideal wires)")
+    s.add_argument("--wire-layout", choices=("interleaved", "node-order"), default="interleaved",
+                   help="physical order of the lines: differential pairs side by side, or node order")
     s.add_argument("--name", default="circuitprop network", help="name written in netlist comments")
     s.set_defaults(func=cmd_init)
 

@@ -266,16 +266,11 @@ def _wired_crossbar_power(network: Network, state) -> np.ndarray:
     total = np.zeros(state[0].shape[0])
     for (a, b), g in network.conductances.items():
         lines = crossbar_lines(network, (a, b))
-        gw = lines.wire_conductance
         chunk = max(1, 2**22 // lines.conductance.size)  # samples per solve: ~64 MB of line voltages
         for start in range(0, total.size, chunk):
             part = slice(start, start + chunk)
-            u = arch.forward_gain(a) * state[a][part].astype(np.float64)
-            v = state[b][part].astype(np.float64)
-            rows, cols = lines.line_voltages(u, v)
-            total[part] += np.einsum("bij,ij->b", (rows - cols) ** 2, lines.conductance)
-            total[part] += gw * (((u - rows[:, :, 0]) ** 2).sum(1) + (np.diff(rows, axis=2) ** 2).sum((1, 2))
-                                 + ((cols[:, -1, :] - v) ** 2).sum(1) + (np.diff(cols, axis=1) ** 2).sum((1, 2)))
+            total[part] += lines.power(arch.forward_gain(a) * state[a][part].astype(np.float64),
+                                       state[b][part].astype(np.float64))
     return total
 
 

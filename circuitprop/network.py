@@ -52,6 +52,8 @@ MAX_CONDUCTANCE = 1e6
 #: precision against the cell conductances; above 1 megaohm per cell the wire is not a wire.
 MIN_WIRE_RESISTANCE = 1e-6
 MAX_WIRE_RESISTANCE = 1e6
+#: Physical orders of crossbar lines (see :func:`circuitprop.wires.line_orders`).
+WIRE_LAYOUTS = ("interleaved", "node-order")
 
 FORMAT_NAME = "circuitprop-network"
 FORMAT_VERSION = 1
@@ -236,6 +238,10 @@ class Architecture:
         row; every cell adds one segment of this resistance to its row line and one to its column
         line (see :mod:`circuitprop.wires`).  Netlists write the segments flat; the fast solver
         reduces the lines exactly to dense port matrices.
+    wire_layout : {"interleaved", "node-order"}
+        Physical order of the lines when ``wire_resistance > 0``: ``"interleaved"`` puts the lines of each
+        differential pair (``+x_k`` next to ``-x_k``, the ``+`` and ``-`` output of each class) side by side;
+        ``"node-order"`` lays them out in node order (:func:`circuitprop.wires.line_orders`).
     name : str
         Free text, only written in comments of netlists.
     """
@@ -251,6 +257,7 @@ class Architecture:
     doubled_outputs: bool = True
     diode: DiodeModel = field(default_factory=DiodeModel)
     wire_resistance: float = 0.0
+    wire_layout: str = "interleaved"
     name: str = "circuitprop network"
 
     @property
@@ -327,6 +334,8 @@ def validate_architecture(arch: Architecture) -> None:
     if wire < 0 or 0 < wire < MIN_WIRE_RESISTANCE:
         raise NetworkError(f"wire_resistance (ohms per cell) must be 0 (ideal wires) or between "
                            f"{MIN_WIRE_RESISTANCE:g} and {MAX_WIRE_RESISTANCE:g} ohms, got {wire!r}")
+    if arch.wire_layout not in WIRE_LAYOUTS:
+        raise NetworkError(f"wire_layout must be one of {', '.join(WIRE_LAYOUTS)}, got {arch.wire_layout!r}")
     for flag in ("doubled_inputs", "bias_input", "doubled_outputs"):
         _check_bool(getattr(arch, flag), flag)
     if not isinstance(arch.name, str):

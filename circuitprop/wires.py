@@ -47,12 +47,16 @@ class CrossbarLines:
     Parameters
     ----------
     conductance : ndarray, shape (m, n)
-        Cell conductances, siemens.
+        Cell conductances, siemens, in node order.
     wire_resistance : float
         Ohms per cell segment (> 0).
+    row_order, column_order : sequence of int, optional
+        Physical layout: the word line at position ``p`` (counted from the top, the far end of the bit
+        lines) belongs to row ``row_order[p]``; the bit line at position ``q`` (counted from the drivers)
+        to column ``column_order[q]``.  Default: node order.  Every method takes and returns node order.
     """
 
-    def __init__(self, conductance: np.ndarray, wire_resistance: float):
+    def __init__(self, conductance: np.ndarray, wire_resistance: float, row_order=None, column_order=None):
         g = np.asarray(conductance, dtype=np.float64)
         if g.ndim != 2:
             raise ValueError(f"conductance must be a 2-d array, got shape {g.shape}")
@@ -62,6 +66,11 @@ class CrossbarLines:
         self.wire_conductance = gw = 1.0 / float(wire_resistance)
         m, n = g.shape
         self.shape = (m, n)
+        self.row_order = _order(row_order, m, "row_order")
+        self.column_order = _order(column_order, n, "column_order")
+        self._row_position = np.argsort(self.row_order)  # physical position of logical row i
+        self._column_position = np.argsort(self.column_order)
+        g = self._physical = g[np.ix_(self.row_order, self.column_order)]
         cells = m * n
         r = np.arange(cells).reshape(m, n)
         c = r + cells
@@ -92,11 +101,21 @@ class CrossbarLines:
         if u.shape[1] != m or v.shape[1] != n or u.shape[0] != v.shape[0]:
             raise ValueError(f"port voltages of shapes {u.shape} and {v.shape} do not fit a {m}x{n} crossbar")
         rhs = np.zeros((2 * m * n, u.shape[0]))
-        rhs[self.row_end] = self.wire_conductance * u.T
-        rhs[self.column_end] = self.wire_conductance * v.T
+        rhs[self.row_end] = self.wire_conductance * u[:, self.row_order].T
+        rhs[self.column_end] = self.wire_conductance * v[:, self.column_order].T
         x = self._lu.solve(rhs)
-        lines = x.T.reshape(u.shape[0], 2, m, n)
+        lines = x.T.reshape(u.shape[0], 2, m, n)[:, :, self._row_position][:, :, :, self._column_position]
         return lines[:, 0], lines[:, 1]
+
+    def power(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Power (W) dissipated in the cells and wire segments, per sample, at port voltages ``u``, ``v``."""
+        rows, cols = self.line_voltages(u, v)
+        rows, cols = rows[:, self.row_order][:, :, self.column_order], cols[:, self.row_order][:, :, self.column_order]
+        u, v = np.atleast_2d(u)[:, self.row_order], np.atleast_2d(v)[:, self.column_order]  # physical order
+        cells = np.einsum("bij,ij->b", (rows - cols) ** 2, self._physical)
+        segments = (((u - rows[:, :, 0]) ** 2).sum(1) + (np.diff(rows, axis=2) ** 2).sum((1, 2))
+                    + ((cols[:, -1, :] - v) ** 2).sum(1) + (np.diff(cols, axis=1) ** 2).sum((1, 2)))
+        return cells + self.wire_conductance * segments
 
     def cell_drops(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Voltage (V) across every cell, row line minus column line, ``(batch, m, n)``."""
@@ -110,16 +129,16 @@ class CrossbarLines:
         rhs = np.zeros((2 * m * n, ends.size))
         rhs[ends, np.arange(ends.size)] = self.wire_conductance
         x = self._lu.solve(rhs).reshape(2, m, n, ends.size)
-        cell_current = self.conductance[:, :, None] * (x[0] - x[1])  # row line -> column line, per cell
+        cell_current = self._physical[:, :, None] * (x[0] - x[1])  # row line -> column line, per cell
         into_rows = cell_current.sum(axis=1)  # (m, k): what enters row line i must leave through its cells
         into_cols = -cell_current.sum(axis=0)  # (n, k)
-        return into_rows, into_cols
+        return into_rows[self._row_position], into_cols[self._column_position]  # node order of the ports
 
     @property
     def column_ports(self) -> tuple:
         """``(P_rc, P_cc)``: siemens, shapes (m, n) and (n, n)."""
         if self._columns is None:
-            into_rows, into_cols = self._port_response(self.column_end)
+            into_rows, into_cols = self._port_response(self.column_end[self._column_position])
             self._columns = (into_rows, _symmetrised(into_cols))
         return self._columns
 
@@ -127,7 +146,7 @@ class CrossbarLines:
     def row_ports(self) -> np.ndarray:
         """``P_rr``: siemens, shape (m, m) (one sparse solve per row: costly for input crossbars)."""
         if self._rows is None:
-            into_rows, _ = self._port_response(self.row_end)
+            into_rows, _ = self._port_response(self.row_end[self._row_position])
             self._rows = _symmetrised(into_rows)
         return self._rows
 
@@ -137,6 +156,39 @@ class CrossbarLines:
         rc, cc = self.column_ports
         cols = u @ rc + v @ cc
         return ((u @ self.row_ports + v @ rc.T) if rows else None), cols
+
+
+def _order(order, size, what) -> np.ndarray:
+    if order is None:
+        return np.arange(size)
+    order = np.asarray(order)
+    if order.shape != (size,) or not np.array_equal(np.sort(order), np.arange(size)):
+        raise ValueError(f"{what} must be a permutation of 0..{size - 1}")
+    return order
+
+
+def line_orders(arch, key: tuple) -> tuple:
+    """Physical order ``(row_order, column_order)`` of the lines of crossbar ``key`` (see :class:`CrossbarLines`).
+
+    ``wire_layout="interleaved"`` puts the two lines of every differential pair side by side: the word lines
+    of ``+x_k`` and ``-x_k`` (and of the two bias inputs) in a crossbar from the inputs, the bit lines of the
+    ``+`` and ``-`` nodes of each class in a crossbar into doubled outputs.  The pair then sees nearly the same
+    line resistance, so IR drop does not shift the difference it encodes.  ``"node-order"`` lays the lines
+    out in node order (all ``+x`` lines, then all ``-x`` lines).
+    """
+    a, b = key
+    sizes = arch.layer_sizes
+    rows, cols = np.arange(sizes[a]), np.arange(sizes[b])
+    if arch.wire_layout != "interleaved":
+        return rows, cols
+    if a == 0 and arch.doubled_inputs:
+        n = arch.n_features
+        pairs = np.stack([np.arange(n), np.arange(n) + n], axis=1).ravel()
+        rows = np.concatenate([pairs, np.arange(2 * n, sizes[0])])  # the bias pair is already adjacent
+    if b == arch.output_layer and arch.doubled_outputs:
+        k = arch.n_classes
+        cols = np.stack([np.arange(k), np.arange(k) + k], axis=1).ravel()
+    return rows, cols
 
 
 def _symmetrised(p: np.ndarray) -> np.ndarray:
@@ -153,10 +205,11 @@ def crossbar_lines(network: Network, key: tuple) -> CrossbarLines:
     g = network.conductances[key]
     wire = network.architecture.wire_resistance
     digest = hashlib.blake2b(np.ascontiguousarray(g, dtype=np.float64).tobytes(), digest_size=16).hexdigest()
-    tag = (key, float(wire), g.shape, digest)
+    layout = network.architecture.wire_layout
+    tag = (key, float(wire), layout, g.shape, digest)
     lines = _CACHE.get(tag)
     if lines is None:
-        lines = CrossbarLines(g, wire)
+        lines = CrossbarLines(g, wire, *line_orders(network.architecture, key))
         _CACHE[tag] = lines
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
@@ -183,4 +236,4 @@ def cell_drops(network: Network, key: tuple, u: np.ndarray, v: np.ndarray) -> np
     return np.asarray(u)[:, :, None] - np.asarray(v)[:, None, :]
 
 
-__all__ = ["CrossbarLines", "crossbar_lines", "cell_drops", "has_wires"]
+__all__ = ["CrossbarLines", "crossbar_lines", "cell_drops", "has_wires", "line_orders"]

@@ -81,16 +81,43 @@ def test_line_voltages_satisfy_kcl_at_every_line_node():
                                   u[:, :4], v), u[:, :4, None] - v[:, None, :])
 
 
-def _wired(diode, amplifier_gain, wire=50.0, layers="6-5-3", seed=1):
+def test_line_layout_permutes_the_physical_lines():
+    rng = np.random.default_rng(6)
+    g = rng.uniform(1e-6, 1e-4, (4, 3))
+    rows, cols = [2, 0, 3, 1], [1, 2, 0]
+    y, p = _dense_line_matrix(g[np.ix_(rows, cols)], 15.0)  # the crossbar as laid out
+    schur = y[:p, :p] - y[:p, p:] @ np.linalg.solve(y[p:, p:], y[p:, :p])
+    physical = np.concatenate([rows, 4 + np.array(cols)])
+    in_node_order = np.empty_like(schur)
+    in_node_order[np.ix_(physical, physical)] = schur
+    lines = CrossbarLines(g, 15.0, rows, cols)
+    rc, cc = lines.column_ports
+    assert np.allclose(np.block([[lines.row_ports, rc], [rc.T, cc]]), in_node_order, rtol=1e-10, atol=1e-16)
+    with pytest.raises(ValueError, match="permutation"):
+        CrossbarLines(g, 15.0, [0, 0, 1, 2])
+
+
+def test_interleaved_layout_pairs_differential_lines():
+    from circuitprop.wires import line_orders
+    arch = make_architecture("3-2-2", bias_input=True, wire_resistance=1.0)
+    assert list(line_orders(arch, (0, 1))[0]) == [0, 3, 1, 4, 2, 5, 6, 7]
+    assert list(line_orders(arch, (1, 2))[1]) == [0, 2, 1, 3]
+    assert list(line_orders(replace(arch, wire_layout="node-order"), (0, 1))[0]) == list(range(8))
+    with pytest.raises(NetworkError, match="wire_layout"):
+        Network.random(replace(arch, wire_layout="zigzag"))
+
+
+def _wired(diode, amplifier_gain, wire=50.0, layers="6-5-3", seed=1, layout="interleaved"):
     v_low, v_high = (0.0, 1.0) if diode.kind == "ideal" else compensated_bias(diode, 0.0, 1.0)
     arch = make_architecture(layers, amplifier_gain=amplifier_gain, diode=diode, bias_input=True,
-                             wire_resistance=wire, v_low=v_low, v_high=v_high)
+                             wire_resistance=wire, v_low=v_low, v_high=v_high, wire_layout=layout)
     return Network.random(arch, g_min=1e-6, g_max=1e-4, seed=seed)
 
 
-@pytest.mark.parametrize("card,gain", [("1n4148", None), ("1n4148", 2.0), ("generic", None)])
-def test_wired_fast_solver_agrees_with_ngspice_to_a_microvolt(card, gain):
-    net = _wired(DiodeModel.from_card(card), gain)
+@pytest.mark.parametrize("card,gain,layout", [("1n4148", None, "interleaved"), ("1n4148", 2.0, "interleaved"),
+                                               ("generic", None, "node-order"), ("1n4148", 2.0, "node-order")])
+def test_wired_fast_solver_agrees_with_ngspice_to_a_microvolt(card, gain, layout):
+    net = _wired(DiodeModel.from_card(card), gain, layout=layout)
     rng = np.random.default_rng(3)
     x = rng.uniform(0, 1, (3, 6)) * 3.0
     currents = rng.normal(0, 3e-5, (3, net.layer_sizes[-1]))
@@ -138,6 +165,36 @@ def test_cell_drop_rule_is_the_conductance_derivative_of_the_cocontent():
                 g[key][index] += sign * step
                 values.append(cocontent(Network(net.architecture, g), state)[0])
             assert (values[0] - values[1]) / (2 * step) == pytest.approx(grad[key][index], rel=1e-5)
+
+
+@pytest.mark.parametrize("wire", [0.0, 200.0])
+def test_ep_gradient_with_wires_is_the_loss_gradient(wire):
+    """Centered EP estimate with the cell-drop rule against finite differences of the loss (physics, not a rule)."""
+    arch = make_architecture("2-2-2", amplifier_gain=2.0, diode=DiodeModel.from_card("generic"), bias_input=True,
+                             wire_resistance=wire, v_low=0.0, v_high=0.5)
+    net = Network.random(arch, g_min=1e-5, g_max=1e-3, seed=2)
+    x, target = np.array([[0.9, 0.3]]), np.array([[0.05, -0.05]])
+    backend = FastBackend(tol=1e-17, max_sweeps=100000)
+
+    def loss(network):
+        return 0.5 * np.sum((target - network.scores(backend.solve(network, x).outputs)) ** 2)
+
+    error = target - net.scores(backend.solve(net, x).outputs)
+    beta = 1e-7
+    nudged = {sign: backend.solve(net, x, net.output_currents_from_score_currents(sign * beta * error))
+              for sign in (1, -1)}
+    plus, minus = (conductance_gradient(net, nudged[s].voltages) for s in (1, -1))
+    for key, g in net.conductances.items():
+        ep = (plus[key] - minus[key]) / (2 * beta)
+        fd = np.zeros_like(g)
+        for index in np.ndindex(g.shape):
+            values = []
+            for sign in (1, -1):
+                changed = {k: v.copy() for k, v in net.conductances.items()}
+                changed[key][index] += sign * 1e-9
+                values.append(loss(Network(arch, changed)))
+            fd[index] = (values[0] - values[1]) / 2e-9
+        assert np.max(np.abs(ep - fd)) < 1e-6 * np.max(np.abs(fd))
 
 
 def test_netlist_writes_every_segment_and_refuses_folding():

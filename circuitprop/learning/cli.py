@@ -65,6 +65,8 @@ def add_commands(sub, fmt):
     s.add_argument("--wire-resistance", type=A.nonnegative, default=0.0, metavar="OHMS",
                    help="word- and bit-line resistance per crossbar cell, ohms: every phase solved with IR drop "
                         "and the rule fed the drop across each cell (0: ideal wires; slow, for small circuits)")
+    s.add_argument("--wire-layout", choices=("interleaved", "node-order"), default="interleaved",
+                   help="physical order of the lines: differential pairs side by side, or node order")
     s.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="floating-point type of conductances, solver and update (fast backend)")
     s.add_argument("--seed", type=A.nonnegative_int, default=0)
@@ -91,6 +93,8 @@ def add_commands(sub, fmt):
     s.add_argument("--wire-resistance", type=A.nonnegative, default=None, metavar="OHMS",
                    help="evaluate the trained conductances in crossbars with this line resistance per cell, "
                         "ohms (IR drop; default: the model's own)")
+    s.add_argument("--wire-layout", choices=("interleaved", "node-order"), default=None,
+                   help="physical order of the lines (default: the model's own)")
     s.add_argument("--energy", action="store_true",
                    help="also report the static power (W) dissipated at each image's free-phase operating point")
     s.add_argument("--settling", type=A.nonnegative_int, default=0, metavar="N",
@@ -161,7 +165,7 @@ def cmd_train(args):
                             amplifier_gain=args.amplifier_gain or None,
                             bias_input=not args.no_bias_input, input_gain=args.input_gain, dtype=args.dtype,
                             solver_sweeps=args.solver_sweeps, device=args.device,
-                            wire_resistance=args.wire_resistance, seed=args.seed)
+                            wire_resistance=args.wire_resistance, wire_layout=args.wire_layout, seed=args.seed)
         print(f"training {args.layers} on {args.dataset} ({X.shape[0]} images, {args.size}x{args.size}), "
               f"backend={args.backend}, {args.epochs} epochs", flush=True)
         import warnings
@@ -210,9 +214,12 @@ def cmd_eval(args):
     from ..datasets import load_split
     from ..network import Network
     net = Network.load(args.model)
-    if args.wire_resistance is not None:
+    if args.wire_resistance is not None or args.wire_layout is not None:
         from dataclasses import replace
-        net = Network(replace(net.architecture, wire_resistance=args.wire_resistance), net.conductances)
+        arch = net.architecture
+        arch = replace(arch, wire_resistance=arch.wire_resistance if args.wire_resistance is None else args.wire_resistance,
+                       wire_layout=args.wire_layout or arch.wire_layout)
+        net = Network(arch, net.conductances)
     size = args.size or int(round(np.sqrt(net.architecture.n_features)))
     if size * size != net.architecture.n_features:
         raise ValueError(f"{args.model} has {net.architecture.n_features} input features, not "
@@ -231,7 +238,7 @@ def cmd_eval(args):
     scores = np.concatenate(scores)
     acc = float(np.mean(np.argmax(scores, 1) == yt))
     result = {"model": str(args.model), "backend": args.backend, "images": int(len(Xt)), "accuracy": acc,
-              "wire_resistance_ohm": net.architecture.wire_resistance}
+              "wire_resistance_ohm": net.architecture.wire_resistance, "wire_layout": net.architecture.wire_layout}
     if args.energy:
         power = np.concatenate(power)
         result.update(static_power_W_mean=float(power.mean()), static_power_W_min=float(power.min()),

@@ -122,6 +122,8 @@ class EPTrainer:
         Ohms of word line and bit line per crossbar cell (IR drop, :mod:`circuitprop.wires`); 0 for
         ideal wires.  Every phase is then solved with the lines, and the rule uses the drop across each
         cell.  Costs one sparse factorisation per crossbar and step: meant for small circuits.
+    wire_layout : {"interleaved", "node-order"}
+        Physical order of the lines (:func:`circuitprop.wires.line_orders`).
     seed : int
     verbose : bool
         Progress bar and per-epoch lines.
@@ -140,7 +142,7 @@ class EPTrainer:
                  v_low=0.0, v_high=1.0,
                  amplifier_gain=4.0, doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(),
                  solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, dtype="float64", device=None, wire_resistance=0.0,
-                 seed=0, verbose=True):
+                 wire_layout="interleaved", seed=0, verbose=True):
         self.layers = layers
         self.backend = backend
         self.beta = beta
@@ -175,6 +177,7 @@ class EPTrainer:
         self.dtype = dtype
         self.device = device
         self.wire_resistance = wire_resistance
+        self.wire_layout = wire_layout
         self.seed = seed
         self.verbose = verbose
 
@@ -237,7 +240,7 @@ class EPTrainer:
                                  amplifier_gain=self.amplifier_gain, v_low=v_low, v_high=v_high,
                                  diode=diode, doubled_outputs=self.doubled_outputs,
                                  input_gain=self.input_gain, bias_input=self.bias_input,
-                                 wire_resistance=float(self.wire_resistance),
+                                 wire_resistance=float(self.wire_resistance), wire_layout=self.wire_layout,
                                  name=f"circuitprop EP {self.layers}")
 
     def _make_network(self, rng_seed) -> Network:

@@ -149,7 +149,8 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
         circuit.comments += [
             f"wire resistance {fmt(wire)} ohm per cell on every word and bit line: row i is driven at cell "
             "(i,0), column j is read after row m-1",
-            "line nodes wr<a>_<b>_<i>_<j> (word line) and wc<a>_<b>_<i>_<j> (bit line) of crossbar a->b",
+            f"line layout {safe_comment(arch.wire_layout)}; line nodes wr<a>_<b>_<p>_<q> (word line) and "
+            "wc<a>_<b>_<p>_<q> (bit line) of crossbar a->b at physical row p, column q",
         ]
 
     # inputs
@@ -196,8 +197,9 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
             continue
         resistance = 1.0 / g
         if wire > 0:
+            from ..wires import line_orders
             _add_wired_crossbar(circuit, a, b, resistance, wire, [terminal(a, i) for i in range(sizes[a])],
-                                [node(b, j) for j in range(sizes[b])])
+                                [node(b, j) for j in range(sizes[b])], *line_orders(arch, (a, b)))
             continue
         for i in range(sizes[a]):
             src = terminal(a, i)
@@ -217,14 +219,20 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
     return circuit
 
 
-def _add_wired_crossbar(circuit: Circuit, a: int, b: int, resistance, wire: float, row_ports, column_ports):
-    """Cells plus one wire segment per cell on each word line and bit line (layout: :mod:`circuitprop.wires`)."""
+def _add_wired_crossbar(circuit: Circuit, a: int, b: int, resistance, wire: float, row_ports, column_ports,
+                        row_order, column_order):
+    """Cells plus one wire segment per cell on each word line and bit line (layout: :mod:`circuitprop.wires`).
+
+    Line nodes are named by physical position (``p`` from the top, ``q`` from the drivers); cell ``i, j``
+    keeps the name of its conductance in node order."""
     m, n = resistance.shape
-    for i in range(m):
-        for j in range(n):
-            row, col = f"wr{a}_{b}_{i}_{j}", f"wc{a}_{b}_{i}_{j}"
+    for p in range(m):
+        i = int(row_order[p])
+        for q in range(n):
+            j = int(column_order[q])
+            row, col = f"wr{a}_{b}_{p}_{q}", f"wc{a}_{b}_{p}_{q}"
             circuit.add("R", f"r{a}_{b}_{i}_{j}", (row, col), resistance[i, j])
-            left = row_ports[i] if j == 0 else f"wr{a}_{b}_{i}_{j - 1}"
-            circuit.add("R", f"rwr{a}_{b}_{i}_{j}", (left, row), wire)
-            below = column_ports[j] if i == m - 1 else f"wc{a}_{b}_{i + 1}_{j}"
-            circuit.add("R", f"rwc{a}_{b}_{i}_{j}", (col, below), wire)
+            left = row_ports[i] if q == 0 else f"wr{a}_{b}_{p}_{q - 1}"
+            circuit.add("R", f"rwr{a}_{b}_{p}_{q}", (left, row), wire)
+            below = column_ports[j] if p == m - 1 else f"wc{a}_{b}_{p + 1}_{q}"
+            circuit.add("R", f"rwc{a}_{b}_{p}_{q}", (col, below), wire)
