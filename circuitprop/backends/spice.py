@@ -380,7 +380,8 @@ def source_power(circuit: Circuit, options: SpiceOptions | None = None) -> float
 
 
 def settling_time(network: Network, inputs, node_capacitance: float, tolerance: float = 1e-3,
-                  options: SpiceOptions | None = None, max_time_constants: float = 200.0) -> np.ndarray:
+                  options: SpiceOptions | None = None, max_time_constants: float = 200.0,
+                  energy: bool = False):
     """Settling time (seconds) of the free phase of each input, from an ngspice transient.
 
     Every hidden and output node gets ``node_capacitance`` farads to ground and starts at 0 V; the inputs
@@ -390,13 +391,21 @@ def settling_time(network: Network, inputs, node_capacitance: float, tolerance: 
     resistance, where they are written flat.  The simulated time
     is ``max_time_constants`` times the slowest node's ``C / G_total``; a transient that has not settled
     by then raises :class:`ConvergenceError`.
+
+    With ``energy=True`` also returns the energy (joules) each inference takes from its sources, from
+    switch-on to the settling time: the power dissipated in the resistors and diodes at ngspice's
+    instantaneous node voltages (:func:`circuitprop.energy.static_power`, exact for memoryless elements),
+    integrated over ngspice's time points (trapezoid rule), plus the energy ``C V**2 / 2`` then stored in
+    the node capacitors.  Returns ``(times, energies)``.
     """
+    from ..energy import static_power
     session = NgSpiceSession.get()
     x = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
     g_total = np.concatenate(list(node_conductances(network).values()))
     tau = node_capacitance / g_total.min()
     stop = max_time_constants * tau
     out = np.empty(x.shape[0])
+    joules = np.empty(x.shape[0])
     opts = (options or SpiceOptions()).simulator_options()
     for s, row in enumerate(x):
         circuit = build_circuit(network, inputs=row, fold_inputs=network.architecture.wire_resistance == 0,
@@ -417,8 +426,25 @@ def settling_time(network: Network, inputs, node_capacitance: float, tolerance: 
         if off[-1]:
             raise ConvergenceError(f"sample {s}: the transient has not settled to {tolerance:g} V after "
                                    f"{stop:.3g} s ({max_time_constants:g} slowest time constants)")
-        out[s] = time[np.nonzero(off)[0][-1] + 1] if off.any() else 0.0
-    return out
+        settle = np.nonzero(off)[0][-1] + 1 if off.any() else 0
+        out[s] = time[settle]
+        if energy:
+            joules[s] = _transient_energy(network, row, names, time[:settle + 1], waves[:settle + 1],
+                                          node_capacitance, static_power)
+    return (out, joules) if energy else out
+
+
+def _transient_energy(network, row, names, time, waves, capacitance, static_power) -> float:
+    """Energy (J) drawn from the sources up to the last time point: dissipation integrated + capacitor energy."""
+    sizes = network.layer_sizes
+    state = [np.repeat(network.input_voltages(row[None, :]), len(time), axis=0)]
+    state += [np.zeros((len(time), n)) for n in sizes[1:]]
+    for column, name in enumerate(names):
+        layer, index = (int(p) for p in name[1:].split("_"))
+        state[layer][:, index] = waves[:, column]
+    power = static_power(network, state)["total"]
+    dissipated = float(np.sum(0.5 * (power[1:] + power[:-1]) * np.diff(time))) if len(time) > 1 else 0.0
+    return dissipated + 0.5 * capacitance * float(np.sum(waves[-1] ** 2))
 
 
 def _vector_array(session, plot, name) -> np.ndarray:

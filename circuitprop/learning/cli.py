@@ -245,9 +245,12 @@ def cmd_eval(args):
                       static_power_W_max=float(power.max()))
         if args.settling:
             from ..backends.spice import settling_time
-            times = settling_time(net, Xt[:args.settling], args.capacitance, args.settling_tolerance)
+            times, transient = settling_time(net, Xt[:args.settling], args.capacitance, args.settling_tolerance,
+                                             energy=True)
             energy = times * power[:len(times)]
             result.update(capacitance_F=args.capacitance, settling_images=int(len(times)),
                           settling_time_s_mean=float(times.mean()), settling_time_s_max=float(times.max()),
-                          energy_J_mean=float(energy.mean()))
+                          static_power_x_settling_J_mean=float(energy.mean()),
+                          transient_energy_J_mean=float(transient.mean()),
+                          transient_energy_J_max=float(transient.max()))
     print(json.dumps(result))
