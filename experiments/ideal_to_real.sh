@@ -13,3 +13,6 @@ run ideal-reram --device reram
 run ideal-pcm --device pcm
 run ideal-ecram --device ecram
 run 1n4148-reram --diode-model 1n4148 --device reram
+# 1N4148 neurons driven at the volt scale (inputs x30, target 1 V, learning rate scaled by 1/30**2), so that
+# the hidden nodes swing over several N*V_T and the diodes clip instead of acting as small-signal conductances
+run 1n4148-volt --diode-model 1n4148 --input-gain 30 --lr 300 --target 1.0
