@@ -1,6 +1,6 @@
 """Accuracy versus wire resistance (IR drop in the crossbars), MNIST.
 
-1. Inference: the 784-100-10 network of ``experiments/ideal_to_real.sh`` (trained with ideal wires)
+1. Inference: the 784-100-10 network of ``experiments/ideal_to_real.sh`` (run it first; trained with ideal wires)
    evaluated on the 10,000 test images with every crossbar given ``R_w`` ohms of word and bit line per cell.
 2. Training: 196-32-10 (14x14 images) trained with ideal wires and with ``R_w`` per cell (every phase solved
    with the lines, the rule fed the drop across each cell), 3 epochs on 20,000 images; each is tested with
@@ -136,6 +136,10 @@ def plot() -> Path:
 
 
 def main() -> int:
+    if not BIG_MODEL.exists():
+        print(f"{BIG_MODEL} is missing: run `bash experiments/ideal_to_real.sh` first (it trains that network)",
+              file=sys.stderr)
+        return 2
     if not os.environ.get("CIRCUITPROP_DATA") and (ROOT.parent / "shared" / "data" / "mnist").is_dir():
         os.environ["CIRCUITPROP_DATA"] = str(ROOT.parent / "shared" / "data")
     OUT.mkdir(parents=True, exist_ok=True)
