@@ -285,15 +285,19 @@ class PreparedNetwork:
             info["cocontent"] = np.array(trace)
         solution = Solution(voltages=state, iterations=sweeps, residual=residual, converged=converged, info=info)
         if not converged and cfg.fixed_sweeps is None:
-            message = (f"fast solver: no steady state after {sweeps} sweeps (max_sweeps); largest KCL "
-                       f"residual {residual:.3g} A > tol {cfg.tol:.3g} A. Raise max_sweeps, loosen tol, "
-                       f"or use dtype='float64'.")
-            if cfg.on_fail == "raise":
-                raise ConvergenceError(message)
-            if cfg.on_fail == "warn":
-                import warnings
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
+            report_failure(cfg, f"fast solver: no steady state after {sweeps} sweeps (max_sweeps); largest KCL "
+                                f"residual {residual:.3g} A > tol {cfg.tol:.3g} A. Raise max_sweeps, loosen tol, "
+                                f"or use dtype='float64'.")
         return solution
+
+
+def report_failure(config: FastSolverConfig, message: str) -> None:
+    """Raise, warn or do nothing about a solve that did not converge, as ``config.on_fail`` says."""
+    if config.on_fail == "raise":
+        raise ConvergenceError(message)
+    if config.on_fail == "warn":
+        import warnings
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 @lru_cache(maxsize=64)

@@ -28,7 +28,7 @@ from ..energy import neuron_current
 from ..network import Network
 from ..wires import crossbar_lines
 from .base import ConvergenceError, Solution
-from .fast import FastSolverConfig, PreparedNetwork
+from .fast import FastSolverConfig, PreparedNetwork, report_failure
 
 
 class WiredNetwork(PreparedNetwork):
@@ -174,13 +174,8 @@ class WiredNetwork(PreparedNetwork):
         solution = Solution(voltages=self._layers(free, v_in), iterations=sweeps, residual=residual,
                             converged=converged, info=info)
         if not converged and cfg.fixed_sweeps is None:
-            message = (f"wired solver: no steady state after {sweeps} sweeps (max_sweeps); largest KCL "
-                       f"residual {residual:.3g} A > tol {cfg.tol:.3g} A. Raise max_sweeps or loosen tol.")
-            if cfg.on_fail == "raise":
-                raise ConvergenceError(message)
-            if cfg.on_fail == "warn":
-                import warnings
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
+            report_failure(cfg, f"wired solver: no steady state after {sweeps} sweeps (max_sweeps); largest KCL "
+                                f"residual {residual:.3g} A > tol {cfg.tol:.3g} A. Raise max_sweeps or loosen tol.")
         return solution
 
 
