@@ -160,3 +160,26 @@ def test_settling_time_of_an_rc_node_matches_the_exponential():
     expected = tau * np.log(v_final / tol)
     got = settling_time(net, x, capacitance, tolerance=tol)[0]
     assert got == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize("card", ["1n4148", "generic"])
+def test_batch_dc_sweep_equals_one_op_per_sample(card, monkeypatch):
+    from circuitprop.network import DiodeModel, compensated_bias
+    diode = DiodeModel.from_card(card)
+    v_low, v_high = compensated_bias(diode, 0.0, 1.0)
+    net = Network.random(make_architecture("6-5-3", diode=diode, v_low=v_low, v_high=v_high, amplifier_gain=2.0),
+                         g_min=1e-6, g_max=2e-5, seed=4)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (7, 6)) * 3.0
+    currents = rng.normal(0, 2e-5, (7, 6))
+    swept = SpiceBackend(options=SpiceOptions.tight()).solve(net, x, currents)
+    each = SpiceBackend(options=SpiceOptions.tight(), sweep=False).solve(net, x, currents)
+    fast = FastBackend(tol=1e-15).solve(net, x, currents)
+    assert np.max(np.abs(swept.flat() - each.flat())) < 1e-6
+    assert np.max(np.abs(swept.flat() - fast.flat())) < 1e-6
+    # a sweep that fails falls back to one op per sample
+    def fail(*args, **kwargs):
+        raise ConvergenceError("forced")
+    monkeypatch.setattr(SpiceBackend, "_solve_sweep", fail)
+    again = SpiceBackend(options=SpiceOptions.tight()).solve(net, x, currents)
+    assert np.max(np.abs(again.flat() - each.flat())) < 1e-9
