@@ -246,3 +246,18 @@ def test_from_checkpoint_restores_settings_without_warning(tmp_path):
         restored = EPTrainer.from_checkpoint(ckpt, verbose=False)
     assert restored.layers == "5-4-3" and restored.target == 0.1 and not restored.verbose
     np.testing.assert_array_equal(restored.predict(X), first.predict(X))
+
+
+@pytest.mark.spice
+def test_training_with_parallel_ngspice_workers_equals_one_process():
+    X, y = data(8, seed=5)
+    one = small_trainer(backend="spice", epochs=1, batch_size=4, learning_rate=1e3).fit(X, y)
+    two = small_trainer(backend="spice", epochs=1, batch_size=4, learning_rate=1e3, spice_workers=2).fit(X, y)
+    two._backend.close()
+    start = small_trainer(epochs=0).fit(X, y).network_  # same seed: the initial conductances
+    for key, g in one.network_.conductances.items():
+        moved = np.max(np.abs(g - start.conductances[key]))
+        assert moved > 1e-9  # it trained
+        assert np.max(np.abs(two.network_.conductances[key] - g)) < 1e-6 * moved
+    with pytest.raises(ValueError, match="spice_workers"):
+        small_trainer(backend="spice", epochs=1, spice_workers=0).fit(X, y)

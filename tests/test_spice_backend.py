@@ -183,3 +183,68 @@ def test_batch_dc_sweep_equals_one_op_per_sample(card, monkeypatch):
     monkeypatch.setattr(SpiceBackend, "_solve_sweep", fail)
     again = SpiceBackend(options=SpiceOptions.tight()).solve(net, x, currents)
     assert np.max(np.abs(again.flat() - each.flat())) < 1e-9
+
+
+def _amplified_1n4148_network(seed=4):
+    from circuitprop.network import compensated_bias
+    diode = DiodeModel.from_card("1n4148")
+    v_low, v_high = compensated_bias(diode, 0.0, 1.0)
+    return Network.random(make_architecture("6-5-3", diode=diode, v_low=v_low, v_high=v_high, amplifier_gain=2.0),
+                          g_min=1e-6, g_max=2e-5, seed=seed)
+
+
+def test_cccs_sensing_its_vcvs_is_the_same_circuit_as_with_a_sense_source():
+    from circuitprop.netlist.circuit import build_circuit
+    from circuitprop.netlist.writers import render
+    net = _amplified_1n4148_network()
+    rng = np.random.default_rng(2)
+    x, currents = rng.uniform(0, 3, 6), rng.normal(0, 2e-5, 6)
+    with_source = build_circuit(net, x, currents, sense_sources=True)
+    without = build_circuit(net, x, currents, sense_sources=False)
+    assert len(without.node_names()) == len(with_source.node_names()) - 5  # one node fewer per amplifier
+    a = operating_point(with_source, SpiceOptions.tight())
+    b = operating_point(without, SpiceOptions.tight())
+    hidden_and_out = [n for n in a if n.startswith(("n1_", "n2_"))]
+    assert max(abs(a[n] - b[n]) for n in hidden_and_out) < 1e-9
+    # the amplifier does work: its output differs from its input node
+    assert max(abs(a[f"a1_{i}"] - a[f"n1_{i}"]) for i in range(5)) > 1e-3
+    for dialect in ("xyce", "ltspice", "spectre"):
+        with pytest.raises(ValueError, match="sense_sources"):
+            render(without, dialect)
+        render(with_source, dialect)
+
+
+def test_cached_sweep_netlist_equals_a_full_rendering_for_a_new_network():
+    from circuitprop.backends.spice import _SweepNetlist
+    net = _amplified_1n4148_network(seed=4)
+    other = _amplified_1n4148_network(seed=9)  # same architecture, other conductances
+    template = _SweepNetlist(net, SpiceOptions().simulator_options())
+    rng = np.random.default_rng(3)
+    folded = {1: rng.normal(0, 1e-5, (4, 5))}
+    currents = rng.normal(0, 1e-6, (4, 6))
+    assert template.text(other, folded, currents) == template._render(other, folded, currents)
+    assert template.text(other, folded, currents) != template.text(net, folded, currents)
+
+
+def test_parallel_workers_give_the_one_process_solution_and_survive_a_dead_worker():
+    net = _amplified_1n4148_network()
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (7, 6)) * 3.0  # 7 samples: shares of 4 and 3
+    currents = rng.normal(0, 2e-5, (7, 6))
+    one = SpiceBackend(options=SpiceOptions.tight()).solve(net, x, currents)
+    parallel = SpiceBackend(options=SpiceOptions.tight(), workers=2)
+    try:
+        two = parallel.solve(net, x, currents)
+        assert two.info["workers"] == 2
+        assert np.max(np.abs(two.flat() - one.flat())) < 1e-9
+        assert np.all(np.isfinite(two.residual))
+        parallel._children[1].process.kill()
+        parallel._children[1].process.wait()
+        with pytest.raises(SpiceError, match="worker process died"):
+            parallel.solve(net, x, currents)
+        again = parallel.solve(net, x, currents)  # a new worker is started
+        assert np.max(np.abs(again.flat() - one.flat())) < 1e-9
+    finally:
+        parallel.close()
+    with pytest.raises(ValueError, match="workers"):
+        SpiceBackend(workers=0)

@@ -21,7 +21,7 @@ import numpy as np
 from ..energy import current_scale, kcl_residual, max_abs_residual, node_conductances
 from ..netlist.circuit import Circuit, build_circuit, fmt, node
 from ..netlist.writers import render
-from ..network import DiodeModel, Network, replace
+from ..network import DiodeModel, Network, NetworkError, replace
 from .base import ConvergenceError, Solution
 
 
@@ -225,16 +225,64 @@ class SpiceBackend:
         sample by sample with ``op`` (which also tries gmin and source stepping).
     options : SpiceOptions
         ngspice tolerances and convergence aids.
+    workers : int
+        With ``workers > 1``, each batch is split into contiguous shares solved at once by that many worker
+        processes, each with its own ngspice (ngspice is not re-entrant) limited to one OpenMP thread
+        (ngspice's threads spin and would slow the other workers down: 3x, measured on 2 cores).  Results are identical to ``workers=1`` up to ngspice's tolerances (each share starts its
+        sweep from its own first sample).  Children ignore Ctrl-C (the caller decides when to stop) and
+        exit with this process or on :meth:`close`.
     """
 
     name = "spice"
+    sweep_tightening = 1e-2  # sweep tolerances relative to ``options`` (see ``_solve_sweep``)
 
-    def __init__(self, fold_inputs: bool = True, options: SpiceOptions | None = None, sweep: bool = True):
+    def __init__(self, fold_inputs: bool = True, options: SpiceOptions | None = None, sweep: bool = True,
+                 workers: int = 1):
+        if int(workers) != workers or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.fold_inputs = fold_inputs
         self.options = options or SpiceOptions()
         self.sweep = sweep
+        self.workers = int(workers)
         self.session = NgSpiceSession.get()
         self.netlist_text = None
+        self._children = []
+        self._templates = {}
+
+    def close(self) -> None:
+        """Stop the worker processes (they are started again when needed)."""
+        for child in self._children:
+            child.close()
+        self._children = []
+
+    def __del__(self):  # pragma: no cover - depends on the garbage collector
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _parallel(self, network, inputs, currents) -> Solution:
+        """Solve contiguous shares of the batch in this process and in the worker processes at once."""
+        batch = currents.shape[0]
+        shares = [s for s in np.array_split(np.arange(batch), min(self.workers, batch)) if s.size]
+        while len(self._children) < len(shares):
+            self._children.append(_SpiceChild(self.fold_inputs, self.options, self.sweep))
+        for child, share in zip(self._children, shares):
+            child.send(network, inputs[share], currents[share])
+        errors, parts = [], []
+        for index, (child, share) in enumerate(zip(self._children, shares)):
+            try:
+                parts.append(child.receive(what=f"samples {share[0]}-{share[-1]} of the batch"))
+            except (ConvergenceError, SpiceError) as exc:
+                errors.append(exc)
+                if child.process.poll() is not None:  # dead: started afresh next time
+                    self._children[index] = None
+        self._children = [c for c in self._children if c is not None]
+        if errors:
+            raise errors[0]
+        voltages = [np.concatenate(layer, axis=0) for layer in zip(*(p.voltages for p in parts))]
+        return Solution(voltages=voltages, iterations=batch, residual=max(p.residual for p in parts),
+                        converged=True, info=dict(parts[0].info, workers=len(shares)))
 
     def _folds(self, network: Network) -> bool:
         return self.fold_inputs and network.architecture.wire_resistance == 0
@@ -243,13 +291,25 @@ class SpiceBackend:
         key = (network.fingerprint(), self._folds(network), tuple(sorted(self.options.as_dict().items())))
         if self.session.loaded == key:
             return
-        circuit = build_circuit(network, fold_inputs=self._folds(network))
+        circuit = build_circuit(network, fold_inputs=self._folds(network), sense_sources=False)
         self.netlist_text = render(circuit, "ngspice", options=self.options.simulator_options(), analysis=False)
         self.session.load(self.netlist_text, key)
         self._simulated = simulated_network(network)
 
     def solve(self, network: Network, inputs, output_currents=None, initial=None) -> Solution:
         """Solve one operating point per sample (``initial`` is ignored: ngspice starts cold)."""
+        if self.workers > 1:
+            x = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
+            n_out = network.layer_sizes[-1]
+            currents = np.zeros((x.shape[0], n_out)) if output_currents is None else np.asarray(
+                output_currents, float)
+            if currents.shape != (x.shape[0], n_out):
+                raise ValueError(f"output currents have shape {currents.shape}, expected {(x.shape[0], n_out)}")
+            if x.shape[0] > 1:
+                return self._parallel(network, x, currents)
+        return self._solve_here(network, inputs, output_currents)
+
+    def _solve_here(self, network: Network, inputs, output_currents=None) -> Solution:
         sizes = network.layer_sizes
         v_in = network.input_voltages(inputs)
         batch = v_in.shape[0]
@@ -287,22 +347,17 @@ class SpiceBackend:
     def _solve_sweep(self, network, folded, currents, names) -> np.ndarray:
         """All samples of a batch in one DC sweep (see ``sweep`` in the class docstring)."""
         batch = currents.shape[0]
-        circuit = build_circuit(network, fold_inputs=True)
-        swept = {f"if{b}_{j}": drive[:, j] for b, drive in folded.items() for j in range(drive.shape[1])}
-        swept.update({f"iout{k}": currents[:, k] for k in range(currents.shape[1])})
-        kept = [e for e in circuit.elements if e.name not in swept]
-        tables = []
-        for e in circuit.elements:
-            if e.name in swept:  # names and nodes are circuitprop's own; values are formatted floats
-                points = ", ".join(f"{fmt(k)}, {fmt(v)}" for k, v in enumerate(swept[e.name]))
-                tables.append(f"b{e.name} {e.nodes[0]} {e.nodes[1]} I=pwl(V(sweepx), {points})")
-        circuit.elements = kept
+        if not all(np.all(np.isfinite(v)) for v in (currents, *folded.values())):
+            raise ValueError("the folded input currents or output currents are not finite")
         # each sample starts from the previous one, so Newton stops one step earlier than from a cold start:
         # ask for 100x tighter voltages to keep the same KCL accuracy (about one more iteration per sample)
         options = self.options.simulator_options()
-        options.update(reltol=options["reltol"] * 1e-2, vntol=options["vntol"] * 1e-2)
-        lines = render(circuit, "ngspice", options=options, analysis=False).splitlines()
-        text = "\n".join(lines[:-1] + tables + ["vsweepx sweepx 0 DC 0", lines[-1]])
+        options.update(reltol=options["reltol"] * self.sweep_tightening, vntol=options["vntol"] * self.sweep_tightening)
+        key = (network.architecture, tuple(sorted(options.items())))
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = _SweepNetlist(network, options)
+        text = template.text(network, folded, currents)
         session = self.session
         session.load(text, key=None)
         try:
@@ -340,6 +395,131 @@ class SpiceBackend:
             out[s] = session.vectors(plot, names)
             session.command("destroy all", check=False)
         return out
+
+
+class _SweepNetlist:
+    """The DC-sweep netlist of one architecture, with its values refreshed from each network.
+
+    Rendering the netlist anew for every batch (:func:`build_circuit` and :func:`render`) cost as much as
+    ngspice's own work on a 1568-100-20 circuit.  The netlist is rendered once; each call rewrites only the
+    resistor values of the crossbars and folded input conductances (by element name: ``r<a>_<b>_<i>_<j>``
+    is ``1/g[a,b][i,j]``, ``rf<b>_<j>`` is ``1/sum_i g[0,b][i,j]``) and the ``pwl`` tables of the folded
+    input currents and output currents.  On creation, the refreshed text is checked to be identical to a
+    full rendering of the same network, so the two cannot drift apart.
+    """
+
+    def __init__(self, network: Network, options: dict):
+        self.options = options
+        full = self._render(network, *self._drives(network))
+        circuit = build_circuit(network, fold_inputs=True, sense_sources=False)
+        self.swept = [e for e in circuit.elements if e.name.startswith(("if", "iout"))]
+        lines = render(circuit, "ngspice", options=options, analysis=False).splitlines()
+        self.lines = [ln for ln in lines if ln.split(" ", 1)[0] not in {e.name for e in self.swept}]
+        index = {ln.split(" ", 1)[0]: k for k, ln in enumerate(self.lines) if not ln.startswith(("*", "."))}
+        self.slots = []  # (first line, conductance key, folded?) in the order build_circuit writes them
+        for (a, b), g in network.conductances.items():
+            names = [f"rf{b}_{j}" for j in range(g.shape[1])] if a == 0 else [
+                f"r{a}_{b}_{i}_{j}" for i in range(g.shape[0]) for j in range(g.shape[1])]
+            rows = [index[n] for n in names]
+            if rows != list(range(rows[0], rows[0] + len(rows))):
+                raise AssertionError(f"crossbar {a}->{b}: resistor lines are not contiguous in the netlist")
+            self.slots.append((rows[0], (a, b), a == 0))
+        self.prefixes = [ln.rsplit(" ", 1)[0] + " " for ln in self.lines]
+        if self.text(network, *self._drives(network)) != full:
+            raise AssertionError("the cached sweep netlist differs from a full rendering of the network")
+
+    @staticmethod
+    def _drives(network):
+        sizes = network.layer_sizes
+        rng = np.random.default_rng(0)  # any values: only used to compare two renderings
+        folded = {b: rng.normal(size=(2, sizes[b])) for (a, b) in network.conductances if a == 0}
+        return folded, rng.normal(size=(2, sizes[-1]))
+
+    def _render(self, network, folded, currents) -> str:
+        """The reference: a full rendering through :func:`build_circuit` (slow)."""
+        circuit = build_circuit(network, fold_inputs=True, sense_sources=False)
+        swept = self._tables_of(folded, currents)
+        tables = [self._table(e, swept[e.name]) for e in circuit.elements if e.name in swept]
+        circuit.elements = [e for e in circuit.elements if e.name not in swept]
+        lines = render(circuit, "ngspice", options=self.options, analysis=False).splitlines()
+        return "\n".join(lines[:-1] + tables + ["vsweepx sweepx 0 DC 0", lines[-1]])
+
+    @staticmethod
+    def _tables_of(folded, currents) -> dict:
+        swept = {f"if{b}_{j}": drive[:, j] for b, drive in folded.items() for j in range(drive.shape[1])}
+        swept.update({f"iout{k}": currents[:, k] for k in range(currents.shape[1])})
+        return swept
+
+    @staticmethod
+    def _table(element, values) -> str:
+        # names and nodes are circuitprop's own; values are finite floats (checked by the caller)
+        points = ", ".join(f"{k}.0, {v!r}" for k, v in enumerate(values.tolist()))
+        return f"b{element.name} {element.nodes[0]} {element.nodes[1]} I=pwl(V(sweepx), {points})"
+
+    def text(self, network, folded, currents) -> str:
+        """The netlist of ``network`` with these folded input currents and output currents (amperes)."""
+        lines = list(self.lines)
+        for first, key, is_folded in self.slots:
+            g = network.conductances[key]
+            resistance = 1.0 / (g.sum(axis=0) if is_folded else g.ravel())
+            if not np.all(np.isfinite(resistance)):
+                raise NetworkError(f"crossbar {key}: a conductance gives a non-finite resistance")
+            prefixes = self.prefixes[first:first + resistance.size]
+            lines[first:first + resistance.size] = [p + repr(v) for p, v in zip(prefixes, resistance.tolist())]
+        swept = self._tables_of(folded, currents)
+        tables = [self._table(e, swept[e.name]) for e in self.swept]
+        return "\n".join(lines[:-1] + tables + ["vsweepx sweepx 0 DC 0", lines[-1]])
+
+
+class _SpiceChild:
+    """A worker process with its own ngspice (``python -m circuitprop.backends.spice_worker``).
+
+    A plain subprocess, not :mod:`multiprocessing`: it works the same from scripts without a
+    ``__main__`` guard, Jupyter kernels and Dask workers.
+    """
+
+    def __init__(self, fold_inputs, options, sweep):
+        import pickle
+        import subprocess
+        import sys
+        import os
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        self.process = subprocess.Popen([sys.executable, "-m", "circuitprop.backends.spice_worker"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._pickle = pickle
+        self._write(dict(fold_inputs=fold_inputs, options=options, sweep=sweep))
+
+    def _write(self, message):
+        try:
+            self._pickle.dump(message, self.process.stdin, protocol=self._pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the worker is gone: receive() reports it
+
+    def send(self, network, inputs, currents):
+        self._write((network, inputs, currents))
+
+    def receive(self, what: str) -> Solution:
+        try:
+            status, payload = self._pickle.load(self.process.stdout)  # written by our own worker
+        except (EOFError, OSError, self._pickle.UnpicklingError):
+            code = self.process.poll()
+            how = "" if code is None else (f" (signal {-code})" if code < 0 else f" (exit status {code})")
+            raise SpiceError(f"the ngspice worker process died{how} while solving {what}") from None
+        if status == "ok":
+            return payload
+        kind, text = payload
+        raise (ConvergenceError if kind == "ConvergenceError" else SpiceError)(f"{what}: {text}")
+
+    def close(self):
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except Exception:
+            self.process.kill()
 
 
 def simulated_network(network: Network) -> Network:

@@ -60,6 +60,8 @@ def add_commands(sub, fmt):
     s.add_argument("--solver-sweeps", type=A.positive_int, default=None,
                    help="fast backend: exactly this many relaxation sweeps per phase (published EP code uses 4); "
                         "default: relax to the KCL tolerance")
+    s.add_argument("--spice-workers", type=A.integer(1, 64), default=1, metavar="N",
+                   help="spice backend: ngspice processes solving each batch in parallel (use the cores you have)")
     s.add_argument("--device", default="ideal", choices=("ideal", "reram", "pcm", "ecram"),
                    help="device non-idealities of the conductances (presets of circuitprop.learning.devices)")
     s.add_argument("--wire-resistance", type=A.nonnegative, default=0.0, metavar="OHMS",
@@ -90,6 +92,8 @@ def add_commands(sub, fmt):
     s.add_argument("--backend", choices=("fast", "spice"), default="fast")
     s.add_argument("--limit", type=A.positive_int, help="evaluate only the first N test images (use with spice)")
     s.add_argument("--flat", action="store_true", help="spice: simulate the full flat netlist (slow)")
+    s.add_argument("--spice-workers", type=A.integer(1, 64), default=1, metavar="N",
+                   help="spice: ngspice processes solving each chunk of images in parallel")
     s.add_argument("--wire-resistance", type=A.nonnegative, default=None, metavar="OHMS",
                    help="evaluate the trained conductances in crossbars with this line resistance per cell, "
                         "ohms (IR drop; default: the model's own)")
@@ -165,7 +169,8 @@ def cmd_train(args):
                             amplifier_gain=args.amplifier_gain or None,
                             bias_input=not args.no_bias_input, input_gain=args.input_gain, dtype=args.dtype,
                             solver_sweeps=args.solver_sweeps, device=args.device,
-                            wire_resistance=args.wire_resistance, wire_layout=args.wire_layout, seed=args.seed)
+                            wire_resistance=args.wire_resistance, wire_layout=args.wire_layout,
+                            spice_workers=args.spice_workers, seed=args.seed)
         print(f"training {args.layers} on {args.dataset} ({X.shape[0]} images, {args.size}x{args.size}), "
               f"backend={args.backend}, {args.epochs} epochs", flush=True)
         import warnings
@@ -199,7 +204,7 @@ def _check_spice(trainer, X, y):
     from ..backends.spice import SpiceBackend
     net = trainer.network_
     fast_scores = trainer.decision_function(X)
-    spice = SpiceBackend(fold_inputs=True)
+    spice = SpiceBackend(fold_inputs=True, workers=trainer.spice_workers)
     spice_scores = np.concatenate([net.scores(spice.solve(net, X[i:i + 50]).outputs) for i in range(0, len(X), 50)])
     agree = np.mean(np.argmax(fast_scores, 1) == np.argmax(spice_scores, 1))
     acc = np.mean(np.argmax(spice_scores, 1) == y)
@@ -225,7 +230,7 @@ def cmd_eval(args):
         raise ValueError(f"{args.model} has {net.architecture.n_features} input features, not "
                          f"{size}x{size} images")
     Xt, yt = load_split(args.dataset, "test", args.data_dir, size=size, limit=args.limit)
-    options = {"fold_inputs": not args.flat} if args.backend == "spice" else {}
+    options = {"fold_inputs": not args.flat, "workers": args.spice_workers} if args.backend == "spice" else {}
     backend = get_backend(args.backend, **options)
     chunk = 50 if args.backend == "spice" else 1000
     scores, power = [], []

@@ -111,6 +111,9 @@ class EPTrainer:
         Fast backend KCL tolerance, amperes.
     fold_inputs : bool
         SPICE backend: Norton-fold the input crossbars.
+    spice_workers : int
+        SPICE backend: ngspice worker processes solving each batch in parallel (1: in this process).
+        An execution setting, like ``verbose``: a resumed run uses the value given, not the checkpoint's.
     dtype : {"float64", "float32"}
         Floating-point type of the conductances, the fast solver and the update (end to end).
         float32 halves the memory traffic of a step; accuracy is the same on MNIST (BENCHMARKS.md).
@@ -142,7 +145,7 @@ class EPTrainer:
                  v_low=0.0, v_high=1.0,
                  amplifier_gain=4.0, doubled_outputs=True, input_gain=1.0, bias_input=True, skip=(),
                  solver_sweeps=None, solver_tol=1e-10, fold_inputs=True, dtype="float64", device=None, wire_resistance=0.0,
-                 wire_layout="interleaved", seed=0, verbose=True):
+                 wire_layout="interleaved", spice_workers=1, seed=0, verbose=True):
         self.layers = layers
         self.backend = backend
         self.beta = beta
@@ -178,6 +181,7 @@ class EPTrainer:
         self.device = device
         self.wire_resistance = wire_resistance
         self.wire_layout = wire_layout
+        self.spice_workers = spice_workers
         self.seed = seed
         self.verbose = verbose
 
@@ -224,7 +228,7 @@ class EPTrainer:
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
         make_device(self.device)  # raises on an unknown preset or malformed device
-        for name in ("batch_size", "noise_samples", "epochs"):
+        for name in ("batch_size", "noise_samples", "epochs", "spice_workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name != "epochs"):
                 raise ValueError(f"{name} must be an integer >= {int(name != 'epochs')}, got {value!r}")
@@ -258,7 +262,7 @@ class EPTrainer:
         if self.backend == "spice":
             if self.dtype != "float64":
                 raise ValueError("dtype='float32' is for the fast backend; ngspice computes in float64")
-            return get_backend("spice", fold_inputs=self.fold_inputs)
+            return get_backend("spice", fold_inputs=self.fold_inputs, workers=self.spice_workers)
         raise ValueError(f"unknown backend {self.backend!r}; choose 'fast' or 'spice'")
 
     def _optimizer(self, network):
@@ -326,8 +330,10 @@ class EPTrainer:
         estimator = self._estimator
         betas = estimator.betas(beta_n, self._rng)
         currents = [net.output_currents_from_score_currents(b * unit * error) for b in betas]
-        if incremental and len(betas) > 1:
-            nudged = _solve_stacked(solve, x, currents, free)  # all nudged phases as one batch
+        if len(betas) > 1 and (incremental or self.backend == "spice"):
+            # all nudged phases as one batch: one solver call (for ngspice, one netlist and one matrix
+            # ordering instead of one per phase)
+            nudged = _solve_stacked(solve, x, currents, free)
         else:
             nudged = [solve(x, c, free) for c in currents]
         w_free, w_nudged = estimator.weights(beta_n, betas)
@@ -537,6 +543,7 @@ class EPTrainer:
             params.setdefault("dtype", "float64")  # and before the dtype option
             params.setdefault("device", None)  # and before device models
             params.setdefault("spice_ideal_n", 0.001)  # the DiodeModel default such checkpoints were made with
+            params.setdefault("spice_workers", 1)  # and before parallel ngspice
             known = self.get_params()
             missing = sorted(set(known) - set(params) - {"verbose"})
             unknown = sorted(set(params) - set(known))
@@ -586,13 +593,14 @@ class EPTrainer:
         params = box["params"]
         given = self.get_params()
         differ = [f"{k} ({given[k]!r} given, {v!r} in the checkpoint)" for k, v in params.items()
-                  if k not in ("verbose", "epochs") and k in given and _jsonable(given[k]) != _jsonable(v)]
+                  if k not in ("verbose", "epochs", "spice_workers") and k in given
+                  and _jsonable(given[k]) != _jsonable(v)]
         if differ and warn:
             warnings.warn(f"resuming {path}: the checkpoint's settings are used, not the ones given: "
                           + "; ".join(differ), stacklevel=3)
         verbose = self.verbose
         epochs = self.epochs
-        self.set_params(**{k: v for k, v in params.items() if k != "verbose"})
+        self.set_params(**{k: v for k, v in params.items() if k not in ("verbose", "spice_workers")})
         self.verbose, self.epochs = verbose, max(epochs, params["epochs"])
         self._validate()
         self.network_ = net

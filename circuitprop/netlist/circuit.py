@@ -55,7 +55,8 @@ class Element:
     source, volts), ``I`` (DC current source, amperes, flowing from ``nodes[0]``
     through the source into ``nodes[1]``), ``D`` (diode, anode then cathode,
     ``model`` names the model), ``E`` (VCVS: out+, out-, ctrl+, ctrl-, gain),
-    ``F`` (CCCS: out+, out-, ``control`` = name of the sensing V source, gain).
+    ``F`` (CCCS: out+, out-, ``control`` = name of the sensing V source, gain; in netlists built with
+    ``sense_sources=False``, for ngspice only, the controlling element is the VCVS itself).
     """
 
     kind: str
@@ -90,6 +91,22 @@ class Circuit:
                 raise NetworkError(f"element {name}: non-finite value")
         self.elements.append(Element(kind, name, tuple(nodes), value, model, control))
 
+    def extend(self, kind, names, nodes, values):
+        """Add many elements of one kind at once (``add`` for each, with the same checks, vectorised)."""
+        names, nodes = list(names), [tuple(n) for n in nodes]
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if not (len(names) == len(nodes) == values.size):
+            raise NetworkError(f"extend: {len(names)} names, {len(nodes)} node pairs and {values.size} values")
+        words = dict.fromkeys(names)
+        words.update(dict.fromkeys(n for pair in nodes for n in pair if n != "0"))
+        for word in words:
+            check_name(word)
+        if not np.all(np.isfinite(values)):
+            bad = names[int(np.argmax(~np.isfinite(values)))]
+            raise NetworkError(f"element {bad}: non-finite value")
+        self.elements.extend(Element(kind, name, pair, value) for name, pair, value
+                             in zip(names, nodes, values.tolist()))
+
     def node_names(self) -> list:
         seen = dict.fromkeys(n for e in self.elements for n in e.nodes if n != "0")
         return list(seen)
@@ -100,7 +117,8 @@ def node(layer: int, index: int) -> str:
 
 
 def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_inputs: bool = False,
-                  input_parameters: bool = False, node_capacitance: float | None = None) -> Circuit:
+                  input_parameters: bool = False, node_capacitance: float | None = None,
+                  sense_sources: bool = True) -> Circuit:
     """Derive the element list of ``network``.
 
     Parameters
@@ -121,6 +139,12 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
         instead of numbers.  Not combinable with ``fold_inputs``.
     node_capacitance : float, optional
         Farads from every hidden and output node to ground (for transients; DC is unchanged).
+    sense_sources : bool
+        Each backward amplifier (CCCS) senses the current its forward amplifier (VCVS) delivers through a
+        0 V source, as every SPICE dialect requires.  ``False`` (ngspice only; used by
+        :class:`~circuitprop.backends.spice.SpiceBackend`) lets the CCCS sense the VCVS's own branch
+        current instead, with the gain negated (ngspice's branch current flows into the + node): the
+        same circuit with one node and one branch fewer per amplifier, about 30 % faster to solve.
     """
     arch = network.architecture
     sizes = network.layer_sizes
@@ -178,12 +202,17 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
         if h.amplifier_gain is not None:
             for i in range(h.size):
                 circuit.add("E", f"e{layer}_{i}", (f"a{layer}_{i}", "0", node(layer, i), "0"), h.forward_gain)
-                circuit.add("V", f"vs{layer}_{i}", (f"a{layer}_{i}", f"s{layer}_{i}"), 0.0)
-                circuit.add("F", f"f{layer}_{i}", (node(layer, i), "0"), h.current_gain, control=f"vs{layer}_{i}")
+                if sense_sources:
+                    circuit.add("V", f"vs{layer}_{i}", (f"a{layer}_{i}", f"s{layer}_{i}"), 0.0)
+                    circuit.add("F", f"f{layer}_{i}", (node(layer, i), "0"), h.current_gain,
+                                control=f"vs{layer}_{i}")
+                else:
+                    circuit.add("F", f"f{layer}_{i}", (node(layer, i), "0"), -h.current_gain,
+                                control=f"e{layer}_{i}")
 
     def terminal(layer, i):
         if 1 <= layer <= len(arch.hidden) and arch.hidden[layer - 1].amplifier_gain is not None:
-            return f"s{layer}_{i}"
+            return f"s{layer}_{i}" if sense_sources else f"a{layer}_{i}"
         return node(layer, i)
 
     # crossbars
@@ -201,10 +230,10 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
             _add_wired_crossbar(circuit, a, b, resistance, wire, [terminal(a, i) for i in range(sizes[a])],
                                 [node(b, j) for j in range(sizes[b])], *line_orders(arch, (a, b)))
             continue
-        for i in range(sizes[a]):
-            src = terminal(a, i)
-            for j in range(sizes[b]):
-                circuit.add("R", f"r{a}_{b}_{i}_{j}", (src, node(b, j)), resistance[i, j])
+        rows, cols = range(sizes[a]), range(sizes[b])
+        sources, sinks = [terminal(a, i) for i in rows], [node(b, j) for j in cols]
+        circuit.extend("R", [f"r{a}_{b}_{i}_{j}" for i in rows for j in cols],
+                       [(src, sink) for src in sources for sink in sinks], resistance)
 
     # outputs with nudging current sources
     last = len(sizes) - 1

@@ -104,6 +104,9 @@ def render(circuit: Circuit, dialect: str = "ngspice", *, options: dict | None =
         for key in options:
             if not (isinstance(key, str) and key.isalnum()):
                 raise ValueError(f"unsafe option name {key!r}")
+    if dialect != "ngspice" and any(e.kind == "F" and not e.control.startswith("v") for e in circuit.elements):
+        raise ValueError(f"this circuit was built with sense_sources=False (a CCCS senses a VCVS), which only "
+                         f"ngspice accepts; build it with sense_sources=True to write {dialect}")
     lines = _spectre_lines(circuit, analysis) if dialect == "spectre" else _spice_lines(
         circuit, dialect, options, analysis)
     return "\n".join(lines) + "\n"
