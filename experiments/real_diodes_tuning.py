@@ -1,0 +1,60 @@
+"""Tune the 1N4148 Kendall-size run on a validation split, not on the test set.
+
+Run:  .venv/bin/python experiments/real_diodes_tuning.py [--epochs 10]
+
+Trains 784-100-10 (1568-100-20 nodes plus 2 bias inputs) with 1N4148 neurons and inputs x30 on the first
+50,000 MNIST training images and scores it on the last 10,000 (validation), for a few learning rates and
+targets around the setting of ``real_diodes_kendall.sh`` (lr 300, target 1 V), fast solver.  One JSON file
+per setting in ``experiments/results/real_diodes/tuning/`` is written atomically when its run ends; each
+run checkpoints, so an interrupted tuning resumes where it stopped.  The test set is not read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from circuitprop.datasets import load_split
+from circuitprop.learning import EPTrainer
+from circuitprop.network import atomic_write_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "experiments/results/real_diodes/tuning"
+SETTINGS = {  # name: (learning rate, target volts)
+    "lr300-t1.0": (300.0, 1.0),
+    "lr300-t1.5": (300.0, 1.5),
+    "lr150-t1.0": (150.0, 1.0),
+    "lr600-t1.0": (600.0, 1.0),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--only", nargs="*", help="names of settings to run (default: all)")
+    args = parser.parse_args()
+    X, y = load_split("mnist", "train")
+    X_fit, y_fit, X_val, y_val = X[:50000], y[:50000], X[50000:], y[50000:]
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, (lr, target) in SETTINGS.items():
+        if args.only and name not in args.only:
+            continue
+        result = OUT / f"{name}-e{args.epochs}.json"
+        if result.exists():
+            print(f"{name}: done ({json.loads(result.read_text())['validation_accuracy'] * 100:.2f} %)")
+            continue
+        trainer = EPTrainer(layers="784-100-10", epochs=args.epochs, g_max=1e-5, seed=0, diode="1n4148",
+                            input_gain=30.0, learning_rate=lr, target=target, verbose=False)
+        start = time.perf_counter()
+        trainer.fit(X_fit, y_fit, X_val, y_val, checkpoint=OUT / f"{name}-e{args.epochs}.ckpt.npz", resume=True)
+        accuracy = trainer.score(X_val, y_val)
+        record = {"setting": name, "learning_rate": lr, "target": target, "epochs": args.epochs,
+                  "validation_accuracy": accuracy, "history": trainer.history_,
+                  "seconds_this_call": time.perf_counter() - start}
+        atomic_write_bytes(result, json.dumps(record, indent=1).encode())
+        print(f"{name}: validation accuracy {accuracy * 100:.2f} %", flush=True)
+
+
+if __name__ == "__main__":
+    main()
