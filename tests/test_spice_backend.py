@@ -248,3 +248,21 @@ def test_parallel_workers_give_the_one_process_solution_and_survive_a_dead_worke
         parallel.close()
     with pytest.raises(ValueError, match="workers"):
         SpiceBackend(workers=0)
+
+
+def test_worker_processes_are_recycled_with_the_same_results():
+    net = _amplified_1n4148_network()
+    rng = np.random.default_rng(5)
+    x, currents = rng.uniform(0, 3, (4, 6)), rng.normal(0, 2e-5, (4, 6))
+    backend = SpiceBackend(options=SpiceOptions.tight(), workers=2)
+    backend.recycle_after = 2
+    try:
+        first = backend.solve(net, x, currents)
+        pids = [c.process.pid for c in backend._children]
+        backend.solve(net, x, currents)
+        assert [c.process.pid for c in backend._children] == pids  # 2 calls each: not yet
+        third = backend.solve(net, x, currents)
+        assert all(c.process.pid not in pids for c in backend._children)  # replaced before the third
+        assert np.max(np.abs(third.flat() - first.flat())) < 1e-12
+    finally:
+        backend.close()
