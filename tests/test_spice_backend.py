@@ -216,13 +216,14 @@ def test_cccs_sensing_its_vcvs_is_the_same_circuit_as_with_a_sense_source():
 
 def test_cached_sweep_netlist_equals_a_full_rendering_for_a_new_network():
     from circuitprop.backends.spice import _SweepNetlist
+    from circuitprop.netlist.circuit import build_circuit
     net = _amplified_1n4148_network(seed=4)
     other = _amplified_1n4148_network(seed=9)  # same architecture, other conductances
     template = _SweepNetlist(net, SpiceOptions().simulator_options())
     rng = np.random.default_rng(3)
     folded = {1: rng.normal(0, 1e-5, (4, 5))}
     currents = rng.normal(0, 1e-6, (4, 6))
-    assert template.text(other, folded, currents) == template._render(other, folded, currents)
+    assert template.text(other, folded, currents) == template._render(build_circuit(other, fold_inputs=True, sense_sources=False), folded, currents)
     assert template.text(other, folded, currents) != template.text(net, folded, currents)
 
 

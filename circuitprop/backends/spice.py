@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..energy import current_scale, kcl_residual, max_abs_residual, node_conductances
-from ..netlist.circuit import Circuit, build_circuit, fmt, node
+from ..netlist.circuit import Circuit, build_circuit, node
 from ..netlist.writers import render
 from ..network import DiodeModel, Network, NetworkError, replace
 from .base import ConvergenceError, Solution
@@ -231,8 +231,9 @@ class SpiceBackend:
     workers : int
         With ``workers > 1``, each batch is split into contiguous shares solved at once by that many worker
         processes, each with its own ngspice (ngspice is not re-entrant) limited to one OpenMP thread
-        (ngspice's threads spin and would slow the other workers down: 3x, measured on 2 cores).  Results are identical to ``workers=1`` up to ngspice's tolerances (each share starts its
-        sweep from its own first sample).  Children ignore Ctrl-C (the caller decides when to stop) and
+        (ngspice's threads spin and would slow the other workers down: 3x, measured on 2 cores).  Results
+        are identical to ``workers=1`` up to ngspice's tolerances (each share starts its sweep from its own
+        first sample).  Children ignore Ctrl-C (the caller decides when to stop) and
         exit with this process or on :meth:`close`.
     """
 
@@ -269,7 +270,7 @@ class SpiceBackend:
             pass
 
     def _parallel(self, network, inputs, currents) -> Solution:
-        """Solve contiguous shares of the batch in this process and in the worker processes at once."""
+        """Solve contiguous shares of the batch in the worker processes at once (recycled, see ``recycle_after``)."""
         batch = currents.shape[0]
         shares = [s for s in np.array_split(np.arange(batch), min(self.workers, batch)) if s.size]
         for index, child in enumerate(self._children):
@@ -421,11 +422,10 @@ class _SweepNetlist:
 
     def __init__(self, network: Network, options: dict):
         self.options = options
-        full = self._render(network, *self._drives(network))
         circuit = build_circuit(network, fold_inputs=True, sense_sources=False)
+        full = self._render(circuit, *self._drives(network))
         self.swept = [e for e in circuit.elements if e.name.startswith(("if", "iout"))]
-        lines = render(circuit, "ngspice", options=options, analysis=False).splitlines()
-        self.lines = [ln for ln in lines if ln.split(" ", 1)[0] not in {e.name for e in self.swept}]
+        self.lines = self._lines_without(circuit, {e.name for e in self.swept})
         index = {ln.split(" ", 1)[0]: k for k, ln in enumerate(self.lines) if not ln.startswith(("*", "."))}
         self.slots = []  # (first line, conductance key, folded?) in the order build_circuit writes them
         for (a, b), g in network.conductances.items():
@@ -446,14 +446,18 @@ class _SweepNetlist:
         folded = {b: rng.normal(size=(2, sizes[b])) for (a, b) in network.conductances if a == 0}
         return folded, rng.normal(size=(2, sizes[-1]))
 
-    def _render(self, network, folded, currents) -> str:
-        """The reference: a full rendering through :func:`build_circuit` (slow)."""
-        circuit = build_circuit(network, fold_inputs=True, sense_sources=False)
+    def _render(self, circuit, folded, currents) -> str:
+        """The reference: a full rendering of ``circuit`` (from :func:`build_circuit`; slow)."""
         swept = self._tables_of(folded, currents)
         tables = [self._table(e, swept[e.name]) for e in circuit.elements if e.name in swept]
-        circuit.elements = [e for e in circuit.elements if e.name not in swept]
-        lines = render(circuit, "ngspice", options=self.options, analysis=False).splitlines()
+        lines = self._lines_without(circuit, swept)
         return "\n".join(lines[:-1] + tables + ["vsweepx sweepx 0 DC 0", lines[-1]])
+
+    def _lines_without(self, circuit, names) -> list:
+        """Netlist lines of ``circuit`` without the elements named in ``names`` (they become tables)."""
+        kept = Circuit(circuit.title, [e for e in circuit.elements if e.name not in names], circuit.models,
+                       circuit.parameters, circuit.comments, circuit.options)
+        return render(kept, "ngspice", options=self.options, analysis=False).splitlines()
 
     @staticmethod
     def _tables_of(folded, currents) -> dict:
