@@ -345,85 +345,137 @@ def _newton_kernel():
     global _NEWTON
     if _NEWTON is not None:
         return _NEWTON
-    import math
-
     import numba
 
-    @numba.njit(inline="always")
-    def exp_limited(x, limit, negligible):
-        if x < negligible:
-            return 0.0, 0.0
-        if x > limit:
-            e = math.exp(limit)
-            return e * (1.0 + (x - limit)), e
-        e = math.exp(x)
-        return e, e
+    jit = numba.njit(inline="always", error_model="numpy")
 
-    def newton(coef, drive, v_low, v_high, isat, nvt, limit, xtol, max_iter, negligible, out):
+    @jit
+    def omega(z):
+        """Wright omega ``w + ln(w) = z`` for real ``z`` (relative error ~1e-15; tested against scipy).
+
+        Initial guesses of Lawrence, Corless & Jeffrey (ACM TOMS 38, 2012, Algorithm 917): a series in
+        ``exp(z)`` below -2, a Taylor series at 1 up to 1, the asymptotic series above; then their
+        fourth-order (Fritsch) correction, once, or twice between -2 and 4 where the guesses are poorer.
+        """
+        if z < -2.0:
+            e = math.exp(z)
+            if e < 1e-17:  # w = e (1 - e + ...) to machine precision
+                return e
+            w = e * (1.0 + e * (-1.0 + e * (1.5 + e * (-8.0 / 3.0 + e * 125.0 / 24.0))))
+            iterations = 1
+        elif z <= 1.0:
+            t = z - 1.0
+            w = 1.0 + t * (0.5 + t * (1.0 / 16.0 + t * (-1.0 / 192.0 + t * (-1.0 / 3072.0 + t * 13.0 / 61440.0))))
+            iterations = 2
+        else:
+            log_z = math.log(z)
+            inv = 1.0 / z
+            w = z - log_z + log_z * inv * (1.0 + inv * (0.5 * log_z - 1.0)
+                                            + inv * inv * (log_z * log_z / 3.0 - 1.5 * log_z + 1.0))
+            iterations = 2 if z < 4.0 else 1
+        for _ in range(iterations):
+            r = z - w - math.log(w)
+            wp1 = 1.0 + w
+            q = wp1 * (wp1 + 2.0 * r / 3.0) if wp1 < 1e150 else wp1 * wp1
+            w = w * (1.0 + r / wp1 * (1.0 + 0.5 * r / (q - r)))
+        return w
+
+    @jit
+    def diode_iv(v, isat, nvt, rs, log_k, limit):
+        """Current (A) and conductance (S) of a diode at forward voltage ``v`` (V), as energy.diode_current."""
+        if rs > 0.0:
+            w = omega(log_k + (v + isat * rs) / nvt)
+            return nvt / rs * w - isat, w / ((1.0 + w) * rs)
+        x = v / nvt
+        if x > limit:  # the model's linear continuation of the exponential (never overflows)
+            e = math.exp(limit)
+            return isat * (e * (1.0 + (x - limit)) - 1.0), isat * e / nvt
+        e = math.exp(x)
+        return isat * (e - 1.0), isat * e / nvt
+
+    def newton(coef, log_beta_isat, drive, v_low, v_high, isat, nvt, rs, log_k, limit, xtol, max_iter,
+               negligible, out):
         batch, n = drive.shape
         for s in numba.prange(batch):
             for k in range(n):
                 c = coef[k]
-                d = drive[s, k]
-                v_lin = d / c
-                lower = min(v_lin, v_low)
-                upper = max(v_lin, v_high)
-                # initial guess: the diode that conducts carries the excess current at its knee
-                if v_lin > v_high:
-                    x = v_high + nvt * math.log1p((d - c * v_high) / isat)
-                elif v_lin < v_low:
-                    x = v_low - nvt * math.log1p((c * v_low - d) / isat)
-                else:
-                    x = v_lin
-                    if (x - v_high) / nvt < negligible and (v_low - x) / nvt < negligible:
-                        out[s, k] = x  # both diodes move the node by less than xtol: the linear solution
-                        continue
-                x = min(max(x, lower), upper)
-                for _ in range(max_iter):
-                    e_hi, de_hi = exp_limited((x - v_high) / nvt, limit, negligible)
-                    e_lo, de_lo = exp_limited((v_low - x) / nvt, limit, negligible)
-                    f = c * x - d + isat * (e_hi - e_lo)
+                if drive[s, k] >= c * 0.5 * (v_low + v_high):  # the upper diode conducts (if any does)
+                    sign, dd, hi, lo = 1.0, drive[s, k], v_high, v_low
+                else:  # the lower one: the mirror image y = -V has the same equation
+                    sign, dd, hi, lo = -1.0, -drive[s, k], -v_low, -v_high
+                # Closed form: the conducting diode exactly, the other one at its saturation current (-IS).
+                # c*y - (dd - IS) + i(y - hi) = 0 with i = IS*(exp((y - hi - RS*i)/nVt) - 1) is
+                # beta*(i + IS) = omega(z): one Wright omega, no iteration.
+                shifted = dd - isat
+                beta = (1.0 / c + rs) / nvt
+                w = omega(log_beta_isat[k] + (shifted / c - hi) / nvt + beta * isat)
+                current = w / beta - isat
+                y = (shifted - current) / c
+                exponent_other = (lo - y) / nvt
+                exact = rs > 0.0 or (y - hi) / nvt <= limit
+                if exponent_other < negligible and exact:
+                    out[s, k] = sign * y  # the other diode's exponential moves the node by less than xtol
+                    continue
+                # One Newton step on the full equation; its error is below step**2 / (2 nVt) (|f''/f'| <= 1/nVt
+                # for a diode), so the step is accepted when that is below xtol.
+                lower = min(dd / c, lo)
+                upper = max(dd / c, hi)
+                x = min(max(y, lower), upper)
+                for iteration in range(max_iter):
+                    i_hi, g_hi = diode_iv(x - hi, isat, nvt, rs, log_k, limit)
+                    i_lo, g_lo = diode_iv(lo - x, isat, nvt, rs, log_k, limit)
+                    f = c * x - dd + i_hi - i_lo
                     if f > 0:
                         upper = x
                     else:
                         lower = x
-                    step = f / (c + isat * (de_hi + de_lo) / nvt)
+                    step = f / (c + g_hi + g_lo)
                     new = x - step
                     if not (lower <= new <= upper):  # Newton left the bracket: bisect
                         new = 0.5 * (lower + upper)
-                    done = abs(new - x) <= xtol * (1.0 + abs(new)) or upper - lower <= xtol
+                        done = upper - lower <= xtol
+                    elif iteration == 0 and exact:
+                        done = step * step <= nvt * xtol * (1.0 + abs(new))
+                    else:
+                        done = abs(step) <= xtol * (1.0 + abs(new)) or upper - lower <= xtol
                     x = new
                     if done:
                         break
-                out[s, k] = x
+                out[s, k] = sign * x
     # the same loop twice: threads for large layers, none for small ones (waking threads costs more there)
-    _NEWTON = (numba.njit(parallel=True, cache=True, nogil=True)(newton),
-               numba.njit(parallel=False, cache=True, nogil=True)(newton))
+    _NEWTON = (numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")(newton),
+               numba.njit(parallel=False, cache=True, nogil=True, error_model="numpy")(newton),
+               numba.njit(cache=True, error_model="numpy")(omega.py_func))
     return _NEWTON
 
 
 def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype):
-    """Node voltages (V) of a layer of Shockley neurons (two diodes without series resistance) solving
-    ``coef*V - drive + i_neuron(V) = 0`` elementwise, by safeguarded scalar Newton in one parallel pass.
+    """Node voltages (V) of a layer of Shockley neurons (two diodes, with or without series resistance)
+    solving ``coef*V - drive + i_neuron(V) = 0`` elementwise, in one parallel pass.
 
-    The initial guess is the knee of the conducting diode (``V = v_high + N V_T log1p(excess/IS)``) or the
-    linear solution between the knees, so 2 to 4 iterations suffice.  A diode is not evaluated when its
-    exponential term ``IS exp(x)`` would move the node by less than ``xtol`` (``IS exp(x) < xtol * min(coef)``)
-    or rounds away (``x < -40``); a node where both diodes are that far from conducting is the linear solution.  Returns ``None`` when numba is not
-    available or the diode has a series resistance (the caller then uses its numpy iteration).
+    Each node is first solved in closed form: with the other diode carrying its saturation current, the
+    node equation is a Lambert-W equation, ``beta*(i + IS) = omega(z)`` (Wright omega, evaluated to ~1e-15
+    by a series and one or two fourth-order corrections: two logarithms, no iteration).  When the other
+    diode's exponential would move the node by more than ``xtol`` (``IS exp(x) > xtol * coef``), one Newton
+    step on the full equation follows, accepted when its error bound ``step**2 / (2 N V_T)`` is below
+    ``xtol``; otherwise a safeguarded Newton iteration (bisection inside a bracket) finishes.  Returns
+    ``None`` when numba is not available (the caller then uses its numpy iteration).
     """
-    if not _numba_available() or diode.series_resistance > 0:
+    if not _numba_available():
         return None
     from .energy import EXP_LIMIT
     coef = np.ascontiguousarray(coef, dtype=np.float64)
     drive = np.ascontiguousarray(drive, dtype=np.float64)
     out = np.empty(drive.shape, dtype=np.float64)
     nvt = diode.emission_coefficient * diode.thermal_voltage
-    parallel, serial = _newton_kernel()
+    isat = float(diode.saturation_current)
+    rs = float(diode.series_resistance)
+    parallel, serial, _ = _newton_kernel()
     kernel = parallel if drive.size >= PARALLEL_MIN_SIZE else serial
     coef_row = np.broadcast_to(coef, drive.shape[-1:]).copy()
-    negligible = max(_NEGLIGIBLE_EXPONENT, math.log(xtol * float(coef_row.min()) / diode.saturation_current))
-    kernel(coef_row, drive.reshape(-1, drive.shape[-1]), float(v_low), float(v_high),
-           float(diode.saturation_current), float(nvt), float(EXP_LIMIT), float(xtol), 200, negligible,
-           out.reshape(-1, drive.shape[-1]))
+    negligible = max(_NEGLIGIBLE_EXPONENT, math.log(xtol * float(coef_row.min()) / isat))
+    log_beta_isat = np.log(isat * (1.0 / coef_row + rs) / nvt)
+    log_k = math.log(isat * rs / nvt) if rs > 0 else 0.0
+    kernel(coef_row, log_beta_isat, drive.reshape(-1, drive.shape[-1]), float(v_low), float(v_high), isat,
+           float(nvt), rs, log_k, float(EXP_LIMIT), float(xtol), 200, negligible, out.reshape(-1, drive.shape[-1]))
     return out.astype(dtype, copy=False)

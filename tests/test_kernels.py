@@ -118,18 +118,42 @@ def test_float32_training_end_to_end(rng, tmp_path):
     assert resumed.network_.dtype == np.float32 and resumed.dtype == "float32"
 
 
-@pytest.mark.parametrize("n, isat", [(1.0, 1e-12), (1.906, 4.352e-9), (0.05, 1e-14)])
-def test_numba_shockley_newton_matches_the_numpy_iteration_and_kcl(rng, n, isat):
+@pytest.mark.parametrize("n, isat, rs, v_low, v_high", [
+    (1.0, 1e-12, 0.0, 0.0, 1.0), (1.906, 4.352e-9, 0.0, 0.0, 1.0), (0.05, 1e-14, 0.0, 0.0, 1.0),
+    (1.906, 4.352e-9, 0.6458, 0.0, 1.0),  # the 1N4148 card
+    (1.906, 4.352e-9, 0.6458, 0.267, 0.733),  # its compensated bias: both diodes conduct between the knees
+    (1.0, 1e-9, 50.0, 0.49, 0.51),  # a narrow window: the one-step correction is not enough, Newton finishes
+])
+def test_numba_shockley_solve_matches_the_numpy_iteration_and_kcl(rng, n, isat, rs, v_low, v_high):
     from circuitprop.energy import neuron_current
     from circuitprop.kernels import shockley_neurons
     from circuitprop.network import DiodeModel
-    diode = DiodeModel("shockley", saturation_current=isat, emission_coefficient=n)
+    diode = DiodeModel("shockley", saturation_current=isat, emission_coefficient=n, series_resistance=rs)
     net = random_network("5-40-3", diode=diode)
     prepared = FastBackend().prepare(net)
-    coef = rng.uniform(1e-6, 1e-4, 40)
-    drive = coef * rng.uniform(-3.0, 4.0, (16, 40))  # linear solutions far below, inside and far above the knees
-    fast = shockley_neurons(coef, drive, 0.0, 1.0, diode, 1e-13, np.float64)
-    slow = prepared._newton(coef, drive, 0.0, 1.0, np.full(drive.shape, 0.5))
+    coef = np.concatenate([rng.uniform(1e-6, 1e-4, 20), rng.uniform(1e-4, 1e-2, 20)])
+    # linear solutions far below, inside and far above the knees, and a dense sweep across the window
+    drive = coef * np.concatenate([rng.uniform(-3.0, 4.0, (16, 40)),
+                                   np.linspace(v_low - 0.3, v_high + 0.3, 64)[:, None] + np.zeros(40)])
+    fast = shockley_neurons(coef, drive, v_low, v_high, diode, 1e-13, np.float64)
+    slow = prepared._newton(coef, drive, v_low, v_high, np.full(drive.shape, 0.5 * (v_low + v_high)))
     np.testing.assert_allclose(fast, slow, atol=1e-11)
-    residual = coef * fast - drive + neuron_current(fast, 0.0, 1.0, diode)[0]
-    assert np.max(np.abs(residual)) < 1e-12 * np.max(np.abs(drive)) + 1e-16
+    current, conductance = neuron_current(fast, v_low, v_high, diode)
+    residual = coef * fast - drive + current
+    # KCL to the rounding of the terms, i.e. the node is within ~1e-13 V of its root
+    scale = np.abs(coef * fast) + np.abs(drive) + np.abs(current)
+    assert np.max(np.abs(residual) / (coef + conductance)) < 2e-13
+    assert np.max(np.abs(residual) / scale) < 1e-12
+
+
+def test_wright_omega_of_the_kernel_matches_scipy():
+    from scipy.special import wrightomega
+    from circuitprop.kernels import _newton_kernel
+    omega = _newton_kernel()[2]
+    z = np.concatenate([np.linspace(-800, 800, 20001), np.linspace(-5, 5, 20001), np.logspace(0, 300, 500)])
+    ours = np.array([omega(v) for v in z])
+    ref = np.real(wrightomega(z))
+    ok = ref > 1e-300
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_allclose(ours[ok], ref[ok], rtol=1e-14)
+    assert np.all(ours[~ok] < 1e-300)
