@@ -30,7 +30,8 @@ import networkx as nx
 import numpy as np
 
 from ..energy import neuron_current, node_conductances
-from ..kernels import crossbar_sums, shockley_neurons
+from ..kernels import crossbar_sums
+from ..shockley import shockley_neurons
 from ..network import Network
 from .base import ConvergenceError, Solution
 

@@ -1,0 +1,434 @@
+"""Node voltages of a layer of Shockley neurons, in closed form (Wright omega) and in SIMD (numba).
+
+A hidden neuron is two diodes (saturation current ``IS``, emission coefficient ``N``, series resistance
+``RS``) to bias sources at ``v_low`` and ``v_high``.  With the rest of the circuit fixed (one Gauss-Seidel
+step of the fast solver), a node sees a conductance ``c`` to ground and a drive current ``d``, and its
+voltage solves::
+
+    c V - d + i(V - v_high) - i(v_low - V) = 0,     i(v) = IS (exp((v - RS i) / (N V_T)) - 1).
+
+**Closed form.**  Only one diode conducts at a time: the upper one when ``d/c`` is above the midpoint
+of the biases, else the lower one (the mirror image ``y = -V`` has the same equation).  With the other
+diode at its saturation current ``-IS``, the equation is of Lambert-W type::
+
+    beta (i + IS) = omega(z),   beta = (1/c + RS) / (N V_T),
+    z = ln(beta IS) + ((d - IS)/c - v_high) / (N V_T) + beta IS,
+
+with ``omega`` the Wright omega function (``omega + ln omega = z``); then ``V = (d - IS - i) / c``.  When
+the other diode's exponential would move the node by more than ``xtol`` volts, one Newton step on the
+full equation follows; its error is below ``step**2 / (2 N V_T)`` (``|f''/f'| <= 1/(N V_T)`` for a
+diode), so it is accepted when that bound is below ``xtol``.  Otherwise (both diodes conducting hard:
+a bias window of a few ``N V_T``) a safeguarded Newton iteration finishes.
+
+**SIMD.**  ``math.exp`` and ``math.log`` are scalar library calls (5-7 ns each here), and they were the
+cost of the solve.  The main kernel evaluates ``exp`` and ``log`` with branch-free polynomials
+(Cody-Waite reduction, exponent bits set through an integer view of the array) that LLVM vectorises,
+over rows of the batch, and computes ``omega`` for every node with the same fixed sequence (initial
+guess of Lawrence, Corless & Jeffrey, ACM TOMS 38 (2012), Algorithm 917, and two fourth-order
+corrections).  Nodes that need more than the closed form and one correction are finished by the scalar
+path.  The results agree with the numpy Newton iteration of :mod:`circuitprop.backends.fast` to 1e-11 V
+and satisfy KCL to rounding (``tests/test_shockley.py``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .kernels import PARALLEL_MIN_SIZE, _numba_available
+
+#: Below this exponent a diode's ``exp`` is skipped: ``IS*(exp(x) - 1)`` rounds to ``-IS`` exactly in float64.
+NEGLIGIBLE_EXPONENT = -40.0
+
+_KERNELS = None
+
+# exp: x = k ln2 + r, |r| <= ln2/2, exp(r) by its Taylor series to degree 13 (truncation < 1e-17)
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_SHIFT = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer held in the low mantissa bits
+_SHIFT_BITS = int(np.array([_SHIFT]).view(np.int64)[0])
+_EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(14))
+# log: x = 2**e m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1)/(m + 1), |s| <= 0.1716
+_MANTISSA = 0x000FFFFFFFFFFFFF
+_ONE_BITS = 0x3FF0000000000000
+_SQRT2_BITS = int(np.array([math.sqrt(2.0)]).view(np.int64)[0]) & 0x000FFFFFFFFFFFFF
+_ATANH = tuple(2.0 / (2 * k + 1) for k in range(11))
+#: fast-math flags that keep the exponent trick exact (no reassociation) and inf/nan semantics
+_FASTMATH = {"contract", "arcp", "nsz"}
+
+
+def _build():
+    global _KERNELS
+    if _KERNELS is not None:
+        return _KERNELS
+    import numba
+
+    scalar = numba.njit(inline="always", error_model="numpy")
+
+    @scalar
+    def omega_log(z):
+        """Wright omega ``w + ln(w) = z`` for real ``z``, and ``ln(w)`` (relative error ~1e-15; tested
+        against scipy).  ``ln(w)`` is returned because ``z - w`` loses digits when ``w`` is large."""
+        if z < -2.0:
+            e = math.exp(z)
+            if e < 1e-17:  # w = e (1 - e + ...) to machine precision
+                return e, z
+            w = e * (1.0 + e * (-1.0 + e * (1.5 + e * (-8.0 / 3.0 + e * 125.0 / 24.0))))
+            iterations = 1
+        elif z <= 1.0:
+            t = z - 1.0
+            w = 1.0 + t * (0.5 + t * (1.0 / 16.0 + t * (-1.0 / 192.0 + t * (-1.0 / 3072.0 + t * 13.0 / 61440.0))))
+            iterations = 2
+        else:
+            log_z = math.log(z)
+            inv = 1.0 / z
+            w = z - log_z + log_z * inv * (1.0 + inv * (0.5 * log_z - 1.0)
+                                            + inv * inv * (log_z * log_z / 3.0 - 1.5 * log_z + 1.0))
+            iterations = 2 if z < 4.0 else 1
+        log_w = 0.0
+        for _ in range(iterations):
+            log_w = math.log(w)
+            delta = _fritsch(z, w, log_w)
+            w = w * (1.0 + delta)
+            log_w += delta * (1.0 - delta * (0.5 - delta / 3.0))  # + log1p(delta), |delta| << 1
+        return w, log_w
+
+    @scalar
+    def omega(z):
+        return omega_log(z)[0]
+
+    @scalar
+    def _fritsch(z, w, log_w):
+        """Relative correction of ``w`` towards ``omega(z)``, fourth order (Fritsch, Shafer & Crowley)."""
+        r = z - w - log_w
+        wp1 = 1.0 + w
+        if wp1 > 1e150:  # q would overflow; the correction is r / (1 + w) there
+            return r / wp1
+        q = wp1 * (wp1 + 2.0 * r / 3.0)
+        return r * (q - 0.5 * r) / (wp1 * (q - r))
+
+    @scalar
+    def diode_iv(v, isat, nvt, rs, log_k, limit):
+        """Current (A) and conductance (S) of a diode at forward voltage ``v`` (V), as energy.diode_current."""
+        if rs > 0.0:
+            w = omega(log_k + (v + isat * rs) / nvt)
+            return nvt / rs * w - isat, w / ((1.0 + w) * rs)
+        x = v / nvt
+        if x > limit:  # the model's linear continuation of the exponential (never overflows)
+            e = math.exp(limit)
+            return isat * (e * (1.0 + (x - limit)) - 1.0), isat * e / nvt
+        e = math.exp(x)
+        return isat * (e - 1.0), isat * e / nvt
+
+    @numba.njit(error_model="numpy")
+    def node(c, d, log_beta_isat, v_low, v_high, isat, nvt, rs, log_k, limit, xtol, max_iter, negligible):
+        """Voltage (V) of one node: closed form, then Newton on the full equation when needed."""
+        if d >= c * 0.5 * (v_low + v_high):  # the upper diode conducts (if any does)
+            sign, dd, hi, lo = 1.0, d, v_high, v_low
+        else:  # the lower one: the mirror image y = -V has the same equation
+            sign, dd, hi, lo = -1.0, -d, -v_low, -v_high
+        shifted = dd - isat
+        beta = (1.0 / c + rs) / nvt
+        w, log_w = omega_log(log_beta_isat + (shifted / c - hi) / nvt + beta * isat)
+        current = w / beta - isat
+        # the diode's junction voltage nVt ln((i + IS)/IS) plus RS i (no cancellation when it conducts hard)
+        y = hi + nvt * (log_w - log_beta_isat) + rs * current
+        exact = rs > 0.0 or (y - hi) / nvt <= limit
+        if (lo - y) / nvt < negligible and exact:
+            return sign * y  # the other diode's exponential moves the node by less than xtol
+        lower = min(dd / c, lo)
+        upper = max(dd / c, hi)
+        x = min(max(y, lower), upper)
+        for iteration in range(max_iter):
+            i_hi, g_hi = diode_iv(x - hi, isat, nvt, rs, log_k, limit)
+            i_lo, g_lo = diode_iv(lo - x, isat, nvt, rs, log_k, limit)
+            f = c * x - dd + i_hi - i_lo
+            if f > 0:
+                upper = x
+            else:
+                lower = x
+            step = f / (c + g_hi + g_lo)
+            new = x - step
+            if not (lower <= new <= upper):  # Newton left the bracket: bisect
+                new = 0.5 * (lower + upper)
+                done = upper - lower <= xtol
+            elif iteration == 0 and exact:  # from the closed form: error below step**2 / (2 nVt)
+                done = step * step <= nvt * xtol * (1.0 + abs(new))
+            else:
+                done = abs(step) <= xtol * (1.0 + abs(new)) or upper - lower <= xtol
+            x = new
+            if done:
+                break
+        return sign * x
+
+    def scalar_rows(coef, log_beta_isat, drive, v_low, v_high, isat, nvt, rs, log_k, limit, xtol, max_iter,
+                    negligible, out):
+        batch, n = drive.shape
+        for s in numba.prange(batch):
+            for k in range(n):
+                out[s, k] = node(coef[k], drive[s, k], log_beta_isat[k], v_low, v_high, isat, nvt, rs, log_k,
+                                 limit, xtol, max_iter, negligible)
+
+    vector = numba.njit(inline="always", error_model="numpy", fastmath=_FASTMATH)
+
+    @vector
+    def vexp(x, out, bits_buffer):
+        """``out = exp(min(max(x, -708), 709))`` elementwise (relative error ~2e-16), vectorisable."""
+        t_bits = bits_buffer.view(np.int64)
+        out_bits = out.view(np.int64)
+        for i in range(x.size):
+            xi = min(max(x[i], -708.0), 709.0)
+            t = xi * _LOG2E + _SHIFT
+            bits_buffer[i] = t
+            k = t - _SHIFT
+            r = (xi - k * _LN2_HI) - k * _LN2_LO
+            p = _EXP_TAYLOR[13]
+            p = _EXP_TAYLOR[12] + r * p
+            p = _EXP_TAYLOR[11] + r * p
+            p = _EXP_TAYLOR[10] + r * p
+            p = _EXP_TAYLOR[9] + r * p
+            p = _EXP_TAYLOR[8] + r * p
+            p = _EXP_TAYLOR[7] + r * p
+            p = _EXP_TAYLOR[6] + r * p
+            p = _EXP_TAYLOR[5] + r * p
+            p = _EXP_TAYLOR[4] + r * p
+            p = _EXP_TAYLOR[3] + r * p
+            p = _EXP_TAYLOR[2] + r * p
+            p = _EXP_TAYLOR[1] + r * p
+            out[i] = _EXP_TAYLOR[0] + r * p
+        for i in range(x.size):  # times 2**k: add k to the exponent field
+            out_bits[i] = out_bits[i] + ((t_bits[i] - _SHIFT_BITS) << 52)
+
+    @vector
+    def vlog(x, out, mantissa):
+        """``out = log(x)`` elementwise for normal ``x > 0`` (relative error ~2e-16), vectorisable.
+
+        ``out`` may be ``x``; ``mantissa`` is a work array of the same size."""
+        x_bits = x.view(np.int64)
+        out_bits = mantissa.view(np.int64)
+        for i in range(x.size):  # mantissa in [sqrt(1/2), sqrt(2)) as a float, the exponent kept in x's bits
+            b = x_bits[i]
+            m = b & _MANTISSA
+            big = m > _SQRT2_BITS
+            out_bits[i] = m | (_ONE_BITS - (1 << 52) if big else _ONE_BITS)
+        for i in range(x.size):
+            b = x_bits[i]
+            e = np.int32((b >> 52) - 1023 + (1 if (b & _MANTISSA) > _SQRT2_BITS else 0))
+            f = mantissa[i] - 1.0
+            s = f / (2.0 + f)
+            s2 = s * s
+            p = _ATANH[10]
+            p = _ATANH[9] + s2 * p
+            p = _ATANH[8] + s2 * p
+            p = _ATANH[7] + s2 * p
+            p = _ATANH[6] + s2 * p
+            p = _ATANH[5] + s2 * p
+            p = _ATANH[4] + s2 * p
+            p = _ATANH[3] + s2 * p
+            p = _ATANH[2] + s2 * p
+            p = _ATANH[1] + s2 * p
+            ef = np.float64(e)
+            out[i] = ef * _LN2_HI + (s * (_ATANH[0] + s2 * p) + ef * _LN2_LO)
+
+    # The row phases are separate (not inlined) functions: each is one simple loop that LLVM vectorises.
+    phase = numba.njit(error_model="numpy", fastmath=_FASTMATH, nogil=True)
+    vexp_call = phase(vexp.py_func)
+    vlog_call = phase(vlog.py_func)
+
+    @phase
+    def row_arguments(d_row, coef, inv_coef, beta, log_beta_isat, v_low, v_high, isat, inv_nvt, z, a, b):
+        """``z`` of each node (upper diode, or the lower one mirrored); ``a = min(z, 0)``, ``b = max(z, 1)``.
+        Returns the numbers of nodes with ``z > 1`` and with ``-2 <= z < 4`` (integer counts vectorise,
+        a floating-point maximum does not)."""
+        mid = 0.5 * (v_low + v_high)
+        n_big = 0
+        n_mid = 0
+        for k in range(z.size):
+            up = d_row[k] >= coef[k] * mid
+            shifted = (d_row[k] if up else -d_row[k]) - isat
+            hi = v_high if up else -v_low
+            zk = log_beta_isat[k] + (shifted * inv_coef[k] - hi) * inv_nvt + beta[k] * isat
+            z[k] = zk
+            a[k] = min(zk, 0.0)
+            b[k] = max(zk, 1.0)
+            n_big += 1 if zk > 1.0 else 0
+            n_mid += 1 if -2.0 <= zk < 4.0 else 0
+        return n_big, n_mid
+
+    @phase
+    def omega_guess(z, exp_z, log_z, w):
+        """Initial guess of omega(z) (Lawrence et al.): series in exp(z), Taylor at 1, asymptotic series."""
+        for k in range(z.size):
+            zk = z[k]
+            e = max(exp_z[k], 1e-20)  # no subnormal powers (x86 handles them ~100x slower); e < 1e-17 is w = e
+            series = e * (1.0 + e * (-1.0 + e * (1.5 + e * (-8.0 / 3.0 + e * 125.0 / 24.0))))
+            t = zk - 1.0
+            taylor = 1.0 + t * (0.5 + t * (1.0 / 16.0 + t * (-1.0 / 192.0 + t * (-1.0 / 3072.0 + t * 13.0 / 61440.0))))
+            lz = log_z[k]
+            inv = 1.0 / max(zk, 1.0)
+            asymptotic = zk - lz + lz * inv * (1.0 + inv * (0.5 * lz - 1.0) + inv * inv * (lz * lz / 3.0 - 1.5 * lz + 1.0))
+            guess = series if zk < -2.0 else (taylor if zk <= 1.0 else asymptotic)
+            w[k] = min(max(guess, 1e-300), 1e300)
+
+    @phase
+    def omega_correct(z, w, log_w):
+        """One Fritsch correction of ``w``; ``log_w`` holds ln(w) before and is updated to ln(w) after."""
+        for k in range(z.size):
+            r = z[k] - w[k] - log_w[k]
+            wp1 = 1.0 + w[k]
+            q = wp1 * (wp1 + 2.0 * r / 3.0)
+            delta = r * (q - 0.5 * r) / (wp1 * (q - r))
+            w[k] = max(w[k] * (1.0 + delta), 1e-300)
+            log_w[k] += delta * (1.0 - delta * (0.5 - delta / 3.0))
+
+    @phase
+    def row_voltages(d_row, coef, inv_beta, log_beta_isat, v_low, v_high, isat, nvt, inv_nvt, rs, limit, negligible,
+                     z, exp_z, w, log_w, y, other, out_row):
+        """Node voltages from omega (NaN where the closed form is not the model: exponent past the limit);
+        ``other`` = the other diode's exponent (<= 0).  Returns the number of nodes where it is not negligible."""
+        mid = 0.5 * (v_low + v_high)
+        n_other = 0
+        for k in range(z.size):
+            up = d_row[k] >= coef[k] * mid
+            lo = v_low if up else -v_high
+            hi = v_high if up else -v_low
+            tiny = z[k] < -2.0 and exp_z[k] < 1e-17
+            wk = exp_z[k] if tiny else w[k]  # w = exp(z) to machine precision there
+            lw = z[k] if tiny else log_w[k]
+            w[k] = max(wk, 1e-250)  # below that, w / beta is subnormal (slow) and negligible next to IS
+            yk = hi + nvt * (lw - log_beta_isat[k]) + rs * (w[k] * inv_beta[k] - isat)
+            y[k] = yk
+            exact = rs > 0.0 or (yk - hi) * inv_nvt <= limit
+            out_row[k] = (yk if up else -yk) if exact else np.nan
+            exponent = min((lo - yk) * inv_nvt, 0.0)
+            other[k] = exponent
+            n_other += 1 if exponent >= negligible else 0
+        return n_other
+
+    @phase
+    def other_diode_step(d_row, coef, inv_coef, inv_beta, v_low, v_high, isat, nvt, inv_nvt, rs, xtol, negligible, w,
+                         y, other, exp_other, out_row):
+        """One Newton step on the full equation where the other diode matters (NaN where it is not enough)."""
+        mid = 0.5 * (v_low + v_high)
+        for k in range(y.size):
+            up = d_row[k] >= coef[k] * mid
+            sign = 1.0 if up else -1.0
+            dd = sign * d_row[k]
+            hi = v_high if up else -v_low
+            lo = v_low if up else -v_high
+            yk = y[k]
+            j = w[k] * inv_beta[k]  # i + IS of the conducting diode
+            eo = max(exp_other[k], 1e-250)  # (no subnormals) the other diode without RS (its RS term is checked negligible below)
+            f = coef[k] * yk - dd + (j - isat) - isat * (eo - 1.0)
+            step = f / (coef[k] + j / (nvt + rs * j) + isat * eo * inv_nvt)
+            new = yk - step
+            ok = (step * step <= nvt * xtol * (1.0 + abs(new)) and isat * eo * rs * inv_nvt <= 1e-6
+                  and min(dd * inv_coef[k], lo) <= new <= max(dd * inv_coef[k], hi))
+            out_row[k] = (sign * new if ok else np.nan) if other[k] >= negligible else out_row[k]
+
+    def vector_rows(coef, inv_coef, beta, inv_beta, log_beta_isat, drive, v_low, v_high, isat, nvt, rs, log_k, limit, xtol,
+                    max_iter, negligible, chunks, out):
+        batch, n = drive.shape
+        inv_nvt = 1.0 / nvt
+        for chunk in numba.prange(chunks):
+            z = np.empty(n)
+            a = np.empty(n)
+            b = np.empty(n)
+            w = np.empty(n)
+            y = np.empty(n)
+            bits = np.empty(n)
+            for s in range(chunk * batch // chunks, (chunk + 1) * batch // chunks):
+                d_row = drive[s]
+                out_row = out[s]
+                n_big, n_mid = row_arguments(d_row, coef, inv_coef, beta, log_beta_isat, v_low, v_high, isat,
+                                             inv_nvt, z, a, b)
+                vexp_call(a, a, bits)  # exp(z), used where z < -2
+                if n_big:
+                    vlog_call(b, b, bits)  # log(z), used where z > 1
+                omega_guess(z, a, b, w)
+                for _ in range(2 if n_mid else 1):  # two corrections only where the guess is poorer
+                    vlog_call(w, b, bits)
+                    omega_correct(z, w, b)
+                n_other = row_voltages(d_row, coef, inv_beta, log_beta_isat, v_low, v_high, isat, nvt, inv_nvt, rs,
+                                       limit, negligible, z, a, w, b, y, z, out_row)  # z: the other exponent now
+                if n_other:  # some nodes need the other diode: one Newton step for those
+                    vexp_call(z, b, bits)
+                    other_diode_step(d_row, coef, inv_coef, inv_beta, v_low, v_high, isat, nvt, inv_nvt, rs, xtol,
+                                     negligible, w, y, z, b, out_row)
+                for k in range(n):  # the rest: scalar path (rare unless the bias window is a few nVt)
+                    if np.isnan(out_row[k]):
+                        out_row[k] = node(coef[k], d_row[k], log_beta_isat[k], v_low, v_high, isat, nvt, rs, log_k,
+                                          limit, xtol, max_iter, negligible)
+
+    options = dict(cache=True, nogil=True, error_model="numpy")
+    _KERNELS = {
+        "scalar": (numba.njit(parallel=True, **options)(scalar_rows), numba.njit(**options)(scalar_rows)),
+        "vector": (numba.njit(parallel=True, fastmath=_FASTMATH, **options)(vector_rows),
+                   numba.njit(fastmath=_FASTMATH, **options)(vector_rows)),
+        "omega": numba.njit(error_model="numpy")(omega.py_func),
+        "vexp": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vexp.py_func),
+        "vlog": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vlog.py_func),
+        "phases": {"row_arguments": row_arguments, "omega_guess": omega_guess, "omega_correct": omega_correct,
+                   "row_voltages": row_voltages, "other_diode_step": other_diode_step, "vexp": vexp_call,
+                   "vlog": vlog_call},
+    }
+    return _KERNELS
+
+
+def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype, method="vector"):
+    """Node voltages (V) of a layer of Shockley neurons (two diodes, with or without series resistance).
+
+    Solves ``coef*V - drive + i_neuron(V) = 0`` elementwise (see the module docstring).
+
+    Parameters
+    ----------
+    coef : ndarray, shape (n,)
+        Total conductance (S) from each node to fixed potentials.
+    drive : ndarray, shape (..., n)
+        Current (A) pushed into each node by those conductances.
+    v_low, v_high : float
+        Bias voltages (V) of the lower and upper diodes.
+    diode : DiodeModel
+        A Shockley diode.
+    xtol : float
+        Accuracy (V) of the node voltages.
+    dtype : numpy dtype
+        Of the result.
+    method : {"vector", "scalar"}
+        SIMD kernel (default) or the scalar closed form for every node (same result to ~1e-15 V).
+
+    Returns
+    -------
+    ndarray or None
+        ``None`` when numba is not available (the caller then uses its numpy iteration).
+    """
+    if not _numba_available():
+        return None
+    from .energy import EXP_LIMIT
+    coef = np.ascontiguousarray(coef, dtype=np.float64)
+    drive = np.ascontiguousarray(drive, dtype=np.float64)
+    flat = drive.reshape(-1, drive.shape[-1])
+    out = np.empty(drive.shape, dtype=np.float64)
+    nvt = diode.emission_coefficient * diode.thermal_voltage
+    isat = float(diode.saturation_current)
+    rs = float(diode.series_resistance)
+    kernels = _build()
+    coef_row = np.broadcast_to(coef, drive.shape[-1:]).copy()
+    negligible = max(NEGLIGIBLE_EXPONENT, math.log(xtol * float(coef_row.min()) / isat))
+    beta = (1.0 / coef_row + rs) / nvt
+    log_beta_isat = np.log(isat * beta)
+    log_k = math.log(isat * rs / nvt) if rs > 0 else 0.0
+    parallel = drive.size >= PARALLEL_MIN_SIZE
+    common = (float(v_low), float(v_high), isat, float(nvt), rs, log_k, float(EXP_LIMIT), float(xtol), 200,
+              negligible)
+    if method == "scalar":
+        kernel = kernels["scalar"][0 if parallel else 1]
+        kernel(coef_row, log_beta_isat, flat, *common, out.reshape(flat.shape))
+    elif method == "vector":
+        kernel = kernels["vector"][0 if parallel else 1]
+        chunks = min(flat.shape[0], 8 if parallel else 1)
+        kernel(coef_row, 1.0 / coef_row, beta, 1.0 / beta, log_beta_isat, flat, *common, chunks, out.reshape(flat.shape))
+    else:
+        raise ValueError(f"method must be 'vector' or 'scalar', got {method!r}")
+    return out.astype(dtype, copy=False)

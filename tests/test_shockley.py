@@ -1,0 +1,78 @@
+"""The Shockley-neuron solve (circuitprop.shockley): closed form, SIMD exp/log, fallbacks, against the numpy
+Newton iteration of the fast backend, KCL and scipy's Wright omega."""
+import math
+
+import numpy as np
+import pytest
+
+from circuitprop.backends import FastBackend
+from circuitprop.energy import neuron_current
+from circuitprop.network import DiodeModel
+from circuitprop.shockley import _build, shockley_neurons
+from conftest import random_network
+
+pytest.importorskip("numba")
+
+CASES = [
+    (1.0, 1e-12, 0.0, 0.0, 1.0), (1.906, 4.352e-9, 0.0, 0.0, 1.0), (0.05, 1e-14, 0.0, 0.0, 1.0),
+    (1.906, 4.352e-9, 0.6458, 0.0, 1.0),  # the 1N4148 card
+    (1.906, 4.352e-9, 0.6458, 0.267, 0.733),  # its compensated bias: both diodes conduct between the knees
+    (1.0, 1e-9, 50.0, 0.49, 0.51),  # a narrow window: one correction is not enough, Newton finishes
+    (1.0, 1e-3, 0.0, 0.0, 1.0),  # huge IS: exponents past the model's linear continuation (EXP_LIMIT)
+]
+
+
+@pytest.mark.parametrize("method", ["vector", "scalar"])
+@pytest.mark.parametrize("n, isat, rs, v_low, v_high", CASES)
+def test_shockley_solve_matches_the_numpy_iteration_and_kcl(rng, method, n, isat, rs, v_low, v_high):
+    diode = DiodeModel("shockley", saturation_current=isat, emission_coefficient=n, series_resistance=rs)
+    prepared = FastBackend().prepare(random_network("5-40-3", diode=diode))
+    coef = np.concatenate([rng.uniform(1e-6, 1e-4, 20), rng.uniform(1e-4, 1e-2, 20)])
+    # linear solutions far below, inside and far above the knees, a dense sweep across the window, extremes
+    drive = coef * np.concatenate([rng.uniform(-3.0, 4.0, (16, 40)),
+                                   np.linspace(v_low - 0.3, v_high + 0.3, 64)[:, None] + np.zeros(40),
+                                   np.array([-1e4, -50.0, 50.0, 1e4])[:, None] + np.zeros(40)])
+    fast = shockley_neurons(coef, drive, v_low, v_high, diode, 1e-13, np.float64, method=method)
+    slow = prepared._newton(coef, drive, v_low, v_high, np.full(drive.shape, 0.5 * (v_low + v_high)))
+    np.testing.assert_allclose(fast, slow, atol=1e-11, rtol=1e-13)
+    current, conductance = neuron_current(fast, v_low, v_high, diode)
+    residual = coef * fast - drive + current
+    scale = np.abs(coef * fast) + np.abs(drive) + np.abs(current)
+    # KCL: the node is within 1e-13 V of its root, up to the rounding of the terms
+    slack = 1e-13 * (coef + conductance) * (1 + np.abs(fast)) + 1e-15 * scale
+    assert np.all(np.abs(residual) <= slack)
+
+
+def test_vector_and_scalar_paths_agree_on_a_large_layer(rng):
+    """The parallel SIMD kernel (batch x nodes above the threading threshold) equals the scalar one."""
+    diode = DiodeModel.from_card("1n4148")
+    coef = rng.uniform(1e-4, 1e-2, 1024)
+    drive = coef * rng.normal(0.5, 0.4, (128, 1024))
+    vector = shockley_neurons(coef, drive, 0.267, 0.733, diode, 1e-13, np.float64, method="vector")
+    scalar = shockley_neurons(coef, drive, 0.267, 0.733, diode, 1e-13, np.float64, method="scalar")
+    np.testing.assert_allclose(vector, scalar, atol=1e-13, rtol=0)
+
+
+def test_wright_omega_matches_scipy():
+    from scipy.special import wrightomega
+    omega = _build()["omega"]
+    z = np.concatenate([np.linspace(-800, 800, 20001), np.linspace(-5, 5, 20001), np.logspace(0, 300, 500)])
+    ours = np.array([omega(v) for v in z])
+    ref = np.real(wrightomega(z))
+    ok = ref > 1e-300
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_allclose(ours[ok], ref[ok], rtol=1e-14)
+    assert np.all(ours[~ok] < 1e-300)
+
+
+def test_simd_exp_and_log_match_numpy(rng):
+    kernels = _build()
+    x = np.concatenate([rng.uniform(-708, 709, 5000), rng.uniform(-1, 1, 5000), [0.0, -708.0, 709.0, 1e-3]])
+    out, work = np.empty_like(x), np.empty_like(x)
+    kernels["vexp"](x, out, work)
+    np.testing.assert_allclose(out, np.exp(x), rtol=4e-16)
+    y = np.concatenate([np.exp(rng.uniform(-690, 700, 5000)), rng.uniform(0.5, 2.0, 5000),
+                        [1.0, math.sqrt(2.0), math.sqrt(0.5), 2.2250738585072014e-308, 1.7e308]])
+    out, work = np.empty_like(y), np.empty_like(y)
+    kernels["vlog"](y, out, work)
+    np.testing.assert_allclose(out, np.log(y), rtol=4e-16, atol=1e-300)
