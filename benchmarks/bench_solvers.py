@@ -15,6 +15,9 @@ Sections
 2. fast solver vs ngspice backend per sample on 1568-100-20.
 3. fast solver throughput on 1568-1024-10 at batch 4, 64, 256 (free + two
    nudged phases), and the same matrix products timed bare with numpy.
+4. one Shockley layer solve (256 x 1024 nodes, the drive of a real sweep): the
+   numpy Newton iteration (the fallback without numba), the scalar closed form
+   and the SIMD closed form of ``circuitprop.shockley``, in ns per node.
 """
 from __future__ import annotations
 
@@ -191,10 +194,55 @@ def section_throughput(quick):
     return results
 
 
+def section_neurons(quick):
+    print("\n## 4. Shockley layer solve, 256 x 1024 nodes (drive of the last free-phase sweep)")
+    import circuitprop.backends.fast as fast_module
+    from circuitprop.shockley import shockley_neurons
+    rng = np.random.default_rng(3)
+    rows = []
+    for label, diode, v_low, v_high, gain in (("generic, bias 0/1 V", DiodeModel(kind="shockley"), 0.0, 1.0, 1.0),
+                                              ("1N4148, compensated bias", DiodeModel.from_card("1n4148"),
+                                               0.267, 0.733, 30.0)):
+        net = network("784-1024-10", diode=diode, doubled_outputs=False)
+        net = Network(make_architecture("784-1024-10", v_low=v_low, v_high=v_high, diode=diode,
+                                        doubled_outputs=False), net.conductances)
+        calls = []
+        original = fast_module.shockley_neurons
+        fast_module.shockley_neurons = lambda *a, **k: (calls.append(a), original(*a, **k))[1]
+        try:
+            prepared = FastBackend(fixed_sweeps=4).prepare(net)
+            prepared.solve(gain * rng.uniform(0, 1, (256, 784)))
+        finally:
+            fast_module.shockley_neurons = original
+        coef, drive, lo, hi, diode, xtol, dtype = calls[-1]
+        start = np.full(drive.shape, 0.5 * (lo + hi))
+        methods = {"numpy Newton": lambda: prepared._newton(coef, drive, lo, hi, start),
+                   "scalar closed form": lambda: shockley_neurons(coef, drive, lo, hi, diode, xtol, dtype,
+                                                                  method="scalar"),
+                   "SIMD closed form": lambda: shockley_neurons(coef, drive, lo, hi, diode, xtol, dtype)}
+        times = {}
+        for name, f in methods.items():
+            f()
+            reps = 2 if name == "numpy Newton" else (5 if quick else 20)
+            best = np.inf
+            for _ in range(3):
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    f()
+                best = min(best, (time.perf_counter() - t0) / reps)
+            times[name] = best / drive.size * 1e9
+        agree = np.max(np.abs(methods["SIMD closed form"]() - methods["numpy Newton"]()))
+        rows.append((label, times))
+        print(f"{label:26}: " + " | ".join(f"{k} {v:6.1f} ns/node" for k, v in times.items())
+              + f" | SIMD / numpy: {times['numpy Newton'] / times['SIMD closed form']:.0f}x faster, "
+                f"agree to {agree:.1e} V")
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples")
-    parser.add_argument("--only", choices=("spice", "fast-vs-spice", "throughput"), help="one section")
+    parser.add_argument("--only", choices=("spice", "fast-vs-spice", "throughput", "neurons"), help="one section")
     args = parser.parse_args()
     print(f"# circuitprop solver benchmark ({os.cpu_count()} cores, numpy {np.__version__})")
     if args.only in (None, "spice"):
@@ -203,6 +251,8 @@ def main():
         section_fast_vs_spice(args.quick)
     if args.only in (None, "throughput"):
         section_throughput(args.quick)
+    if args.only in (None, "neurons"):
+        section_neurons(args.quick)
 
 
 if __name__ == "__main__":
