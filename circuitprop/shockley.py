@@ -14,7 +14,9 @@ diode at its saturation current ``-IS``, the equation is of Lambert-W type::
     beta (i + IS) = omega(z),   beta = (1/c + RS) / (N V_T),
     z = ln(beta IS) + ((d - IS)/c - v_high) / (N V_T) + beta IS,
 
-with ``omega`` the Wright omega function (``omega + ln omega = z``); then ``V = (d - IS - i) / c``.  When
+with ``omega`` the Wright omega function (``omega + ln omega = z``); then
+``V = v_high + N V_T (ln omega - ln(beta IS)) + RS i`` (the junction voltage plus the drop on RS: this
+form does not cancel when the diode takes most of the drive, as ``(d - IS - i)/c`` does).  When
 the other diode's exponential would move the node by more than ``xtol`` volts, one Newton step on the
 full equation follows; its error is below ``step**2 / (2 N V_T)`` (``|f''/f'| <= 1/(N V_T)`` for a
 diode), so it is accepted when that bound is below ``xtol``.  Otherwise (both diodes conducting hard:
@@ -24,8 +26,9 @@ a bias window of a few ``N V_T``) a safeguarded Newton iteration finishes.
 cost of the solve.  The main kernel evaluates ``exp`` and ``log`` with branch-free polynomials
 (Cody-Waite reduction, exponent bits set through an integer view of the array) that LLVM vectorises,
 over rows of the batch, and computes ``omega`` for every node with the same fixed sequence (initial
-guess of Lawrence, Corless & Jeffrey, ACM TOMS 38 (2012), Algorithm 917, and two fourth-order
-corrections).  Nodes that need more than the closed form and one correction are finished by the scalar
+guess of Lawrence, Corless & Jeffrey, ACM TOMS 38 (2012), Algorithm 917, and one or two fourth-order
+corrections of Fritsch, Shafer & Crowley, chosen per row).  Per node at 256 x 1024: 7 ns (generic diode)
+and 18 ns (1N4148) against 29 and 60 ns for the scalar closed form (``bench_solvers.py --only neurons``).  Nodes that need more than the closed form and one correction are finished by the scalar
 path.  The results agree with the numpy Newton iteration of :mod:`circuitprop.backends.fast` to 1e-11 V
 and satisfy KCL to rounding (``tests/test_shockley.py``).
 """
