@@ -364,11 +364,30 @@ def _build():
                         out_row[k] = node(coef[k], d_row[k], log_beta_isat[k], v_low, v_high, isat, nvt, rs, log_k,
                                           limit, xtol, max_iter, negligible)
 
+    def current_rows(v, v_low, v_high, isat, nvt, rs, log_k, limit, out):
+        """``out = i(v - v_high) - i(v_low - v)`` (A), the current leaving each node through its diodes."""
+        batch, n = v.shape
+        inv_nvt = 1.0 / nvt
+        for s in numba.prange(batch):
+            if rs > 0.0:
+                for k in range(n):
+                    i_hi = nvt / rs * omega(log_k + (v[s, k] - v_high + isat * rs) * inv_nvt) - isat
+                    i_lo = nvt / rs * omega(log_k + (v_low - v[s, k] + isat * rs) * inv_nvt) - isat
+                    out[s, k] = i_hi - i_lo
+            else:
+                for k in range(n):
+                    x_hi = (v[s, k] - v_high) * inv_nvt
+                    x_lo = (v_low - v[s, k]) * inv_nvt
+                    e_hi = math.exp(min(x_hi, limit)) * (1.0 + max(x_hi - limit, 0.0))
+                    e_lo = math.exp(min(x_lo, limit)) * (1.0 + max(x_lo - limit, 0.0))
+                    out[s, k] = isat * (e_hi - e_lo)
+
     options = dict(cache=True, nogil=True, error_model="numpy")
     _KERNELS = {
         "scalar": (numba.njit(parallel=True, **options)(scalar_rows), numba.njit(**options)(scalar_rows)),
         "vector": (numba.njit(parallel=True, fastmath=_FASTMATH, **options)(vector_rows),
                    numba.njit(fastmath=_FASTMATH, **options)(vector_rows)),
+        "current": (numba.njit(parallel=True, **options)(current_rows), numba.njit(**options)(current_rows)),
         "omega": numba.njit(error_model="numpy")(omega.py_func),
         "vexp": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vexp.py_func),
         "vlog": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vlog.py_func),
@@ -435,3 +454,23 @@ def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype, method="vec
     else:
         raise ValueError(f"method must be 'vector' or 'scalar', got {method!r}")
     return out.astype(dtype, copy=False)
+
+
+def shockley_current(v, v_low, v_high, diode):
+    """Current (A) leaving each node at ``v`` (V) through its two diodes, as
+    ``energy.neuron_current(v, v_low, v_high, diode)[0]`` (tested to 1e-15 relative), in one numba pass;
+    ``None`` without numba.  For the fast solver's KCL residuals."""
+    if not _numba_available():
+        return None
+    from .energy import EXP_LIMIT
+    v = np.asarray(v, dtype=np.float64)
+    flat = np.ascontiguousarray(v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1))
+    out = np.empty(flat.shape)
+    nvt = diode.emission_coefficient * diode.thermal_voltage
+    isat = float(diode.saturation_current)
+    rs = float(diode.series_resistance)
+    log_k = math.log(isat * rs / nvt) if rs > 0 else 0.0
+    kernels = _build()
+    kernel = kernels["current"][0 if flat.size >= PARALLEL_MIN_SIZE else 1]
+    kernel(flat, float(v_low), float(v_high), isat, float(nvt), rs, log_k, float(EXP_LIMIT), out)
+    return out.reshape(v.shape)

@@ -76,3 +76,15 @@ def test_simd_exp_and_log_match_numpy(rng):
     out, work = np.empty_like(y), np.empty_like(y)
     kernels["vlog"](y, out, work)
     np.testing.assert_allclose(out, np.log(y), rtol=4e-16, atol=1e-300)
+
+
+@pytest.mark.parametrize("rs", [0.0, 0.6458])
+def test_numba_neuron_current_matches_energy(rng, rs):
+    from circuitprop.shockley import shockley_current
+    diode = DiodeModel("shockley", saturation_current=4.352e-9, emission_coefficient=1.906, series_resistance=rs)
+    v = np.concatenate([rng.uniform(-2.0, 3.0, (300, 257)), np.linspace(-8.0, 9.0, 257)[None, :]])
+    if rs == 0.0:  # past the model's linear continuation of the exponential too
+        v[0, :3] = [6.0, -5.0, 40.0]
+    ours = shockley_current(v, 0.267, 0.733, diode)
+    ref = neuron_current(v, 0.267, 0.733, diode)[0]
+    np.testing.assert_allclose(ours, ref, rtol=1e-13, atol=1e-24)

@@ -30,8 +30,8 @@ import networkx as nx
 import numpy as np
 
 from ..energy import neuron_current, node_conductances
-from ..kernels import crossbar_sums
-from ..shockley import shockley_neurons
+from ..kernels import PARALLEL_MIN_SIZE, crossbar_sums, solver_threads
+from ..shockley import shockley_current, shockley_neurons
 from ..network import Network
 from .base import ConvergenceError, Solution
 
@@ -214,7 +214,8 @@ class PreparedNetwork:
                     r = np.where(v >= hi, np.maximum(r, 0), r)
                     r = np.where(v <= lo, np.minimum(r, 0), r)
                 else:
-                    r = r + neuron_current(v, lo, hi, self.diode)[0]
+                    current = shockley_current(v, lo, hi, self.diode)
+                    r = r + (current if current is not None else neuron_current(v, lo, hi, self.diode)[0])
             out.append(r)
         return out
 
@@ -260,21 +261,23 @@ class PreparedNetwork:
         residual = float("nan")
         converged = False
         sweeps = 0
-        for sweeps in range(1, n_max + 1):
-            change = 0.0
-            for group in self.groups:
-                new = {l: self.update(l, self.drive(l, state, fixed, currents), state[l]) for l in group}
-                for l, v in new.items():
-                    if cfg.fixed_sweeps is None:
-                        change = max(change, float(np.max(np.abs(v - state[l]))))
-                    state[l] = v
-            if record_cocontent:
-                trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
-            if cfg.fixed_sweeps is None and change <= cfg.vtol:
-                residual = _max_abs(self.residuals(state, fixed, currents))
-                if residual <= cfg.tol:
-                    converged = True
-                    break
+        parallel_kernel = self.diode.kind != "ideal" and batch * max(self.sizes[1:-1], default=0) >= PARALLEL_MIN_SIZE
+        with solver_threads(parallel_kernel):
+            for sweeps in range(1, n_max + 1):
+                change = 0.0
+                for group in self.groups:
+                    new = {l: self.update(l, self.drive(l, state, fixed, currents), state[l]) for l in group}
+                    for l, v in new.items():
+                        if cfg.fixed_sweeps is None:
+                            change = max(change, float(np.max(np.abs(v - state[l]))))
+                        state[l] = v
+                if record_cocontent:
+                    trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
+                if cfg.fixed_sweeps is None and change <= cfg.vtol:
+                    residual = _max_abs(self.residuals(state, fixed, currents))
+                    if residual <= cfg.tol:
+                        converged = True
+                        break
         if not all(np.all(np.isfinite(v)) for v in state[1:]):
             raise ConvergenceError(f"fast solver: node voltages became non-finite after {sweeps} sweeps; "
                                    "check for extreme conductances, gains or inputs")
