@@ -33,6 +33,10 @@ SETTINGS = {  # name: (learning rate, target volts, other EPTrainer parameters)
     # x (30/g)**2 leave an ideal-diode network unchanged) makes the 1N4148 knee (N V_T = 49 mV) relatively sharper
     "lr75-t2.0-g60": (75.0, 2.0, {"input_gain": 60.0}),
     "lr27-t3.33-g100": (27.0, 10.0 / 3.0, {"input_gain": 100.0}),
+    # fourth round: the amplifiers between the layers (default gain 4) and the device range (default 1e-5 S)
+    "lr300-t1.0-a2": (300.0, 1.0, {"amplifier_gain": 2.0}),
+    "lr300-t1.0-a8": (300.0, 1.0, {"amplifier_gain": 8.0}),
+    "lr300-t1.0-gmax3e-5": (300.0, 1.0, {"g_max": 3e-5}),
 }
 
 
