@@ -176,6 +176,14 @@ def _build():
     vector = numba.njit(inline="always", error_model="numpy", fastmath=_FASTMATH)
 
     @vector
+    def horner(coefficients, x):
+        """``sum(coefficients[k] * x**k)`` (a constant tuple: the loop unrolls)."""
+        p = coefficients[-1]
+        for k in range(len(coefficients) - 2, -1, -1):
+            p = coefficients[k] + x * p
+        return p
+
+    @vector
     def vexp(x, out, bits_buffer):
         """``out = exp(min(max(x, -708), 709))`` elementwise (relative error ~2e-16), vectorisable."""
         t_bits = bits_buffer.view(np.int64)
@@ -186,20 +194,7 @@ def _build():
             bits_buffer[i] = t
             k = t - _SHIFT
             r = (xi - k * _LN2_HI) - k * _LN2_LO
-            p = _EXP_TAYLOR[13]
-            p = _EXP_TAYLOR[12] + r * p
-            p = _EXP_TAYLOR[11] + r * p
-            p = _EXP_TAYLOR[10] + r * p
-            p = _EXP_TAYLOR[9] + r * p
-            p = _EXP_TAYLOR[8] + r * p
-            p = _EXP_TAYLOR[7] + r * p
-            p = _EXP_TAYLOR[6] + r * p
-            p = _EXP_TAYLOR[5] + r * p
-            p = _EXP_TAYLOR[4] + r * p
-            p = _EXP_TAYLOR[3] + r * p
-            p = _EXP_TAYLOR[2] + r * p
-            p = _EXP_TAYLOR[1] + r * p
-            out[i] = _EXP_TAYLOR[0] + r * p
+            out[i] = horner(_EXP_TAYLOR, r)
         for i in range(x.size):  # times 2**k: add k to the exponent field
             out_bits[i] = out_bits[i] + ((t_bits[i] - _SHIFT_BITS) << 52)
 
@@ -221,18 +216,8 @@ def _build():
             f = mantissa[i] - 1.0
             s = f / (2.0 + f)
             s2 = s * s
-            p = _ATANH[10]
-            p = _ATANH[9] + s2 * p
-            p = _ATANH[8] + s2 * p
-            p = _ATANH[7] + s2 * p
-            p = _ATANH[6] + s2 * p
-            p = _ATANH[5] + s2 * p
-            p = _ATANH[4] + s2 * p
-            p = _ATANH[3] + s2 * p
-            p = _ATANH[2] + s2 * p
-            p = _ATANH[1] + s2 * p
             ef = np.float64(e)
-            out[i] = ef * _LN2_HI + (s * (_ATANH[0] + s2 * p) + ef * _LN2_LO)
+            out[i] = ef * _LN2_HI + (s * horner(_ATANH, s2) + ef * _LN2_LO)
 
     # The row phases are separate (not inlined) functions: each is one simple loop that LLVM vectorises.
     phase = numba.njit(error_model="numpy", fastmath=_FASTMATH, nogil=True)
