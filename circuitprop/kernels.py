@@ -206,10 +206,18 @@ def _kernel():
                 ai = a[i]
                 for j in range(m):  # the gradient row: a_i + b_j - sum_r left[r, i] * right[r, j]
                     cross[j] = ai + b[j]
-                for r in range(rows):
+                r = 0
+                while r + 4 <= rows:  # four rank-one terms per pass over the row (the same order of operations)
+                    w0, w1, w2, w3 = left[r, i], left[r + 1, i], left[r + 2, i], left[r + 3, i]
+                    x0, x1, x2, x3 = right[r], right[r + 1], right[r + 2], right[r + 3]
+                    for j in range(m):
+                        cross[j] = cross[j] - w0 * x0[j] - w1 * x1[j] - w2 * x2[j] - w3 * x3[j]
+                    r += 4
+                while r < rows:
                     w = left[r, i]
                     for j in range(m):
                         cross[j] -= w * right[r, j]
+                    r += 1
                 if use_sign:  # grad_scale is then the sign of the true scale (the wrapper sees to it)
                     for j in range(m):
                         cross[j] = np.sign(cross[j])
