@@ -145,15 +145,25 @@ class PreparedNetwork:
         return drive
 
     def drive(self, layer, state, fixed_drive, currents):
-        d = fixed_drive.get(layer)
-        d = np.zeros_like(state[layer]) if d is None else d.copy()
+        """Current (A) pushed into ``layer`` by everything but its own neurons: ``fixed + term_1 + term_2 ...``.
+
+        The first term's product is the output array (no copy of the fixed drive); ``fixed + term`` equals
+        ``term + fixed`` exactly, so the sum is the same as adding the terms to a copy of ``fixed`` in order.
+        """
+        fixed = fixed_drive.get(layer)
+        d = None
         for a, ga in self.incoming[layer]:
             if a == 0:
                 continue
-            d += (ga * state[a]) @ self.g[(a, layer)] if ga != 1.0 else state[a] @ self.g[(a, layer)]
+            term = (ga * state[a]) @ self.g[(a, layer)] if ga != 1.0 else state[a] @ self.g[(a, layer)]
+            d = _accumulate(d, term, fixed)
         for b, cb in self.outgoing[layer]:
             term = state[b] @ self.g[(layer, b)].T
-            d += cb * term if cb != 1.0 else term
+            if cb != 1.0:
+                np.multiply(term, cb, out=term)
+            d = _accumulate(d, term, fixed)
+        if d is None:
+            d = np.zeros_like(state[layer]) if fixed is None else fixed.copy()
         if layer == self.n_layers - 1 and currents is not None:
             d += currents
         return d
@@ -313,6 +323,16 @@ def _layer_groups(arch) -> list:
     for layer, c in colour.items():
         groups.setdefault(c, []).append(layer)
     return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+def _accumulate(total, term, fixed):
+    """``total + term``, or ``term + fixed`` for the first term (in place in ``term``, a fresh product)."""
+    if total is None:
+        if fixed is not None:
+            term += fixed
+        return term
+    total += term
+    return total
 
 
 def _max_abs(arrays) -> float:
