@@ -349,6 +349,19 @@ def _build():
                         out_row[k] = node(coef[k], d_row[k], log_beta_isat[k], v_low, v_high, isat, nvt, rs, log_k,
                                           limit, xtol, max_iter, negligible)
 
+    @phase
+    def row_exponents(v_row, v_low, v_high, inv_nvt, limit, a, b):
+        for k in range(v_row.size):
+            a[k] = min(max((v_row[k] - v_high) * inv_nvt, -600.0), limit)
+            b[k] = min(max((v_low - v_row[k]) * inv_nvt, -600.0), limit)
+
+    @phase
+    def row_currents(v_row, v_low, v_high, isat, inv_nvt, limit, e_hi, e_lo, out_row):
+        for k in range(v_row.size):  # with the model's linear continuation past the limit
+            over_hi = max((v_row[k] - v_high) * inv_nvt - limit, 0.0)
+            over_lo = max((v_low - v_row[k]) * inv_nvt - limit, 0.0)
+            out_row[k] = isat * (e_hi[k] * (1.0 + over_hi) - e_lo[k] * (1.0 + over_lo))
+
     def current_rows(v, v_low, v_high, isat, nvt, rs, log_k, limit, out):
         """``out = i(v - v_high) - i(v_low - v)`` (A), the current leaving each node through its diodes."""
         batch, n = v.shape
@@ -359,13 +372,14 @@ def _build():
                     i_hi = nvt / rs * omega(log_k + (v[s, k] - v_high + isat * rs) * inv_nvt) - isat
                     i_lo = nvt / rs * omega(log_k + (v_low - v[s, k] + isat * rs) * inv_nvt) - isat
                     out[s, k] = i_hi - i_lo
-            else:
-                for k in range(n):
-                    x_hi = (v[s, k] - v_high) * inv_nvt
-                    x_lo = (v_low - v[s, k]) * inv_nvt
-                    e_hi = math.exp(min(x_hi, limit)) * (1.0 + max(x_hi - limit, 0.0))
-                    e_lo = math.exp(min(x_lo, limit)) * (1.0 + max(x_lo - limit, 0.0))
-                    out[s, k] = isat * (e_hi - e_lo)
+            else:  # SIMD exp; exponents below -600 give IS*exp() < 1e-260 A instead of a subnormal (slow) or 0
+                a = np.empty(n)
+                b = np.empty(n)
+                bits = np.empty(n)
+                row_exponents(v[s], v_low, v_high, inv_nvt, limit, a, b)
+                vexp_call(a, a, bits)
+                vexp_call(b, b, bits)
+                row_currents(v[s], v_low, v_high, isat, inv_nvt, limit, a, b, out[s])
 
     options = dict(cache=True, nogil=True, error_model="numpy")
     _KERNELS = {
