@@ -37,6 +37,9 @@ SETTINGS = {  # name: (learning rate, target volts, other EPTrainer parameters)
     "lr300-t1.0-a2": (300.0, 1.0, {"amplifier_gain": 2.0}),
     "lr300-t1.0-a8": (300.0, 1.0, {"amplifier_gain": 8.0}),
     "lr300-t1.0-gmax3e-5": (300.0, 1.0, {"g_max": 3e-5}),
+    # fifth round: smaller targets (the ideal-diode defaults, target 0.02 V at input gain 1, scale to 0.6 V)
+    "lr300-t0.6": (300.0, 0.6, {}),
+    "lr300-t0.8": (300.0, 0.8, {}),
 }
 
 
