@@ -337,31 +337,6 @@ def training_threads():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-_CONTROLLER = None
-
-
-def solver_threads(parallel_kernel: bool):
-    """Context for the relaxation sweeps of the fast solver: BLAS limited to one thread when a parallel numba
-    kernel (the Shockley neuron solve) runs between the products.
-
-    The sweeps' products are small (a layer times a thin crossbar), but OpenBLAS's threads spin after
-    each of them and take the core the kernel's second thread needs (measured: the 256 x 1024 Shockley solve
-    took twice as long inside the solver as alone).  Uses one cached ``ThreadpoolController`` (entering a
-    limit costs ~10 us; ``threadpool_limits`` rescans the loaded libraries, ~0.3 ms).
-    """
-    from contextlib import nullcontext
-    global _CONTROLLER
-    if not parallel_kernel or not _numba_available():
-        return nullcontext()
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - a dependency
-        return nullcontext()
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
-
-
 def backend_name() -> str:
     """``"numba"`` or ``"numpy"``: which implementation :func:`update` uses."""
     return "numba" if _numba_available() else "numpy"

@@ -30,7 +30,7 @@ import networkx as nx
 import numpy as np
 
 from ..energy import neuron_current, node_conductances
-from ..kernels import PARALLEL_MIN_SIZE, crossbar_sums, solver_threads
+from ..kernels import crossbar_sums
 from ..shockley import shockley_current, shockley_neurons
 from ..network import Network
 from .base import ConvergenceError, Solution
@@ -271,23 +271,21 @@ class PreparedNetwork:
         residual = float("nan")
         converged = False
         sweeps = 0
-        parallel_kernel = self.diode.kind != "ideal" and batch * max(self.sizes[1:-1], default=0) >= PARALLEL_MIN_SIZE
-        with solver_threads(parallel_kernel):
-            for sweeps in range(1, n_max + 1):
-                change = 0.0
-                for group in self.groups:
-                    new = {l: self.update(l, self.drive(l, state, fixed, currents), state[l]) for l in group}
-                    for l, v in new.items():
-                        if cfg.fixed_sweeps is None:
-                            change = max(change, float(np.max(np.abs(v - state[l]))))
-                        state[l] = v
-                if record_cocontent:
-                    trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
-                if cfg.fixed_sweeps is None and change <= cfg.vtol:
-                    residual = _max_abs(self.residuals(state, fixed, currents))
-                    if residual <= cfg.tol:
-                        converged = True
-                        break
+        for sweeps in range(1, n_max + 1):
+            change = 0.0
+            for group in self.groups:
+                new = {l: self.update(l, self.drive(l, state, fixed, currents), state[l]) for l in group}
+                for l, v in new.items():
+                    if cfg.fixed_sweeps is None:
+                        change = max(change, float(np.max(np.abs(v - state[l]))))
+                    state[l] = v
+            if record_cocontent:
+                trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
+            if cfg.fixed_sweeps is None and change <= cfg.vtol:
+                residual = _max_abs(self.residuals(state, fixed, currents))
+                if residual <= cfg.tol:
+                    converged = True
+                    break
         if not all(np.all(np.isfinite(v)) for v in state[1:]):
             raise ConvergenceError(f"fast solver: node voltages became non-finite after {sweeps} sweeps; "
                                    "check for extreme conductances, gains or inputs")
