@@ -193,31 +193,139 @@ def _kernel():
     import numba
     project_row = _project_row()
 
+    @numba.njit(inline="always", fastmath=True)
+    def gradient_head(cross, a_i, b, left, right, i, terms):
+        """``cross = a_i + b - sum_{r < terms} left[r, i] * right[r]``, four rank-one terms per pass over the
+        row (``terms`` a multiple of 4, at least 4)."""
+        m = cross.shape[0]
+        w0, w1, w2, w3 = left[0, i], left[1, i], left[2, i], left[3, i]
+        x0, x1, x2, x3 = right[0], right[1], right[2], right[3]
+        for j in range(m):
+            cross[j] = a_i + b[j] - w0 * x0[j] - w1 * x1[j] - w2 * x2[j] - w3 * x3[j]
+        for r in range(4, terms, 4):
+            w0, w1, w2, w3 = left[r, i], left[r + 1, i], left[r + 2, i], left[r + 3, i]
+            x0, x1, x2, x3 = right[r], right[r + 1], right[r + 2], right[r + 3]
+            for j in range(m):
+                cross[j] = cross[j] - w0 * x0[j] - w1 * x1[j] - w2 * x2[j] - w3 * x3[j]
+
     def fused(conductance, velocity, a, b, left, right, grad_scale, step, momentum, use_momentum, use_sign,
               lower, upper, colsum_parts, project, drive_parts):
         n, m = conductance.shape
         rows = left.shape[0]
         chunks = colsum_parts.shape[0]
         per = (n + chunks - 1) // chunks
+        # The common case (rank a multiple of 4, no sign): one pass over the row forms its last four
+        # rank-one terms, updates velocity, conductance and column sums and (for 4 projected rows, the
+        # training batch of 4) adds the row to the next batch's drive, with the value in a register.
+        single = rows >= 4 and rows % 4 == 0 and not use_sign
+        fused_projection = single and project.shape[0] == 4
         for c in numba.prange(chunks):
             cross = np.empty(m, dtype=conductance.dtype)
             colsum = colsum_parts[c]
-            for i in range(c * per, min(n, (c + 1) * per)):
-                ai = a[i]
-                for j in range(m):  # the gradient row: a_i + b_j - sum_r left[r, i] * right[r, j]
-                    cross[j] = ai + b[j]
-                r = 0
-                while r + 4 <= rows:  # four rank-one terms per pass over the row (the same order of operations)
-                    w0, w1, w2, w3 = left[r, i], left[r + 1, i], left[r + 2, i], left[r + 3, i]
-                    x0, x1, x2, x3 = right[r], right[r + 1], right[r + 2], right[r + 3]
+            if fused_projection:
+                d0, d1, d2, d3 = drive_parts[c, 0], drive_parts[c, 1], drive_parts[c, 2], drive_parts[c, 3]
+            else:
+                d0 = d1 = d2 = d3 = cross
+            start, stop = c * per, min(n, (c + 1) * per)
+            paired = start
+            if single and fused_projection and use_momentum:
+                # two rows per pass: the rank-one rows, column sums and drives are loaded once for both
+                other = np.empty(m, dtype=conductance.dtype)
+                last = rows - 4
+                for i in range(start, stop - 1, 2):
+                    k = i + 1
+                    if last:
+                        gradient_head(cross, a[i], b, left, right, i, last)
+                        gradient_head(other, a[k], b, left, right, k, last)
+                    else:
+                        for j in range(m):
+                            cross[j] = a[i] + b[j]
+                            other[j] = a[k] + b[j]
+                    w0, w1, w2, w3 = left[last, i], left[last + 1, i], left[last + 2, i], left[last + 3, i]
+                    u0, u1, u2, u3 = left[last, k], left[last + 1, k], left[last + 2, k], left[last + 3, k]
+                    x0, x1, x2, x3 = right[last], right[last + 1], right[last + 2], right[last + 3]
+                    p0, p1, p2, p3 = project[0, i], project[1, i], project[2, i], project[3, i]
+                    q0, q1, q2, q3 = project[0, k], project[1, k], project[2, k], project[3, k]
+                    g_row, h_row = conductance[i], conductance[k]
+                    v_row, u_row = velocity[i], velocity[k]
                     for j in range(m):
-                        cross[j] = cross[j] - w0 * x0[j] - w1 * x1[j] - w2 * x2[j] - w3 * x3[j]
-                    r += 4
-                while r < rows:
+                        y0, y1, y2, y3 = x0[j], x1[j], x2[j], x3[j]
+                        v = momentum * v_row[j] + grad_scale * (cross[j] - w0 * y0 - w1 * y1 - w2 * y2 - w3 * y3)
+                        u = momentum * u_row[j] + grad_scale * (other[j] - u0 * y0 - u1 * y1 - u2 * y2 - u3 * y3)
+                        v_row[j] = v
+                        u_row[j] = u
+                        g = min(max(g_row[j] - step * v, lower), upper)
+                        h = min(max(h_row[j] - step * u, lower), upper)
+                        g_row[j] = g
+                        h_row[j] = h
+                        colsum[j] = colsum[j] + g + h
+                        d0[j] = d0[j] + p0 * g + q0 * h
+                        d1[j] = d1[j] + p1 * g + q1 * h
+                        d2[j] = d2[j] + p2 * g + q2 * h
+                        d3[j] = d3[j] + p3 * g + q3 * h
+                    paired = i + 2
+            for i in range(paired, stop):
+                ai = a[i]
+                if single:
+                    last = rows - 4
+                    if last:
+                        gradient_head(cross, ai, b, left, right, i, last)
+                    else:
+                        for j in range(m):
+                            cross[j] = ai + b[j]
+                    w0, w1, w2, w3 = left[last, i], left[last + 1, i], left[last + 2, i], left[last + 3, i]
+                    x0, x1, x2, x3 = right[last], right[last + 1], right[last + 2], right[last + 3]
+                    g_row = conductance[i]
+                    if use_momentum:
+                        v_row = velocity[i]
+                        if fused_projection:
+                            p0, p1, p2, p3 = project[0, i], project[1, i], project[2, i], project[3, i]
+                            for j in range(m):
+                                grad = cross[j] - w0 * x0[j] - w1 * x1[j] - w2 * x2[j] - w3 * x3[j]
+                                v = momentum * v_row[j] + grad_scale * grad
+                                v_row[j] = v
+                                g = min(max(g_row[j] - step * v, lower), upper)
+                                g_row[j] = g
+                                colsum[j] += g
+                                d0[j] += p0 * g
+                                d1[j] += p1 * g
+                                d2[j] += p2 * g
+                                d3[j] += p3 * g
+                        else:
+                            for j in range(m):
+                                grad = cross[j] - w0 * x0[j] - w1 * x1[j] - w2 * x2[j] - w3 * x3[j]
+                                v = momentum * v_row[j] + grad_scale * grad
+                                v_row[j] = v
+                                g = min(max(g_row[j] - step * v, lower), upper)
+                                g_row[j] = g
+                                colsum[j] += g
+                    else:
+                        if fused_projection:
+                            p0, p1, p2, p3 = project[0, i], project[1, i], project[2, i], project[3, i]
+                            for j in range(m):
+                                grad = cross[j] - w0 * x0[j] - w1 * x1[j] - w2 * x2[j] - w3 * x3[j]
+                                g = min(max(g_row[j] - step * (grad_scale * grad), lower), upper)
+                                g_row[j] = g
+                                colsum[j] += g
+                                d0[j] += p0 * g
+                                d1[j] += p1 * g
+                                d2[j] += p2 * g
+                                d3[j] += p3 * g
+                        else:
+                            for j in range(m):
+                                grad = cross[j] - w0 * x0[j] - w1 * x1[j] - w2 * x2[j] - w3 * x3[j]
+                                g = min(max(g_row[j] - step * (grad_scale * grad), lower), upper)
+                                g_row[j] = g
+                                colsum[j] += g
+                    if not fused_projection:
+                        project_row(conductance, project, drive_parts, c, i)
+                    continue
+                for j in range(m):  # the general case: the gradient row, then the update
+                    cross[j] = ai + b[j]
+                for r in range(rows):
                     w = left[r, i]
                     for j in range(m):
                         cross[j] -= w * right[r, j]
-                    r += 1
                 if use_sign:  # grad_scale is then the sign of the true scale (the wrapper sees to it)
                     for j in range(m):
                         cross[j] = np.sign(cross[j])

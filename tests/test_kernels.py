@@ -63,18 +63,31 @@ def test_numba_and_numpy_kernels_agree_with_the_dense_optimizer(rng, dtype, mome
         np.testing.assert_allclose(rows, results[0][1][0], rtol=tol * 10)
 
 
-def test_kernel_sums_match_the_solver_sums(rng):
-    g, grad = make_case(rng, np.float64, shape=(50, 17))
-    inputs = rng.uniform(-1, 1, (4, 50))
-    rows, cols, drive = update_numba(g, None, grad, 1e-6, 1e-7, 0.0, False, 1e-7, 1.5e-6, project=inputs)
+@pytest.mark.parametrize("rank, n_projected, momentum, dtype", [
+    (8, 4, 0.0, np.float64), (8, 4, 0.5, np.float64), (4, 4, 0.5, np.float32), (8, 3, 0.5, np.float64),
+    (5, 4, 0.5, np.float64), (12, 4, 0.0, np.float32)])
+def test_kernel_sums_match_the_solver_sums(rng, rank, n_projected, momentum, dtype):
+    # every path of the kernel (one pass per row or two rows per pass; projection fused or not; the general
+    # loop for a rank that is not a multiple of 4); 51 rows leave an odd row in some chunks
+    g, grad = make_case(rng, dtype, shape=(51, 17), rows=rank)
+    reference = g.copy()
+    inputs = rng.uniform(-1, 1, (n_projected, 51))
+    velocity = np.full_like(g, 1e-3) if momentum else None
+    reference_velocity = None if velocity is None else velocity.copy()
+    rows, cols, drive = update_numba(g, velocity, grad, 1e-6, 1e-7, momentum, False, 1e-7, 1.5e-6, project=inputs)
+    update_numpy(reference, reference_velocity, grad, 1e-6, 1e-7, momentum, False, 1e-7, 1.5e-6)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(g, reference, rtol=tol, atol=tol * 1e-6)  # the update itself
+    if momentum:
+        np.testing.assert_allclose(velocity, reference_velocity, rtol=tol, atol=tol * 1e-3)
     again_rows, again_cols = crossbar_sums(g)
     np.testing.assert_array_equal(cols, again_cols)  # bit for bit: resumed runs are exact
     np.testing.assert_array_equal(rows, again_rows)
-    np.testing.assert_allclose(cols, g.sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(cols, g.sum(axis=0, dtype=np.float64), rtol=1e-13 if dtype == np.float64 else 1e-6)
     np.testing.assert_array_equal(drive, project(inputs, g))  # the fused projection of the updated array
-    np.testing.assert_allclose(drive, inputs @ g, rtol=1e-12)
+    np.testing.assert_allclose(drive, inputs.astype(dtype) @ g, rtol=1e-12 if dtype == np.float64 else 1e-5)
     numpy_drive = update_numpy(g.copy(), None, grad, 1e-6, 1e-7, 0.0, False, 1e-7, 1.5e-6, project=inputs)[2]
-    assert numpy_drive.shape == (4, 17)
+    assert numpy_drive.shape == (n_projected, 17)
 
 
 def small(**kw):
