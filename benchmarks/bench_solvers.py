@@ -26,6 +26,7 @@ import logging
 import os
 import time
 
+import circuitprop  # noqa: F401  (before numpy: sets OPENBLAS_THREAD_TIMEOUT, see circuitprop/__init__.py)
 import numpy as np
 
 from circuitprop.backends import FastBackend
@@ -244,7 +245,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer samples")
     parser.add_argument("--only", choices=("spice", "fast-vs-spice", "throughput", "neurons"), help="one section")
     args = parser.parse_args()
-    print(f"# circuitprop solver benchmark ({os.cpu_count()} cores, numpy {np.__version__})")
+    print(f"# circuitprop solver benchmark ({os.cpu_count()} cores, numpy {np.__version__}, "
+          f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')})")
     if args.only in (None, "spice"):
         section_spice(args.quick)
     if args.only in (None, "fast-vs-spice"):

@@ -27,6 +27,7 @@ import statistics
 import time
 from pathlib import Path
 
+import circuitprop  # noqa: F401  (before numpy: sets OPENBLAS_THREAD_TIMEOUT, see circuitprop/__init__.py)
 import numpy as np
 
 from circuitprop.backends.spice import SpiceBackend

@@ -19,6 +19,7 @@ The published PyTorch implementation runs at about 91 examples/s on this machine
 import argparse
 import time
 
+import circuitprop  # noqa: F401  (before numpy: sets OPENBLAS_THREAD_TIMEOUT, see circuitprop/__init__.py)
 import numpy as np
 
 from circuitprop.learning import EPTrainer

@@ -19,6 +19,7 @@ import statistics
 import time
 from dataclasses import replace
 
+import circuitprop  # noqa: F401  (before numpy: sets OPENBLAS_THREAD_TIMEOUT, see circuitprop/__init__.py)
 import numpy as np
 
 from circuitprop.backends import FastBackend

@@ -124,6 +124,23 @@ PARALLEL_MIN_SIZE = 65536
 
 # -- numba kernel -----------------------------------------------------------------------------------------------
 
+def renamed(func, suffix):
+    """A copy of ``func`` named ``<name>_<suffix>``, to compile one function with several sets of options.
+
+    numba's on-disk cache (``cache=True``) finds an entry by the function's name, source line, bytecode
+    and signature, not by its options: ``njit(parallel=True)(f)`` and ``njit(f)`` share one entry, and
+    whichever was compiled first was loaded for both.  The parallel kernels then ran on one thread (the
+    Shockley solve took 35 ms per batch of 256 instead of 20) whenever a small batch had run first.
+    """
+    import types
+    copy = types.FunctionType(func.__code__, func.__globals__, f"{func.__name__}_{suffix}", func.__defaults__,
+                              func.__closure__)
+    copy.__qualname__ = f"{func.__qualname__}_{suffix}"
+    copy.__module__ = func.__module__
+    copy.__doc__ = func.__doc__
+    return copy
+
+
 _KERNEL = None
 _SUMS = None
 
@@ -344,8 +361,8 @@ def _kernel():
                 project_row(conductance, project, drive_parts, c, i)  # the next batch's drive, from this row
     # threads for large crossbars, none for small ones (waking the threads costs more than the pass there);
     # the element arithmetic is the same, so results do not depend on the choice
-    _KERNEL = (numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)(fused),
-               numba.njit(parallel=False, cache=True, nogil=True, fastmath=True)(fused))
+    _KERNEL = (numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)(renamed(fused, "parallel")),
+               numba.njit(parallel=False, cache=True, nogil=True, fastmath=True)(renamed(fused, "serial")))
     return _KERNEL
 
 

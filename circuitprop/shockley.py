@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from .kernels import PARALLEL_MIN_SIZE, _numba_available
+from .kernels import PARALLEL_MIN_SIZE, _numba_available, renamed
 
 #: Below this exponent a diode's ``exp`` is skipped: ``IS*(exp(x) - 1)`` rounds to ``-IS`` exactly in float64.
 NEGLIGIBLE_EXPONENT = -40.0
@@ -315,19 +315,40 @@ def _build():
                   and min(dd * inv_coef[k], lo) <= new <= max(dd * inv_coef[k], hi))
             out_row[k] = (sign * new if ok else np.nan) if other[k] >= negligible else out_row[k]
 
-    def vector_rows(coef, inv_coef, beta, inv_beta, log_beta_isat, drive, v_low, v_high, isat, nvt, rs, log_k, limit, xtol,
-                    max_iter, negligible, chunks, out):
+    @numba.njit(inline="always")
+    def _scratch(rows, n):
+        """Work rows of ``n`` floats, ``n + 72`` apart: rows of a power-of-two length, allocated one after
+        the other, can start at the same address modulo 4096 bytes, and a loop that reads one while writing
+        another then stalls on every element ("4K aliasing")."""
+        return np.empty((rows, n + 72))
+
+    @phase
+    def row_drive(base_row, sources_row, transfer, d_row):
+        """``d_row = base_row + sources_row @ transfer`` (amperes): the drive of a layer from its fixed part
+        and a few neighbouring nodes (``transfer`` (r, n): their conductances, scaled by the current gain)."""
+        for k in range(d_row.size):
+            d_row[k] = base_row[k]
+        for r in range(transfer.shape[0]):
+            u = sources_row[r]
+            t = transfer[r]
+            for k in range(d_row.size):
+                d_row[k] += u * t[k]
+
+    def vector_rows(coef, inv_coef, beta, inv_beta, log_beta_isat, drive, sources, transfer, v_low, v_high, isat, nvt,
+                    rs, log_k, limit, xtol, max_iter, negligible, chunks, out):
         batch, n = drive.shape
         inv_nvt = 1.0 / nvt
+        fused = transfer.shape[0] > 0
         for chunk in numba.prange(chunks):
-            z = np.empty(n)
-            a = np.empty(n)
-            b = np.empty(n)
-            w = np.empty(n)
-            y = np.empty(n)
-            bits = np.empty(n)
+            scratch = _scratch(7, n)
+            z, a, b, w, y, bits, buffer = (scratch[0, :n], scratch[1, :n], scratch[2, :n], scratch[3, :n],
+                                           scratch[4, :n], scratch[5, :n], scratch[6, :n])
             for s in range(chunk * batch // chunks, (chunk + 1) * batch // chunks):
-                d_row = drive[s]
+                if fused:
+                    row_drive(drive[s], sources[s], transfer, buffer)
+                    d_row = buffer
+                else:
+                    d_row = drive[s]
                 out_row = out[s]
                 n_big, n_mid = row_arguments(d_row, coef, inv_coef, beta, log_beta_isat, v_low, v_high, isat,
                                              inv_nvt, z, a, b)
@@ -381,12 +402,56 @@ def _build():
                 vexp_call(b, b, bits)
                 row_currents(v[s], v_low, v_high, isat, inv_nvt, limit, a, b, out[s])
 
+    def residual_rows(v, coef, drive, sources, transfer, v_low, v_high, isat, nvt, rs, log_k, limit, chunks, worst):
+        """``worst[chunk]`` = largest ``|coef v - d + i_neuron(v)|`` (A) over its rows, ``d`` as in ``vector_rows``."""
+        batch, n = v.shape
+        inv_nvt = 1.0 / nvt
+        fused = transfer.shape[0] > 0
+        for chunk in numba.prange(chunks):
+            a = np.empty(n)
+            b = np.empty(n)
+            bits = np.empty(n)
+            buffer = np.empty(n)
+            current = np.empty(n)
+            largest = 0.0
+            for s in range(chunk * batch // chunks, (chunk + 1) * batch // chunks):
+                if fused:
+                    row_drive(drive[s], sources[s], transfer, buffer)
+                    d_row = buffer
+                else:
+                    d_row = drive[s]
+                v_row = v[s]
+                if rs > 0.0:
+                    for k in range(n):
+                        i_hi = nvt / rs * omega(log_k + (v_row[k] - v_high + isat * rs) * inv_nvt) - isat
+                        i_lo = nvt / rs * omega(log_k + (v_low - v_row[k] + isat * rs) * inv_nvt) - isat
+                        current[k] = i_hi - i_lo
+                else:
+                    row_exponents(v_row, v_low, v_high, inv_nvt, limit, a, b)
+                    vexp_call(a, a, bits)
+                    vexp_call(b, b, bits)
+                    row_currents(v_row, v_low, v_high, isat, inv_nvt, limit, a, b, current)
+                largest = max(largest, row_worst(v_row, coef, d_row, current))
+            worst[chunk] = largest
+
+    @phase
+    def row_worst(v_row, coef, d_row, current):
+        largest = 0.0
+        for k in range(v_row.size):
+            largest = max(largest, abs(coef[k] * v_row[k] - d_row[k] + current[k]))
+        return largest
+
+    def pair(func, opts):
+        """(parallel, serial) compilations of ``func``, under distinct names (see ``kernels.renamed``)."""
+        return (numba.njit(parallel=True, **opts)(renamed(func, "parallel")),
+                numba.njit(**opts)(renamed(func, "serial")))
+
     options = dict(cache=True, nogil=True, error_model="numpy")
     _KERNELS = {
-        "scalar": (numba.njit(parallel=True, **options)(scalar_rows), numba.njit(**options)(scalar_rows)),
-        "vector": (numba.njit(parallel=True, fastmath=_FASTMATH, **options)(vector_rows),
-                   numba.njit(fastmath=_FASTMATH, **options)(vector_rows)),
-        "current": (numba.njit(parallel=True, **options)(current_rows), numba.njit(**options)(current_rows)),
+        "scalar": pair(scalar_rows, options),
+        "vector": pair(vector_rows, dict(options, fastmath=_FASTMATH)),
+        "current": pair(current_rows, options),
+        "residual": pair(residual_rows, dict(options, fastmath=_FASTMATH)),
         "omega": numba.njit(error_model="numpy")(omega.py_func),
         "vexp": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vexp.py_func),
         "vlog": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vlog.py_func),
@@ -397,7 +462,8 @@ def _build():
     return _KERNELS
 
 
-def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype, method="vector"):
+def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype, method="vector", sources=None, transfer=None,
+                     out=None):
     """Node voltages (V) of a layer of Shockley neurons (two diodes, with or without series resistance).
 
     Solves ``coef*V - drive + i_neuron(V) = 0`` elementwise (see the module docstring).
@@ -418,6 +484,13 @@ def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype, method="vec
         Of the result.
     method : {"vector", "scalar"}
         SIMD kernel (default) or the scalar closed form for every node (same result to ~1e-15 V).
+    sources, transfer : ndarray, shape (batch, r) and (r, n), optional
+        A low-rank part of the drive, added row by row inside the kernel: the drive is then
+        ``drive + sources @ transfer`` (amperes; e.g. the few output nodes a hidden layer feeds, with
+        ``transfer`` their conductances times the current gain), without forming that array.
+    out : ndarray, optional
+        Float64 array of the drive's shape to write the voltages into (a solver's reused buffer: fresh
+        megabyte arrays cost page faults on every sweep); ignored for other dtypes.
 
     Returns
     -------
@@ -429,8 +502,14 @@ def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype, method="vec
     from .energy import EXP_LIMIT
     coef = np.ascontiguousarray(coef, dtype=np.float64)
     drive = np.ascontiguousarray(drive, dtype=np.float64)
+    if transfer is not None and method != "vector":
+        drive = drive + np.asarray(sources, dtype=np.float64) @ np.asarray(transfer, dtype=np.float64)
+        transfer = None
     flat = drive.reshape(-1, drive.shape[-1])
-    out = np.empty(drive.shape, dtype=np.float64)
+    sources, transfer = _low_rank(sources, transfer, flat.shape)
+    if not (out is not None and np.dtype(dtype) == np.float64 and out.dtype == np.float64 and out.shape == drive.shape
+            and out.flags.c_contiguous):
+        out = np.empty(drive.shape, dtype=np.float64)
     nvt = diode.emission_coefficient * diode.thermal_voltage
     isat = float(diode.saturation_current)
     rs = float(diode.series_resistance)
@@ -449,7 +528,8 @@ def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype, method="vec
     elif method == "vector":
         kernel = kernels["vector"][0 if parallel else 1]
         chunks = min(flat.shape[0], 8 if parallel else 1)
-        kernel(coef_row, 1.0 / coef_row, beta, 1.0 / beta, log_beta_isat, flat, *common, chunks, out.reshape(flat.shape))
+        kernel(coef_row, 1.0 / coef_row, beta, 1.0 / beta, log_beta_isat, flat, sources, transfer, *common, chunks,
+               out.reshape(flat.shape))
     else:
         raise ValueError(f"method must be 'vector' or 'scalar', got {method!r}")
     return out.astype(dtype, copy=False)
@@ -473,3 +553,40 @@ def shockley_current(v, v_low, v_high, diode):
     kernel = kernels["current"][0 if flat.size >= PARALLEL_MIN_SIZE else 1]
     kernel(flat, float(v_low), float(v_high), isat, float(nvt), rs, log_k, float(EXP_LIMIT), out)
     return out.reshape(v.shape)
+
+
+def _low_rank(sources, transfer, shape):
+    """The ``(sources, transfer)`` arrays of the kernels (empty when there is no low-rank drive)."""
+    if transfer is None:
+        return np.zeros((shape[0], 0)), np.zeros((0, shape[1]))
+    sources = np.ascontiguousarray(sources, dtype=np.float64).reshape(shape[0], -1)
+    transfer = np.ascontiguousarray(transfer, dtype=np.float64)
+    if transfer.shape != (sources.shape[1], shape[1]):
+        raise ValueError(f"low-rank drive: sources {sources.shape} and transfer {transfer.shape} do not match the "
+                         f"layer's drive {shape}")
+    return sources, transfer
+
+
+def shockley_residual(v, coef, drive, v_low, v_high, diode, sources=None, transfer=None):
+    """Largest KCL residual (A) of a layer of Shockley neurons, ``max |coef v - d + i_neuron(v)|``, in one
+    numba pass (``d = drive + sources @ transfer`` as in :func:`shockley_neurons`); ``None`` without numba.
+    Equal to the fast solver's residual from :func:`shockley_current` to rounding (tested)."""
+    if not _numba_available():
+        return None
+    from .energy import EXP_LIMIT
+    v = np.ascontiguousarray(v, dtype=np.float64)
+    flat = v.reshape(-1, v.shape[-1])
+    drive = np.ascontiguousarray(np.broadcast_to(drive, v.shape), dtype=np.float64).reshape(flat.shape)
+    sources, transfer = _low_rank(sources, transfer, flat.shape)
+    coef_row = np.ascontiguousarray(np.broadcast_to(coef, flat.shape[-1:]), dtype=np.float64)
+    nvt = diode.emission_coefficient * diode.thermal_voltage
+    isat = float(diode.saturation_current)
+    rs = float(diode.series_resistance)
+    log_k = math.log(isat * rs / nvt) if rs > 0 else 0.0
+    parallel = flat.size >= PARALLEL_MIN_SIZE
+    chunks = max(1, min(flat.shape[0], 8 if parallel else 1))
+    worst = np.zeros(chunks)
+    kernel = _build()["residual"][0 if parallel else 1]
+    kernel(flat, coef_row, drive, sources, transfer, float(v_low), float(v_high), isat, float(nvt), rs, log_k,
+           float(EXP_LIMIT), chunks, worst)
+    return float(worst.max())

@@ -8,7 +8,7 @@ import pytest
 from circuitprop.backends import FastBackend
 from circuitprop.energy import neuron_current
 from circuitprop.network import DiodeModel
-from circuitprop.shockley import _build, shockley_neurons
+from circuitprop.shockley import _build, shockley_neurons, shockley_residual
 from conftest import random_network
 
 pytest.importorskip("numba")
@@ -88,3 +88,49 @@ def test_numba_neuron_current_matches_energy(rng, rs):
     ours = shockley_current(v, 0.267, 0.733, diode)
     ref = neuron_current(v, 0.267, 0.733, diode)[0]
     np.testing.assert_allclose(ours, ref, rtol=1e-13, atol=1e-24)
+
+
+@pytest.mark.parametrize("card, v_low, v_high", [("generic", 0.0, 1.0), ("1n4148", 0.267, 0.733)])
+def test_low_rank_drive_inside_the_kernel(rng, card, v_low, v_high):
+    """``drive + sources @ transfer`` added row by row in the kernels equals the formed drive: the same
+    voltages (to rounding of the sum) and the same largest KCL residual as numpy's."""
+    diode = DiodeModel("shockley") if card == "generic" else DiodeModel.from_card(card)
+    coef = rng.uniform(1e-4, 1e-2, 300)
+    base = coef * rng.normal(0.5, 0.5, (260, 300))  # 260 x 300 > the threading threshold: the parallel kernel
+    sources = rng.uniform(-0.5, 1.5, (260, 7))
+    transfer = rng.uniform(1e-6, 1e-4, (7, 300)) * coef.mean() / 1e-4
+    drive = base + sources @ transfer
+    fused = shockley_neurons(coef, base, v_low, v_high, diode, 1e-13, np.float64, sources=sources, transfer=transfer)
+    formed = shockley_neurons(coef, drive, v_low, v_high, diode, 1e-13, np.float64)
+    np.testing.assert_allclose(fused, formed, atol=1e-12, rtol=0)
+    moved = fused + rng.normal(0, 1e-3, fused.shape)  # a state that is not a solution: residuals of all sizes
+    residual = coef * moved - drive + neuron_current(moved, v_low, v_high, diode)[0]
+    assert shockley_residual(moved, coef, base, v_low, v_high, diode, sources, transfer) == pytest.approx(
+        np.abs(residual).max(), rel=1e-9)
+    assert shockley_residual(fused, coef, base, v_low, v_high, diode, sources, transfer) < 1e-12 * np.abs(drive).max()
+    with pytest.raises(ValueError, match="low-rank drive"):
+        shockley_neurons(coef, base, v_low, v_high, diode, 1e-13, np.float64, sources=sources, transfer=transfer[:, :5])
+
+
+def test_solver_fused_path_matches_the_formed_drive(rng):
+    """A Shockley network solved with the low-rank drive in the kernel equals the same solve with the drive
+    formed by numpy products (the path the solver takes for wider downstream layers), and its KCL residual
+    from the fused kernel equals the one from ``residuals()``."""
+    import circuitprop.backends.fast as fast_module
+    net = random_network("30-40-5", diode=DiodeModel.from_card("1n4148"), amplifier_gain=2.0)
+    x = 30 * rng.uniform(0, 1, (9, 30))
+    prepared = FastBackend(tol=1e-12).prepare(net)
+    assert prepared.low_rank_drive(1, prepared.solve(x).voltages, prepared.input_drive(
+        net.input_voltages(x))) is not None
+    fused = prepared.solve(x)
+    state, fixed = fused.voltages, fused.info["input_drive"]
+    assert prepared.max_residual(state, fixed, None) == pytest.approx(
+        max(float(np.abs(r).max()) for r in prepared.residuals(state, fixed, None)), rel=1e-9, abs=1e-18)
+    original = fast_module.LOW_RANK_MAX
+    fast_module.LOW_RANK_MAX = 0
+    try:
+        formed = FastBackend(tol=1e-12).prepare(net).solve(x)
+    finally:
+        fast_module.LOW_RANK_MAX = original
+    np.testing.assert_allclose(fused.flat(), formed.flat(), atol=1e-11)
+    assert fused.converged and formed.converged

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..energy import neuron_current, node_conductances
 from ..kernels import crossbar_sums
-from ..shockley import shockley_current, shockley_neurons
+from ..shockley import shockley_current, shockley_neurons, shockley_residual
 from ..network import Network
 from .base import ConvergenceError, Solution
 
@@ -112,6 +112,7 @@ class PreparedNetwork:
         self.bounds = {l: (h.v_low, h.v_high) for l, h in enumerate(arch.hidden, start=1)}
         self.groups = _layer_groups(arch)
         self.gain = [arch.forward_gain(l) for l in range(self.n_layers)]
+        self._transfer = {}
 
     def _set_coef(self):
         coef = node_conductances(self.network, self.sums)
@@ -134,6 +135,7 @@ class PreparedNetwork:
         for key, g in self.network.conductances.items():
             self.sums[key] = sums[key][:2] if key in sums else crossbar_sums(g, rows=key[0] > 0)
         self._set_coef()
+        self._transfer.clear()
 
     # -- pieces -----------------------------------------------------------
     def input_drive(self, v_in: np.ndarray) -> dict:
@@ -167,6 +169,38 @@ class PreparedNetwork:
         if layer == self.n_layers - 1 and currents is not None:
             d += currents
         return d
+
+    def low_rank_drive(self, layer, state, fixed_drive):
+        """The drive of a Shockley layer as ``(base, sources, transfer)`` when its only term besides the fixed
+        (input) drive comes from a few downstream nodes (at most ``LOW_RANK_MAX``, e.g. the output layer):
+        ``drive = base + sources @ transfer`` (amperes), for the kernels to add row by row instead of forming
+        it; else ``None``.  ``transfer`` (the current gain times the transposed crossbar) is cached until
+        :meth:`update_sums`."""
+        if (layer == self.n_layers - 1 or self.diode.kind == "ideal" or fixed_drive.get(layer) is None
+                or any(a != 0 for a, _ in self.incoming[layer]) or len(self.outgoing[layer]) != 1):
+            return None
+        b, cb = self.outgoing[layer][0]
+        if self.sizes[b] > LOW_RANK_MAX:
+            return None
+        transfer = self._transfer.get(layer)
+        if transfer is None:
+            transfer = np.ascontiguousarray(self.g[(layer, b)].T, dtype=np.float64) * cb
+            self._transfer[layer] = transfer
+        return fixed_drive[layer], state[b], transfer
+
+    def solve_layer(self, layer, state, fixed_drive, currents, out=None):
+        """New voltages (V) of ``layer`` with its neighbours at ``state``: :meth:`drive` then :meth:`update`,
+        or both in one kernel pass for a Shockley layer with a low-rank drive (:meth:`low_rank_drive`),
+        written into ``out`` when given (a buffer not aliasing ``state``)."""
+        split = self.low_rank_drive(layer, state, fixed_drive)
+        if split is not None:
+            lo, hi = self.bounds[layer]
+            base, sources, transfer = split
+            v = shockley_neurons(self.coef[layer], base, lo, hi, self.diode, self.xtol, self.dtype,
+                                 sources=sources, transfer=transfer, out=out)
+            if v is not None:
+                return v
+        return self.update(layer, self.drive(layer, state, fixed_drive, currents), state[layer])
 
     def update(self, layer, drive, previous, coef=None):
         """New voltages of ``layer`` (or of the nodes whose total conductances ``coef`` are given) for ``drive``."""
@@ -213,21 +247,37 @@ class PreparedNetwork:
 
     def residuals(self, state, fixed_drive, currents) -> list:
         """Physical KCL residual (A) of layers 1..L at ``state`` (projected for ideal diodes)."""
-        out = []
+        return [self._layer_residual(layer, state, fixed_drive, currents) for layer in range(1, self.n_layers)]
+
+    def _layer_residual(self, layer, state, fixed_drive, currents):
+        d = self.drive(layer, state, fixed_drive, currents)
+        v = state[layer]
+        r = self.coef[layer] * v - d
+        if layer < self.n_layers - 1:
+            lo, hi = self.bounds[layer]
+            if self.diode.kind == "ideal":
+                r = np.where(v >= hi, np.maximum(r, 0), r)
+                r = np.where(v <= lo, np.minimum(r, 0), r)
+            else:
+                current = shockley_current(v, lo, hi, self.diode)
+                r = r + (current if current is not None else neuron_current(v, lo, hi, self.diode)[0])
+        return r
+
+    def max_residual(self, state, fixed_drive, currents) -> float:
+        """Largest physical KCL residual (A) over layers 1..L, as ``max |residuals(...)|``; Shockley layers with a
+        low-rank drive are checked in one kernel pass (:func:`~circuitprop.shockley.shockley_residual`)."""
+        worst = 0.0
         for layer in range(1, self.n_layers):
-            d = self.drive(layer, state, fixed_drive, currents)
-            v = state[layer]
-            r = self.coef[layer] * v - d
-            if layer < self.n_layers - 1:
+            split = self.low_rank_drive(layer, state, fixed_drive)
+            if split is not None:
                 lo, hi = self.bounds[layer]
-                if self.diode.kind == "ideal":
-                    r = np.where(v >= hi, np.maximum(r, 0), r)
-                    r = np.where(v <= lo, np.minimum(r, 0), r)
-                else:
-                    current = shockley_current(v, lo, hi, self.diode)
-                    r = r + (current if current is not None else neuron_current(v, lo, hi, self.diode)[0])
-            out.append(r)
-        return out
+                base, sources, transfer = split
+                r = shockley_residual(state[layer], self.coef[layer], base, lo, hi, self.diode, sources, transfer)
+                if r is not None:
+                    worst = max(worst, r)
+                    continue
+            worst = max(worst, _max_abs([self._layer_residual(layer, state, fixed_drive, currents)]))
+        return worst
 
     # -- the solve ----------------------------------------------------------
     def solve(self, inputs, output_currents=None, initial: Solution | None = None,
@@ -271,18 +321,23 @@ class PreparedNetwork:
         residual = float("nan")
         converged = False
         sweeps = 0
+        # Layers written in place swap with a spare buffer each sweep (state[l] is owned by this solve:
+        # copied from ``initial`` or freshly filled), so no new arrays are allocated per sweep.
+        spare = {l: np.empty_like(state[l]) for l in range(1, self.n_layers - 1) if self.diode.kind != "ideal"}
         for sweeps in range(1, n_max + 1):
             change = 0.0
             for group in self.groups:
-                new = {l: self.update(l, self.drive(l, state, fixed, currents), state[l]) for l in group}
+                new = {l: self.solve_layer(l, state, fixed, currents, out=spare.get(l)) for l in group}
                 for l, v in new.items():
                     if cfg.fixed_sweeps is None:
                         change = max(change, float(np.max(np.abs(v - state[l]))))
+                    if v is spare.get(l):
+                        spare[l] = state[l]
                     state[l] = v
             if record_cocontent:
                 trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
             if cfg.fixed_sweeps is None and change <= cfg.vtol:
-                residual = _max_abs(self.residuals(state, fixed, currents))
+                residual = self.max_residual(state, fixed, currents)
                 if residual <= cfg.tol:
                     converged = True
                     break
@@ -290,7 +345,7 @@ class PreparedNetwork:
             raise ConvergenceError(f"fast solver: node voltages became non-finite after {sweeps} sweeps; "
                                    "check for extreme conductances, gains or inputs")
         if not converged and (cfg.fixed_sweeps is None or cfg.fixed_sweeps_residual):
-            residual = _max_abs(self.residuals(state, fixed, currents))
+            residual = self.max_residual(state, fixed, currents)
             converged = residual <= cfg.tol
         info = {"input_drive": fixed}
         if record_cocontent:
@@ -310,6 +365,10 @@ def report_failure(config: FastSolverConfig, message: str) -> None:
     if config.on_fail == "warn":
         import warnings
         warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+#: Largest downstream layer whose drive the Shockley kernel adds itself (see ``PreparedNetwork.low_rank_drive``).
+LOW_RANK_MAX = 32
 
 
 @lru_cache(maxsize=64)
