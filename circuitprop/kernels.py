@@ -133,7 +133,10 @@ def renamed(func, suffix):
     Shockley solve took 35 ms per batch of 256 instead of 20) whenever a small batch had run first.
     """
     import types
-    copy = types.FunctionType(func.__code__, func.__globals__, f"{func.__name__}_{suffix}", func.__defaults__,
+    code = func.__code__.replace(co_name=f"{func.__code__.co_name}_{suffix}")
+    if hasattr(code, "co_qualname"):  # Python >= 3.11
+        code = code.replace(co_qualname=f"{code.co_qualname}_{suffix}")
+    copy = types.FunctionType(code, func.__globals__, f"{func.__name__}_{suffix}", func.__defaults__,
                               func.__closure__)
     copy.__qualname__ = f"{func.__qualname__}_{suffix}"
     copy.__module__ = func.__module__

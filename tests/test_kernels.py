@@ -130,3 +130,41 @@ def test_float32_training_end_to_end(rng, tmp_path):
     resumed = EPTrainer.from_checkpoint(tmp_path / "c.npz")
     assert resumed.network_.dtype == np.float32 and resumed.dtype == "float32"
 
+
+
+CACHE_SCRIPT = """
+import numba
+import numpy as np
+from circuitprop.kernels import renamed
+
+
+def roots(out):
+    for i in numba.prange(out.size):
+        out[i] = np.sqrt(i * 1.0)
+
+
+parallel = numba.njit(parallel=True, cache=True)(renamed(roots, "parallel"))
+serial = numba.njit(cache=True)(renamed(roots, "serial"))
+a = np.zeros(4096)
+serial(a)  # the serial compilation first, as after a small batch
+parallel(a)
+print(len(serial.stats.cache_hits), len(parallel.stats.cache_hits), len(parallel.stats.cache_misses))
+"""
+
+
+def test_parallel_and_serial_compilations_stay_apart_in_numbas_cache(tmp_path):
+    """numba finds a cache entry by the function's name, line and bytecode, not by its options: without
+    ``renamed``, ``njit(parallel=True, cache=True)(f)`` loads the entry ``njit(cache=True)(f)`` just saved
+    (cache hit, serial code; checked by hand with this script).  The renamed copies compile apart."""
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "cached_kernels.py"
+    script.write_text(CACHE_SCRIPT)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    first = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           check=True).stdout.split()
+    assert first == ["0", "0", "1"]  # a fresh cache: the parallel kernel compiled, not loaded from the serial entry
+    again = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           check=True).stdout.split()
+    assert again == ["1", "1", "0"]  # and each is then loaded from its own entry
