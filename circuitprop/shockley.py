@@ -316,11 +316,12 @@ def _build():
             out_row[k] = (sign * new if ok else np.nan) if other[k] >= negligible else out_row[k]
 
     @numba.njit(inline="always")
-    def _scratch(rows, n):
-        """Work rows of ``n`` floats, ``n + 72`` apart: rows of a power-of-two length, allocated one after
-        the other, can start at the same address modulo 4096 bytes, and a loop that reads one while writing
-        another then stalls on every element ("4K aliasing")."""
-        return np.empty((rows, n + 72))
+    def drive_row(drive, sources, transfer, s, buffer):
+        """Row ``s`` of the drive: ``drive[s]`` itself, or with the low-rank part added, in ``buffer``."""
+        if transfer.shape[0] == 0:
+            return drive[s]
+        row_drive(drive[s], sources[s], transfer, buffer)
+        return buffer
 
     @phase
     def row_drive(base_row, sources_row, transfer, d_row):
@@ -338,17 +339,16 @@ def _build():
                     rs, log_k, limit, xtol, max_iter, negligible, chunks, out):
         batch, n = drive.shape
         inv_nvt = 1.0 / nvt
-        fused = transfer.shape[0] > 0
         for chunk in numba.prange(chunks):
-            scratch = _scratch(7, n)
-            z, a, b, w, y, bits, buffer = (scratch[0, :n], scratch[1, :n], scratch[2, :n], scratch[3, :n],
-                                           scratch[4, :n], scratch[5, :n], scratch[6, :n])
+            z = np.empty(n)
+            a = np.empty(n)
+            b = np.empty(n)
+            w = np.empty(n)
+            y = np.empty(n)
+            bits = np.empty(n)
+            buffer = np.empty(n)
             for s in range(chunk * batch // chunks, (chunk + 1) * batch // chunks):
-                if fused:
-                    row_drive(drive[s], sources[s], transfer, buffer)
-                    d_row = buffer
-                else:
-                    d_row = drive[s]
+                d_row = drive_row(drive, sources, transfer, s, buffer)
                 out_row = out[s]
                 n_big, n_mid = row_arguments(d_row, coef, inv_coef, beta, log_beta_isat, v_low, v_high, isat,
                                              inv_nvt, z, a, b)
@@ -406,7 +406,6 @@ def _build():
         """``worst[chunk]`` = largest ``|coef v - d + i_neuron(v)|`` (A) over its rows, ``d`` as in ``vector_rows``."""
         batch, n = v.shape
         inv_nvt = 1.0 / nvt
-        fused = transfer.shape[0] > 0
         for chunk in numba.prange(chunks):
             a = np.empty(n)
             b = np.empty(n)
@@ -415,11 +414,7 @@ def _build():
             current = np.empty(n)
             largest = 0.0
             for s in range(chunk * batch // chunks, (chunk + 1) * batch // chunks):
-                if fused:
-                    row_drive(drive[s], sources[s], transfer, buffer)
-                    d_row = buffer
-                else:
-                    d_row = drive[s]
+                d_row = drive_row(drive, sources, transfer, s, buffer)
                 v_row = v[s]
                 if rs > 0.0:
                     for k in range(n):
