@@ -27,9 +27,12 @@ cost of the solve.  The main kernel evaluates ``exp`` and ``log`` with branch-fr
 (Cody-Waite reduction, exponent bits set through an integer view of the array) that LLVM vectorises,
 over rows of the batch, and computes ``omega`` for every node with the same fixed sequence (initial
 guess of Lawrence, Corless & Jeffrey, ACM TOMS 38 (2012), Algorithm 917, and one or two fourth-order
-corrections of Fritsch, Shafer & Crowley, chosen per row).  Per node at 256 x 1024: 7 ns (generic diode)
-and 18 ns (1N4148) against 29 and 60 ns for the scalar closed form (``bench_solvers.py --only neurons``).  Nodes that need more than the closed form and one correction are finished by the scalar
-path.  The results agree with the numpy Newton iteration of :mod:`circuitprop.backends.fast` to 1e-11 V
+corrections of Fritsch, Shafer & Crowley, chosen per row).  Per node at 256 x 1024: 4.5 ns (generic diode)
+and 7.9 ns (1N4148) against 12 and 33 ns for the scalar closed form (``bench_solvers.py --only neurons``,
+two cores).  Nodes that need more than the closed form and one correction are finished by the scalar
+path.  In a sweep, the hidden layer's drive from the few output nodes it feeds (``sources @ transfer``) is
+added row by row inside the kernel, and :func:`shockley_residual` checks KCL in one pass, so no full-size
+drive array is formed.  The results agree with the numpy Newton iteration of :mod:`circuitprop.backends.fast` to 1e-11 V
 and satisfy KCL to rounding (``tests/test_shockley.py``).
 """
 from __future__ import annotations

@@ -168,3 +168,18 @@ def test_parallel_and_serial_compilations_stay_apart_in_numbas_cache(tmp_path):
     again = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
                            check=True).stdout.split()
     assert again == ["1", "1", "0"]  # and each is then loaded from its own entry
+
+
+def test_importing_circuitprop_first_shortens_openblas_spin():
+    """``import circuitprop`` before numpy sets OPENBLAS_THREAD_TIMEOUT (read when OpenBLAS loads), and never
+    overrides a value the user set."""
+    import os
+    import subprocess
+    import sys
+    code = "import os, circuitprop; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    run = lambda c, e: subprocess.run([sys.executable, "-c", c], capture_output=True, text=True, env=e,  # noqa: E731
+                                      check=True).stdout.strip()
+    assert run(code, env) == "16"
+    assert run(code, dict(env, OPENBLAS_THREAD_TIMEOUT="28")) == "28"
+    assert run("import numpy; " + code, env) == "None"  # too late once numpy has loaded OpenBLAS: left alone
