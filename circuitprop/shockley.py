@@ -434,9 +434,12 @@ def _build():
 
     @phase
     def row_worst(v_row, coef, d_row, current):
+        """Largest ``|coef v - d + i|`` of a row; infinite if any is not finite (NaN included)."""
         largest = 0.0
         for k in range(v_row.size):
-            largest = max(largest, abs(coef[k] * v_row[k] - d_row[k] + current[k]))
+            x = abs(coef[k] * v_row[k] - d_row[k] + current[k])
+            if not x <= largest:
+                largest = x if x == x else np.inf
         return largest
 
     def pair(func, opts):

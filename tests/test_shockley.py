@@ -134,3 +134,16 @@ def test_solver_fused_path_matches_the_formed_drive(rng):
         fast_module.LOW_RANK_MAX = original
     np.testing.assert_allclose(fused.flat(), formed.flat(), atol=1e-11)
     assert fused.converged and formed.converged
+
+
+def test_fused_residual_reports_a_non_finite_state(rng):
+    """A NaN or infinite voltage makes the fused KCL residual infinite (never a small number that passes a tolerance)."""
+    diode = DiodeModel("shockley")
+    coef = rng.uniform(1e-4, 1e-2, 300)
+    base = coef * rng.normal(0.5, 0.5, (260, 300))
+    sources, transfer = rng.uniform(0, 1, (260, 7)), rng.uniform(1e-6, 1e-4, (7, 300))
+    v = shockley_neurons(coef, base, 0.0, 1.0, diode, 1e-13, np.float64, sources=sources, transfer=transfer)
+    for bad in (np.nan, np.inf):
+        broken = v.copy()
+        broken[200, 17] = bad
+        assert shockley_residual(broken, coef, base, 0.0, 1.0, diode, sources, transfer) == np.inf

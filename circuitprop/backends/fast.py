@@ -276,7 +276,10 @@ class PreparedNetwork:
                 if r is not None:
                     worst = max(worst, r)
                     continue
-            worst = max(worst, _max_abs([self._layer_residual(layer, state, fixed_drive, currents)]))
+            r = _max_abs([self._layer_residual(layer, state, fixed_drive, currents)])
+            if np.isnan(r):
+                return r
+            worst = max(worst, r)
         return worst
 
     # -- the solve ----------------------------------------------------------
