@@ -216,8 +216,12 @@ def _kernel():
     @numba.njit(inline="always", fastmath=True)
     def gradient_head(cross, a_i, b, left, right, i, terms):
         """``cross = a_i + b - sum_{r < terms} left[r, i] * right[r]``, four rank-one terms per pass over the
-        row (``terms`` a multiple of 4, at least 4)."""
+        row (``terms`` a multiple of 4)."""
         m = cross.shape[0]
+        if terms == 0:
+            for j in range(m):
+                cross[j] = a_i + b[j]
+            return
         w0, w1, w2, w3 = left[0, i], left[1, i], left[2, i], left[3, i]
         x0, x1, x2, x3 = right[0], right[1], right[2], right[3]
         for j in range(m):
@@ -254,13 +258,8 @@ def _kernel():
                 last = rows - 4
                 for i in range(start, stop - 1, 2):
                     k = i + 1
-                    if last:
-                        gradient_head(cross, a[i], b, left, right, i, last)
-                        gradient_head(other, a[k], b, left, right, k, last)
-                    else:
-                        for j in range(m):
-                            cross[j] = a[i] + b[j]
-                            other[j] = a[k] + b[j]
+                    gradient_head(cross, a[i], b, left, right, i, last)
+                    gradient_head(other, a[k], b, left, right, k, last)
                     w0, w1, w2, w3 = left[last, i], left[last + 1, i], left[last + 2, i], left[last + 3, i]
                     u0, u1, u2, u3 = left[last, k], left[last + 1, k], left[last + 2, k], left[last + 3, k]
                     x0, x1, x2, x3 = right[last], right[last + 1], right[last + 2], right[last + 3]
@@ -288,11 +287,7 @@ def _kernel():
                 ai = a[i]
                 if single:
                     last = rows - 4
-                    if last:
-                        gradient_head(cross, ai, b, left, right, i, last)
-                    else:
-                        for j in range(m):
-                            cross[j] = ai + b[j]
+                    gradient_head(cross, ai, b, left, right, i, last)
                     w0, w1, w2, w3 = left[last, i], left[last + 1, i], left[last + 2, i], left[last + 3, i]
                     x0, x1, x2, x3 = right[last], right[last + 1], right[last + 2], right[last + 3]
                     g_row = conductance[i]

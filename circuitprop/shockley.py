@@ -386,24 +386,29 @@ def _build():
             over_lo = max((v_low - v_row[k]) * inv_nvt - limit, 0.0)
             out_row[k] = isat * (e_hi[k] * (1.0 + over_hi) - e_lo[k] * (1.0 + over_lo))
 
+    @numba.njit(inline="always")
+    def neuron_row_current(v_row, v_low, v_high, isat, nvt, inv_nvt, rs, log_k, limit, a, b, bits, out_row):
+        """``out_row = i(v - v_high) - i(v_low - v)`` (A) for one row; ``a``, ``b``, ``bits`` are work rows."""
+        if rs > 0.0:
+            for k in range(v_row.size):
+                i_hi = nvt / rs * omega(log_k + (v_row[k] - v_high + isat * rs) * inv_nvt) - isat
+                i_lo = nvt / rs * omega(log_k + (v_low - v_row[k] + isat * rs) * inv_nvt) - isat
+                out_row[k] = i_hi - i_lo
+        else:  # SIMD exp; exponents below -600 give IS*exp() < 1e-260 A instead of a subnormal (slow) or 0
+            row_exponents(v_row, v_low, v_high, inv_nvt, limit, a, b)
+            vexp_call(a, a, bits)
+            vexp_call(b, b, bits)
+            row_currents(v_row, v_low, v_high, isat, inv_nvt, limit, a, b, out_row)
+
     def current_rows(v, v_low, v_high, isat, nvt, rs, log_k, limit, out):
         """``out = i(v - v_high) - i(v_low - v)`` (A), the current leaving each node through its diodes."""
         batch, n = v.shape
         inv_nvt = 1.0 / nvt
         for s in numba.prange(batch):
-            if rs > 0.0:
-                for k in range(n):
-                    i_hi = nvt / rs * omega(log_k + (v[s, k] - v_high + isat * rs) * inv_nvt) - isat
-                    i_lo = nvt / rs * omega(log_k + (v_low - v[s, k] + isat * rs) * inv_nvt) - isat
-                    out[s, k] = i_hi - i_lo
-            else:  # SIMD exp; exponents below -600 give IS*exp() < 1e-260 A instead of a subnormal (slow) or 0
-                a = np.empty(n)
-                b = np.empty(n)
-                bits = np.empty(n)
-                row_exponents(v[s], v_low, v_high, inv_nvt, limit, a, b)
-                vexp_call(a, a, bits)
-                vexp_call(b, b, bits)
-                row_currents(v[s], v_low, v_high, isat, inv_nvt, limit, a, b, out[s])
+            a = np.empty(n)
+            b = np.empty(n)
+            bits = np.empty(n)
+            neuron_row_current(v[s], v_low, v_high, isat, nvt, inv_nvt, rs, log_k, limit, a, b, bits, out[s])
 
     def residual_rows(v, coef, drive, sources, transfer, v_low, v_high, isat, nvt, rs, log_k, limit, chunks, worst):
         """``worst[chunk]`` = largest ``|coef v - d + i_neuron(v)|`` (A) over its rows, ``d`` as in ``vector_rows``."""
@@ -419,16 +424,7 @@ def _build():
             for s in range(chunk * batch // chunks, (chunk + 1) * batch // chunks):
                 d_row = drive_row(drive, sources, transfer, s, buffer)
                 v_row = v[s]
-                if rs > 0.0:
-                    for k in range(n):
-                        i_hi = nvt / rs * omega(log_k + (v_row[k] - v_high + isat * rs) * inv_nvt) - isat
-                        i_lo = nvt / rs * omega(log_k + (v_low - v_row[k] + isat * rs) * inv_nvt) - isat
-                        current[k] = i_hi - i_lo
-                else:
-                    row_exponents(v_row, v_low, v_high, inv_nvt, limit, a, b)
-                    vexp_call(a, a, bits)
-                    vexp_call(b, b, bits)
-                    row_currents(v_row, v_low, v_high, isat, inv_nvt, limit, a, b, current)
+                neuron_row_current(v_row, v_low, v_high, isat, nvt, inv_nvt, rs, log_k, limit, a, b, bits, current)
                 largest = max(largest, row_worst(v_row, coef, d_row, current))
             worst[chunk] = largest
 
