@@ -326,7 +326,8 @@ class PreparedNetwork:
         sweeps = 0
         # Layers written in place swap with a spare buffer each sweep (state[l] is owned by this solve:
         # copied from ``initial`` or freshly filled), so no new arrays are allocated per sweep.
-        spare = {l: np.empty_like(state[l]) for l in range(1, self.n_layers - 1) if self.diode.kind != "ideal"}
+        reuse = self.diode.kind != "ideal" and self.dtype == np.float64  # the Shockley kernel writes float64
+        spare = {l: np.empty_like(state[l]) for l in range(1, self.n_layers - 1)} if reuse else {}
         for sweeps in range(1, n_max + 1):
             change = 0.0
             for group in self.groups:
