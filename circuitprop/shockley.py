@@ -43,6 +43,10 @@ import numpy as np
 
 from .kernels import PARALLEL_MIN_SIZE, _numba_available, renamed
 
+#: Below this ``z`` the series guess of omega, ``e - e**2 + 3/2 e**3 - 8/3 e**4 + 125/24 e**5`` (``e = exp(z)``),
+#: is exact to rounding (the next term, ``54/5 e**6``, is below 4e-19 of ``w``), so no correction is needed
+SERIES_EXACT = -9.0
+
 #: Below this exponent a diode's ``exp`` is skipped: ``IS*(exp(x) - 1)`` rounds to ``-IS`` exactly in float64.
 NEGLIGIBLE_EXPONENT = -40.0
 
@@ -188,7 +192,8 @@ def _build():
 
     @vector
     def vexp(x, out, bits_buffer):
-        """``out = exp(min(max(x, -708), 709))`` elementwise (relative error ~2e-16), vectorisable."""
+        """``out = exp(min(max(x, -708), 709))`` elementwise (relative error ~2e-16), vectorisable when ``out`` is
+        not ``x`` (aliased arrays fail LLVM's runtime overlap check and the loop runs scalar, ~2.7x slower)."""
         t_bits = bits_buffer.view(np.int64)
         out_bits = out.view(np.int64)
         for i in range(x.size):
@@ -205,7 +210,8 @@ def _build():
     def vlog(x, out, mantissa):
         """``out = log(x)`` elementwise for normal ``x > 0`` (relative error ~2e-16), vectorisable.
 
-        ``out`` may be ``x``; ``mantissa`` is a work array of the same size."""
+        ``mantissa`` is a work array of the same size.  ``out`` may be ``x`` but should not be: the loop then
+        runs scalar (LLVM's runtime overlap check fails)."""
         x_bits = x.view(np.int64)
         out_bits = mantissa.view(np.int64)
         for i in range(x.size):  # mantissa in [sqrt(1/2), sqrt(2)) as a float, the exponent kept in x's bits
@@ -230,11 +236,12 @@ def _build():
     @phase
     def row_arguments(d_row, coef, inv_coef, beta, log_beta_isat, v_low, v_high, isat, inv_nvt, z, a, b):
         """``z`` of each node (upper diode, or the lower one mirrored); ``a = min(z, 0)``, ``b = max(z, 1)``.
-        Returns the numbers of nodes with ``z > 1`` and with ``-2 <= z < 4`` (integer counts vectorise,
-        a floating-point maximum does not)."""
+        Returns the numbers of nodes with ``z > 1``, with ``-2 <= z < 4`` and with ``z >= SERIES_EXACT`` (integer
+        counts vectorise, a floating-point maximum does not)."""
         mid = 0.5 * (v_low + v_high)
         n_big = 0
         n_mid = 0
+        n_correct = 0
         for k in range(z.size):
             up = d_row[k] >= coef[k] * mid
             shifted = (d_row[k] if up else -d_row[k]) - isat
@@ -245,7 +252,8 @@ def _build():
             b[k] = max(zk, 1.0)
             n_big += 1 if zk > 1.0 else 0
             n_mid += 1 if -2.0 <= zk < 4.0 else 0
-        return n_big, n_mid
+            n_correct += 1 if zk >= SERIES_EXACT else 0
+        return n_big, n_mid, n_correct
 
     @phase
     def omega_guess(z, exp_z, log_z, w):
@@ -259,17 +267,20 @@ def _build():
             lz = log_z[k]
             inv = 1.0 / max(zk, 1.0)
             asymptotic = zk - lz + lz * inv * (1.0 + inv * (0.5 * lz - 1.0) + inv * inv * (lz * lz / 3.0 - 1.5 * lz + 1.0))
+            series = exp_z[k] if exp_z[k] < 1e-17 else series  # w = exp(z) to rounding there
             guess = series if zk < -2.0 else (taylor if zk <= 1.0 else asymptotic)
             w[k] = min(max(guess, 1e-300), 1e300)
 
     @phase
     def omega_correct(z, w, log_w):
-        """One Fritsch correction of ``w``; ``log_w`` holds ln(w) before and is updated to ln(w) after."""
+        """One Fritsch correction of ``w``; ``log_w`` holds ln(w) before and is updated to ln(w) after.
+        Nodes with ``z < SERIES_EXACT`` are left as they are (their guess is exact already)."""
         for k in range(z.size):
             r = z[k] - w[k] - log_w[k]
             wp1 = 1.0 + w[k]
             q = wp1 * (wp1 + 2.0 * r / 3.0)
             delta = r * (q - 0.5 * r) / (wp1 * (q - r))
+            delta = delta if z[k] >= SERIES_EXACT else 0.0
             w[k] = max(w[k] * (1.0 + delta), 1e-300)
             log_w[k] += delta * (1.0 - delta * (0.5 - delta / 3.0))
 
@@ -284,10 +295,9 @@ def _build():
             up = d_row[k] >= coef[k] * mid
             lo = v_low if up else -v_high
             hi = v_high if up else -v_low
-            tiny = z[k] < -2.0 and exp_z[k] < 1e-17
-            wk = exp_z[k] if tiny else w[k]  # w = exp(z) to machine precision there
-            lw = z[k] if tiny else log_w[k]
-            w[k] = max(wk, 1e-250)  # below that, w / beta is subnormal (slow) and negligible next to IS
+            series = z[k] < SERIES_EXACT  # w is the series guess, exact to rounding, and ln w = z - w
+            lw = z[k] - w[k] if series else log_w[k]
+            w[k] = max(w[k], 1e-250)  # below that, w / beta is subnormal (slow) and negligible next to IS
             yk = hi + nvt * (lw - log_beta_isat[k]) + rs * (w[k] * inv_beta[k] - isat)
             y[k] = yk
             exact = rs > 0.0 or (yk - hi) * inv_nvt <= limit
@@ -348,26 +358,31 @@ def _build():
             b = np.empty(n)
             w = np.empty(n)
             y = np.empty(n)
+            e = np.empty(n)
             bits = np.empty(n)
             buffer = np.empty(n)
+            # No phase is called with an output aliasing one of its inputs: LLVM would then take the scalar
+            # fallback of its runtime overlap check (measured 2.7 against 1.0 ns per node for vexp).
             for s in range(chunk * batch // chunks, (chunk + 1) * batch // chunks):
                 d_row = drive_row(drive, sources, transfer, s, buffer)
                 out_row = out[s]
-                n_big, n_mid = row_arguments(d_row, coef, inv_coef, beta, log_beta_isat, v_low, v_high, isat,
-                                             inv_nvt, z, a, b)
-                vexp_call(a, a, bits)  # exp(z), used where z < -2
+                n_big, n_mid, n_correct = row_arguments(d_row, coef, inv_coef, beta, log_beta_isat, v_low, v_high,
+                                                        isat, inv_nvt, z, a, b)
+                vexp_call(a, e, bits)  # exp(z), used where z < -2
                 if n_big:
-                    vlog_call(b, b, bits)  # log(z), used where z > 1
-                omega_guess(z, a, b, w)
-                for _ in range(2 if n_mid else 1):  # two corrections only where the guess is poorer
+                    vlog_call(b, y, bits)  # log(z), used where z > 1
+                omega_guess(z, e, y, w)
+                # corrections: none where the series in exp(z) is exact (a row of linear-region nodes), two only
+                # where the guess is poorer
+                for _ in range(0 if n_correct == 0 else (2 if n_mid else 1)):
                     vlog_call(w, b, bits)
                     omega_correct(z, w, b)
                 n_other = row_voltages(d_row, coef, inv_beta, log_beta_isat, v_low, v_high, isat, nvt, inv_nvt, rs,
-                                       limit, negligible, z, a, w, b, y, z, out_row)  # z: the other exponent now
+                                       limit, negligible, z, e, w, b, y, a, out_row)  # a: the other exponent now
                 if n_other:  # some nodes need the other diode: one Newton step for those
-                    vexp_call(z, b, bits)
+                    vexp_call(a, b, bits)
                     other_diode_step(d_row, coef, inv_coef, inv_beta, v_low, v_high, isat, nvt, inv_nvt, rs, xtol,
-                                     negligible, w, y, z, b, out_row)
+                                     negligible, w, y, a, b, out_row)
                 for k in range(n):  # the rest: scalar path (rare unless the bias window is a few nVt)
                     if np.isnan(out_row[k]):
                         out_row[k] = node(coef[k], d_row[k], log_beta_isat[k], v_low, v_high, isat, nvt, rs, log_k,
@@ -387,8 +402,9 @@ def _build():
             out_row[k] = isat * (e_hi[k] * (1.0 + over_hi) - e_lo[k] * (1.0 + over_lo))
 
     @numba.njit(inline="always")
-    def neuron_row_current(v_row, v_low, v_high, isat, nvt, inv_nvt, rs, log_k, limit, a, b, bits, out_row):
-        """``out_row = i(v - v_high) - i(v_low - v)`` (A) for one row; ``a``, ``b``, ``bits`` are work rows."""
+    def neuron_row_current(v_row, v_low, v_high, isat, nvt, inv_nvt, rs, log_k, limit, a, b, ea, eb, bits, out_row):
+        """``out_row = i(v - v_high) - i(v_low - v)`` (A) for one row; ``a``, ``b``, ``ea``, ``eb``, ``bits`` are
+        distinct work rows (no aliasing, which would keep the loops scalar)."""
         if rs > 0.0:
             for k in range(v_row.size):
                 i_hi = nvt / rs * omega(log_k + (v_row[k] - v_high + isat * rs) * inv_nvt) - isat
@@ -396,9 +412,9 @@ def _build():
                 out_row[k] = i_hi - i_lo
         else:  # SIMD exp; exponents below -600 give IS*exp() < 1e-260 A instead of a subnormal (slow) or 0
             row_exponents(v_row, v_low, v_high, inv_nvt, limit, a, b)
-            vexp_call(a, a, bits)
-            vexp_call(b, b, bits)
-            row_currents(v_row, v_low, v_high, isat, inv_nvt, limit, a, b, out_row)
+            vexp_call(a, ea, bits)
+            vexp_call(b, eb, bits)
+            row_currents(v_row, v_low, v_high, isat, inv_nvt, limit, ea, eb, out_row)
 
     def current_rows(v, v_low, v_high, isat, nvt, rs, log_k, limit, out):
         """``out = i(v - v_high) - i(v_low - v)`` (A), the current leaving each node through its diodes."""
@@ -407,8 +423,10 @@ def _build():
         for s in numba.prange(batch):
             a = np.empty(n)
             b = np.empty(n)
+            ea = np.empty(n)
+            eb = np.empty(n)
             bits = np.empty(n)
-            neuron_row_current(v[s], v_low, v_high, isat, nvt, inv_nvt, rs, log_k, limit, a, b, bits, out[s])
+            neuron_row_current(v[s], v_low, v_high, isat, nvt, inv_nvt, rs, log_k, limit, a, b, ea, eb, bits, out[s])
 
     def residual_rows(v, coef, drive, sources, transfer, v_low, v_high, isat, nvt, rs, log_k, limit, chunks, worst):
         """``worst[chunk]`` = largest ``|coef v - d + i_neuron(v)|`` (A) over its rows, ``d`` as in ``vector_rows``."""
@@ -417,6 +435,8 @@ def _build():
         for chunk in numba.prange(chunks):
             a = np.empty(n)
             b = np.empty(n)
+            ea = np.empty(n)
+            eb = np.empty(n)
             bits = np.empty(n)
             buffer = np.empty(n)
             current = np.empty(n)
@@ -424,7 +444,8 @@ def _build():
             for s in range(chunk * batch // chunks, (chunk + 1) * batch // chunks):
                 d_row = drive_row(drive, sources, transfer, s, buffer)
                 v_row = v[s]
-                neuron_row_current(v_row, v_low, v_high, isat, nvt, inv_nvt, rs, log_k, limit, a, b, bits, current)
+                neuron_row_current(v_row, v_low, v_high, isat, nvt, inv_nvt, rs, log_k, limit, a, b, ea, eb, bits,
+                                   current)
                 largest = max(largest, row_worst(v_row, coef, d_row, current))
             worst[chunk] = largest
 
