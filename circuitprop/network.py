@@ -469,8 +469,12 @@ class Network:
     def layer_sizes(self) -> tuple:
         return self.architecture.layer_sizes
 
-    def input_voltages(self, x) -> np.ndarray:
-        """Voltages (volts) of the input nodes for features ``x`` of shape (B, n_features)."""
+    def input_voltages(self, x, dtype=np.float64) -> np.ndarray:
+        """Voltages (volts) of the input nodes for features ``x`` of shape (B, n_features), as ``dtype``.
+
+        Columns: ``gain * x``, then ``-gain * x`` (doubled inputs), then the bias source(s).  Written into
+        one fresh array (no intermediate copies: the fast solver calls this once per phase).
+        """
         arch = self.architecture
         x = np.asarray(x, dtype=np.float64)
         if x.ndim == 1:
@@ -478,23 +482,29 @@ class Network:
         if x.ndim != 2 or x.shape[1] != arch.n_features:
             raise NetworkError(
                 f"inputs have shape {x.shape}, expected (batch, {arch.n_features})")
-        if not np.all(np.isfinite(x)):
+        # max and min propagate NaN and see infinities: one check without an |x| temporary
+        largest = max(float(np.max(x)), -float(np.min(x))) if x.size else 0.0
+        if not np.isfinite(largest):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
             raise NetworkError(f"inputs contain non-finite values (first at sample {bad[0]}, feature {bad[1]})")
-        largest = float(np.max(np.abs(x))) * arch.input_gain if x.size else 0.0
+        largest *= arch.input_gain
         if largest > MAX_VOLTAGE:
             bad = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(x)), x.shape))
             raise NetworkError(f"input at sample {bad[0]}, feature {bad[1]} makes a source of {largest:.3g} V "
                                f"(input_gain {arch.input_gain:g} V per unit); circuitprop accepts up to "
                                f"{MAX_VOLTAGE:g} V")
-        parts = [arch.input_gain * x]
+        batch, n = x.shape
+        v = np.empty((batch, arch.layer_sizes[0]), dtype=dtype)
+        np.multiply(x, arch.input_gain, out=v[:, :n], casting="unsafe")
+        column = n
         if arch.doubled_inputs:
-            parts.append(-arch.input_gain * x)
+            np.negative(v[:, :n], out=v[:, n:2 * n])
+            column = 2 * n
         if arch.bias_input:
-            parts.append(np.full((x.shape[0], 1), arch.bias_voltage))
+            v[:, column] = arch.bias_voltage
             if arch.doubled_inputs:
-                parts.append(np.full((x.shape[0], 1), -arch.bias_voltage))
-        return np.concatenate(parts, axis=1)
+                v[:, column + 1] = -arch.bias_voltage
+        return v
 
     def scores(self, output_voltages) -> np.ndarray:
         """Class scores (volts) from the output-node voltages (B, n_out)."""

@@ -108,3 +108,27 @@ def test_float32_is_close_to_float64(rng):
     f32 = FastBackend(dtype="float32", tol=1e-8).solve(net, x)
     assert f32.voltages[1].dtype == np.float32
     assert np.max(np.abs(ref.flat() - f32.flat())) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_nudged_phase_reuses_the_free_phases_inputs_only_when_they_are_the_same(rng, dtype):
+    net = random_network("6-5-3", seed=2, bias_input=True)
+    prepared = FastBackend(fixed_sweeps=3, dtype=dtype).prepare(net)
+    x = rng.uniform(0, 1, (4, 6))
+    currents = rng.normal(0, 1e-7, (4, 6))
+    free = prepared.solve(x)
+    assert free.voltages[0].dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(free.voltages[0], net.input_voltages(x).astype(dtype))
+    reused = prepared.solve(x.copy(), currents, initial=free)
+    assert reused.voltages[0] is free.voltages[0]
+    cold = dict(free.info)
+    del cold["features"]
+    from circuitprop.backends.base import Solution
+    recomputed = prepared.solve(x, currents, initial=Solution(voltages=free.voltages, info=cold))
+    for a, b in zip(reused.voltages, recomputed.voltages):
+        np.testing.assert_array_equal(a, b)
+    # the caller changed its array in place: the solver must see the new inputs, not the free phase's copy
+    x[1, 2] += 0.25
+    changed = prepared.solve(x, currents, initial=free)
+    np.testing.assert_array_equal(changed.voltages[0], net.input_voltages(x).astype(dtype))
+    assert not np.array_equal(changed.voltages[1], reused.voltages[1])

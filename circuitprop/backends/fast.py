@@ -292,7 +292,16 @@ class PreparedNetwork:
         otherwise it is computed here (or taken from ``initial``).
         """
         cfg = self.config
-        v_in = self.network.input_voltages(inputs).astype(self.dtype)
+        features = np.asarray(inputs, dtype=np.float64)
+        v_in = None
+        if initial is not None and "features" in initial.info and initial.voltages[0].dtype == self.dtype:
+            # a nudged phase of the same batch: its input voltages (and input drive) are the free phase's
+            seen = initial.info["features"]
+            if seen.shape == features.shape and np.array_equal(seen, features):
+                v_in = initial.voltages[0]
+        same_inputs = v_in is not None
+        if v_in is None:
+            v_in = self.network.input_voltages(features, dtype=self.dtype)
         batch = v_in.shape[0]
         currents = None
         if output_currents is not None:
@@ -303,7 +312,7 @@ class PreparedNetwork:
         if initial is not None:
             if len(initial.voltages) != self.n_layers or initial.voltages[0].shape != v_in.shape:
                 raise ValueError("initial state does not match this network and batch")
-            if "input_drive" in initial.info and np.array_equal(initial.voltages[0], v_in):
+            if "input_drive" in initial.info and (same_inputs or np.array_equal(initial.voltages[0], v_in)):
                 fixed = initial.info["input_drive"]
             state = [v_in] + [np.array(v, dtype=self.dtype) for v in initial.voltages[1:]]
         else:
@@ -351,7 +360,9 @@ class PreparedNetwork:
         if not converged and (cfg.fixed_sweeps is None or cfg.fixed_sweeps_residual):
             residual = self.max_residual(state, fixed, currents)
             converged = residual <= cfg.tol
-        info = {"input_drive": fixed}
+        # the features (a copy: the caller may reuse its array) let a warm-started phase of the same batch skip
+        # forming and comparing the input voltages
+        info = {"input_drive": fixed, "features": features.reshape(v_in.shape[0], -1).copy()}
         if record_cocontent:
             info["cocontent"] = np.array(trace)
         solution = Solution(voltages=state, iterations=sweeps, residual=residual, converged=converged, info=info)

@@ -131,7 +131,7 @@ class WiredNetwork(PreparedNetwork):
               record_cocontent: bool = False, input_drive=None) -> Solution:
         """Steady state of a batch (same contract as :meth:`PreparedNetwork.solve`)."""
         cfg = self.config
-        v_in = self.network.input_voltages(inputs).astype(np.float64)
+        v_in = self.network.input_voltages(inputs)
         batch = v_in.shape[0]
         drive = self.input_drive(v_in)
         currents = None

@@ -347,7 +347,7 @@ class EPTrainer:
         grads = self._rule.gradient(net, phases)  # dL/dg_n, volts^2 (low-rank factors for the dV^2 rule)
         project = {}
         if incremental and next_x is not None:
-            v_next = net.input_voltages(next_x).astype(prepared.dtype)
+            v_next = net.input_voltages(next_x, dtype=prepared.dtype)
             project = {key: v_next for key in net.conductances if key[0] == 0}
         sums = self._optimizer_.step(net.conductances, grads, self.g_min, self.g_max, grad_scale=unit,
                                      project=project, device=device, rng=self._rng)
@@ -365,7 +365,7 @@ class EPTrainer:
         self._next_drive = None
         if pending is not None and pending[0].shape == x.shape and np.array_equal(pending[0], x):
             return pending[1]
-        v_in = self.network_.input_voltages(x).astype(self._prepared.dtype)
+        v_in = self.network_.input_voltages(x, dtype=self._prepared.dtype)
         return {b: project(v_in, g) for (a, b), g in self.network_.conductances.items() if a == 0}
 
     # -- fit / predict -------------------------------------------------------------------
@@ -634,6 +634,8 @@ def _solve_stacked(solve, x, currents, free):
                                              for layer, d in free.info.get("input_drive", {}).items()}})
     if not initial.info["input_drive"]:
         del initial.info["input_drive"]
+    if "features" in free.info:  # lets the solver reuse the stacked input voltages instead of forming them
+        initial.info["features"] = np.concatenate([free.info["features"]] * k)
     stacked = solve(np.concatenate([x] * k), np.concatenate(currents), initial)
     return [Solution(voltages=[v[i * batch:(i + 1) * batch] for v in stacked.voltages], iterations=stacked.iterations,
                      residual=stacked.residual, converged=stacked.converged) for i in range(k)]
