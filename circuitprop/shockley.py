@@ -459,6 +459,24 @@ def _build():
                 largest = x if x == x else np.inf
         return largest
 
+    def clip_rows(coef, drive, sources, transfer, v_low, v_high, chunks, out):
+        """Ideal-diode neurons: ``out = clip((drive + sources @ transfer) / coef, v_low, v_high)`` row by row
+        (the drive summed in float64; NaN stays NaN).  Elements are indexed in place (no row views: at the
+        training batch of 4 their reference counting would cost more than the row)."""
+        batch, n = drive.shape
+        for chunk in numba.prange(chunks):
+            acc = np.empty(n)
+            for s in range(chunk * batch // chunks, (chunk + 1) * batch // chunks):
+                for k in range(n):
+                    acc[k] = drive[s, k]
+                for r in range(transfer.shape[0]):
+                    u = np.float64(sources[s, r])
+                    for k in range(n):
+                        acc[k] += u * transfer[r, k]
+                for k in range(n):
+                    x = acc[k] / coef[k]
+                    out[s, k] = v_low if x < v_low else (v_high if x > v_high else x)
+
     def pair(func, opts):
         """(parallel, serial) compilations of ``func``, under distinct names (see ``kernels.renamed``)."""
         return (numba.njit(parallel=True, **opts)(renamed(func, "parallel")),
@@ -470,6 +488,7 @@ def _build():
         "vector": pair(vector_rows, dict(options, fastmath=_FASTMATH)),
         "current": pair(current_rows, options),
         "residual": pair(residual_rows, dict(options, fastmath=_FASTMATH)),
+        "clip": pair(clip_rows, options),
         "omega": numba.njit(error_model="numpy")(omega.py_func),
         "vexp": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vexp.py_func),
         "vlog": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vlog.py_func),
@@ -551,6 +570,43 @@ def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype, method="vec
     else:
         raise ValueError(f"method must be 'vector' or 'scalar', got {method!r}")
     return out.astype(dtype, copy=False)
+
+
+def clipped_neurons(coef, drive, v_low, v_high, sources, transfer, out=None):
+    """Node voltages (V) of a layer of ideal-diode neurons with a low-rank drive, in one numba pass:
+    ``clip((drive + sources @ transfer) / coef, v_low, v_high)`` (Millman's theorem, then the clamp).
+
+    Parameters
+    ----------
+    coef : ndarray, shape (n,)
+        Total conductance (S) from each node to fixed potentials.
+    drive : ndarray, shape (batch, n)
+        Current (A) from the fixed part of the circuit (the input crossbars); its dtype is the result's.
+    v_low, v_high : float
+        Bias voltages (V) of the lower and upper diodes.
+    sources, transfer : ndarray, shape (batch, r) and (r, n)
+        The rest of the drive, ``sources @ transfer`` (amperes; e.g. the output nodes this layer feeds, with
+        ``transfer`` their conductances times the current gain), summed in float64 without forming it.
+    out : ndarray, optional
+        Array of the drive's shape and dtype to write into (the solver's reused buffer).
+
+    Returns
+    -------
+    ndarray or None
+        ``None`` when numba is not available (the caller then forms the drive with numpy).
+    """
+    if not _numba_available():
+        return None
+    drive = np.ascontiguousarray(drive)
+    sources, transfer = _low_rank(sources, transfer, drive.shape)
+    if not (out is not None and out.dtype == drive.dtype and out.shape == drive.shape and out.flags.c_contiguous):
+        out = np.empty_like(drive)
+    coef = np.ascontiguousarray(np.broadcast_to(coef, drive.shape[-1:]), dtype=np.float64)
+    parallel = drive.size >= PARALLEL_MIN_SIZE
+    kernel = _build()["clip"][0 if parallel else 1]
+    kernel(coef, drive, sources, transfer, float(v_low), float(v_high), min(drive.shape[0], 8 if parallel else 1),
+           out)
+    return out
 
 
 def shockley_current(v, v_low, v_high, diode):

@@ -147,3 +147,35 @@ def test_fused_residual_reports_a_non_finite_state(rng):
         broken = v.copy()
         broken[200, 17] = bad
         assert shockley_residual(broken, coef, base, 0.0, 1.0, diode, sources, transfer) == np.inf
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_ideal_diode_layers_with_a_low_rank_drive_match_the_numpy_clip(rng, dtype, monkeypatch):
+    """The ideal-diode kernel (drive summed in the kernel, then the clamp) gives the numpy path's voltages
+    (the same fixed sweeps with the drive formed by products) to rounding; NaN stays NaN."""
+    import circuitprop.backends.fast as fast_module
+    from circuitprop.shockley import clipped_neurons
+    monkeypatch.setattr(fast_module, "IDEAL_KERNEL_MIN_SIZE", 0)  # the kernel at this test's small size
+    calls = []
+    monkeypatch.setattr(fast_module, "clipped_neurons", lambda *a, **k: calls.append(1) or clipped_neurons(*a, **k))
+    net = random_network("30-40-5", diode=DiodeModel(kind="ideal"), amplifier_gain=2.0, v_low=-0.05, v_high=0.05)
+    x = rng.uniform(0, 1, (9, 30))
+    currents = rng.normal(0, 1e-6, (9, 10))
+    prepared = FastBackend(fixed_sweeps=5, dtype=dtype).prepare(net)
+    assert prepared.low_rank_drive(1, prepared.solve(x).voltages, prepared.input_drive(
+        net.input_voltages(x, dtype=dtype))) is not None
+    fused = prepared.solve(x, currents)
+    assert len(calls) >= 5  # the kernel solved the hidden layer in every sweep
+    hidden = fused.voltages[1]
+    assert hidden.dtype == np.dtype(dtype)
+    clamped = (hidden == hidden.dtype.type(-0.05)) | (hidden == hidden.dtype.type(0.05))
+    assert 0.05 < np.mean(clamped) < 0.95  # both the clamp and the linear region are exercised
+    monkeypatch.setattr(fast_module, "LOW_RANK_MAX", 0)
+    formed_solver = FastBackend(fixed_sweeps=5, dtype=dtype).prepare(net)
+    assert formed_solver.low_rank_drive(1, fused.voltages, fused.info["input_drive"]) is None
+    formed = formed_solver.solve(x, currents)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(fused.flat(), formed.flat(), atol=tol, rtol=0)
+    coef = np.full(3, 2.0)
+    out = clipped_neurons(coef, np.array([[np.nan, 1.0, -5.0]]), -1.0, 1.0, np.zeros((1, 1)), np.zeros((1, 3)))
+    assert np.isnan(out[0, 0]) and out[0, 1] == 0.5 and out[0, 2] == -1.0

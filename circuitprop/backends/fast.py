@@ -31,7 +31,7 @@ import numpy as np
 
 from ..energy import neuron_current, node_conductances
 from ..kernels import crossbar_sums
-from ..shockley import shockley_current, shockley_neurons, shockley_residual
+from ..shockley import clipped_neurons, shockley_current, shockley_neurons, shockley_residual
 from ..network import Network
 from .base import ConvergenceError, Solution
 
@@ -171,12 +171,12 @@ class PreparedNetwork:
         return d
 
     def low_rank_drive(self, layer, state, fixed_drive):
-        """The drive of a Shockley layer as ``(base, sources, transfer)`` when its only term besides the fixed
+        """The drive of a hidden layer as ``(base, sources, transfer)`` when its only term besides the fixed
         (input) drive comes from a few downstream nodes (at most ``LOW_RANK_MAX``, e.g. the output layer):
         ``drive = base + sources @ transfer`` (amperes), for the kernels to add row by row instead of forming
         it; else ``None``.  ``transfer`` (the current gain times the transposed crossbar) is cached until
         :meth:`update_sums`."""
-        if (layer == self.n_layers - 1 or self.diode.kind == "ideal" or fixed_drive.get(layer) is None
+        if (layer == self.n_layers - 1 or fixed_drive.get(layer) is None
                 or any(a != 0 for a, _ in self.incoming[layer]) or len(self.outgoing[layer]) != 1):
             return None
         b, cb = self.outgoing[layer][0]
@@ -190,14 +190,19 @@ class PreparedNetwork:
 
     def solve_layer(self, layer, state, fixed_drive, currents, out=None):
         """New voltages (V) of ``layer`` with its neighbours at ``state``: :meth:`drive` then :meth:`update`,
-        or both in one kernel pass for a Shockley layer with a low-rank drive (:meth:`low_rank_drive`),
+        or both in one kernel pass for a hidden layer with a low-rank drive (:meth:`low_rank_drive`),
         written into ``out`` when given (a buffer not aliasing ``state``)."""
         split = self.low_rank_drive(layer, state, fixed_drive)
+        if split is not None and self.diode.kind == "ideal" and split[0].size < IDEAL_KERNEL_MIN_SIZE:
+            split = None  # numpy's three calls cost less than the kernel's call at this size
         if split is not None:
             lo, hi = self.bounds[layer]
             base, sources, transfer = split
-            v = shockley_neurons(self.coef[layer], base, lo, hi, self.diode, self.xtol, self.dtype,
-                                 sources=sources, transfer=transfer, out=out)
+            if self.diode.kind == "ideal":
+                v = clipped_neurons(self.coef[layer], base, lo, hi, sources, transfer, out=out)
+            else:
+                v = shockley_neurons(self.coef[layer], base, lo, hi, self.diode, self.xtol, self.dtype,
+                                     sources=sources, transfer=transfer, out=out)
             if v is not None:
                 return v
         return self.update(layer, self.drive(layer, state, fixed_drive, currents), state[layer])
@@ -268,7 +273,7 @@ class PreparedNetwork:
         low-rank drive are checked in one kernel pass (:func:`~circuitprop.shockley.shockley_residual`)."""
         worst = 0.0
         for layer in range(1, self.n_layers):
-            split = self.low_rank_drive(layer, state, fixed_drive)
+            split = self.low_rank_drive(layer, state, fixed_drive) if self.diode.kind != "ideal" else None
             if split is not None:
                 lo, hi = self.bounds[layer]
                 base, sources, transfer = split
@@ -335,7 +340,7 @@ class PreparedNetwork:
         sweeps = 0
         # Layers written in place swap with a spare buffer each sweep (state[l] is owned by this solve:
         # copied from ``initial`` or freshly filled), so no new arrays are allocated per sweep.
-        reuse = self.diode.kind != "ideal" and self.dtype == np.float64  # the Shockley kernel writes float64
+        reuse = self.diode.kind == "ideal" or self.dtype == np.float64  # the Shockley kernel writes float64
         spare = {l: np.empty_like(state[l]) for l in range(1, self.n_layers - 1)} if reuse else {}
         for sweeps in range(1, n_max + 1):
             change = 0.0
@@ -381,6 +386,10 @@ def report_failure(config: FastSolverConfig, message: str) -> None:
         import warnings
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
+
+#: Smallest ideal-diode layer (batch x nodes) solved by :func:`~circuitprop.shockley.clipped_neurons`; below it the
+#: numpy path is faster (at batch 4 x 1024: 15 against 10-13 us per call, ``benchmarks/bench_solvers.py``).
+IDEAL_KERNEL_MIN_SIZE = 65536
 
 #: Largest downstream layer whose drive the Shockley kernel adds itself (see ``PreparedNetwork.low_rank_drive``).
 LOW_RANK_MAX = 32
