@@ -27,9 +27,10 @@ cost of the solve.  The main kernel evaluates ``exp`` and ``log`` with branch-fr
 (Cody-Waite reduction, exponent bits set through an integer view of the array) that LLVM vectorises,
 over rows of the batch, and computes ``omega`` for every node with the same fixed sequence (initial
 guess of Lawrence, Corless & Jeffrey, ACM TOMS 38 (2012), Algorithm 917, and one or two fourth-order
-corrections of Fritsch, Shafer & Crowley, chosen per row).  Per node at 256 x 1024: 4.5 ns (generic diode)
-and 7.9 ns (1N4148) against 12 and 33 ns for the scalar closed form (``bench_solvers.py --only neurons``,
-two cores).  Nodes that need more than the closed form and one correction are finished by the scalar
+corrections of Fritsch, Shafer & Crowley, chosen per row; none where ``z < SERIES_EXACT``, where the guess is
+exact).  No phase is called with its output aliasing an input: LLVM's runtime overlap check would then
+send the loop to its scalar fallback.  Per node at 256 x 1024: 2.2 ns (generic diode) and 5.1 ns (1N4148)
+against 12 and 34 ns for the scalar closed form (``bench_solvers.py --only neurons``, two cores).  Nodes that need more than the closed form and one correction are finished by the scalar
 path.  In a sweep, the hidden layer's drive from the few output nodes it feeds (``sources @ transfer``) is
 added row by row inside the kernel, and :func:`shockley_residual` checks KCL in one pass, so no full-size
 drive array is formed.  The results agree with the numpy Newton iteration of :mod:`circuitprop.backends.fast` to 1e-11 V
