@@ -478,6 +478,30 @@ def _build():
                     x = acc[k] / coef[k]
                     out[s, k] = v_low if x < v_low else (v_high if x > v_high else x)
 
+    def chain_sweeps(fixed_hidden, fixed_out, currents, transfer, coef_hidden, coef_out, forward_gain, current_gain,
+                     v_low, v_high, sweeps, hidden, out):
+        """``sweeps`` block Gauss-Seidel sweeps of an ideal-diode hidden layer and the output layer it feeds,
+        in place, row by row (see :func:`ideal_chain_sweeps`)."""
+        batch, n = hidden.shape
+        m = out.shape[1]
+        acc = np.empty(n)
+        for _ in range(sweeps):
+            for s in range(batch):
+                for k in range(n):
+                    acc[k] = fixed_hidden[s, k]
+                for r in range(m):
+                    u = current_gain * np.float64(out[s, r])
+                    for k in range(n):
+                        acc[k] += u * transfer[r, k]
+                for k in range(n):
+                    x = acc[k] / coef_hidden[k]
+                    hidden[s, k] = v_low if x < v_low else (v_high if x > v_high else x)
+                for r in range(m):
+                    total = 0.0
+                    for k in range(n):
+                        total += np.float64(hidden[s, k]) * transfer[r, k]
+                    out[s, r] = (forward_gain * total + fixed_out[s, r] + currents[s, r]) / coef_out[r]
+
     def pair(func, opts):
         """(parallel, serial) compilations of ``func``, under distinct names (see ``kernels.renamed``)."""
         return (numba.njit(parallel=True, **opts)(renamed(func, "parallel")),
@@ -490,6 +514,7 @@ def _build():
         "current": pair(current_rows, options),
         "residual": pair(residual_rows, dict(options, fastmath=_FASTMATH)),
         "clip": pair(clip_rows, options),
+        "chain": numba.njit(fastmath=True, **options)(chain_sweeps),
         "omega": numba.njit(error_model="numpy")(omega.py_func),
         "vexp": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vexp.py_func),
         "vlog": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vlog.py_func),
@@ -608,6 +633,45 @@ def clipped_neurons(coef, drive, v_low, v_high, sources, transfer, out=None):
     kernel(coef, drive, sources, transfer, float(v_low), float(v_high), min(drive.shape[0], 8 if parallel else 1),
            out)
     return out
+
+
+def ideal_chain_sweeps(hidden, out, fixed_hidden, fixed_out, currents, transfer, coef_hidden, coef_out,
+                       forward_gain, current_gain, v_low, v_high, sweeps):
+    """Run ``sweeps`` sweeps of the fast solver on an ideal-diode hidden layer and the output layer it feeds,
+    in one numba call (at the training batch of 4 the numpy path spends its time in call overhead).
+
+    Each sweep solves, row by row, ``hidden = clip((fixed_hidden + c * out @ G.T) / coef_hidden, v_low,
+    v_high)`` and then ``out = (fixed_out + currents + A * hidden @ G) / coef_out``, the same block updates as
+    :meth:`~circuitprop.backends.fast.PreparedNetwork.solve_layer` in the same order, with sums in float64.
+
+    Parameters
+    ----------
+    hidden, out : ndarray, shapes (batch, n) and (batch, m)
+        Starting voltages (V), overwritten with the result (C-contiguous, one dtype).
+    fixed_hidden, fixed_out, currents : ndarray
+        Fixed currents (A) into the hidden nodes (the input crossbar's drive) and into the output nodes (a
+        skip crossbar's drive; the nudging currents).
+    transfer : ndarray, shape (m, n)
+        ``G.T`` in float64: the crossbar between the two layers (siemens), output nodes as rows.
+    coef_hidden, coef_out : ndarray
+        Total conductance (S) of each node to everything but its own diodes.
+    forward_gain, current_gain : float
+        The amplifier's voltage gain A and current gain c.
+    v_low, v_high : float
+        Bias voltages (V) of the diodes.
+    sweeps : int
+
+    Returns
+    -------
+    bool
+        ``False`` (nothing done) when numba is not available.
+    """
+    if not _numba_available():
+        return False
+    _build()["chain"](fixed_hidden, fixed_out, currents, transfer, np.asarray(coef_hidden, dtype=np.float64),
+                      np.asarray(coef_out, dtype=np.float64), float(forward_gain), float(current_gain),
+                      float(v_low), float(v_high), int(sweeps), hidden, out)
+    return True
 
 
 def shockley_current(v, v_low, v_high, diode):

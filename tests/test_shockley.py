@@ -179,3 +179,33 @@ def test_ideal_diode_layers_with_a_low_rank_drive_match_the_numpy_clip(rng, dtyp
     coef = np.full(3, 2.0)
     out = clipped_neurons(coef, np.array([[np.nan, 1.0, -5.0]]), -1.0, 1.0, np.zeros((1, 1)), np.zeros((1, 3)))
     assert np.isnan(out[0, 0]) and out[0, 1] == 0.5 and out[0, 2] == -1.0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("skip", [(), ((0, 2),)])
+def test_ideal_chain_kernel_runs_the_same_sweeps_as_the_numpy_path(rng, dtype, skip, monkeypatch):
+    """Inputs -> ideal-diode hidden -> outputs with fixed sweeps: all sweeps in one kernel call give the
+    layer-by-layer numpy sweeps' voltages to rounding (amplifier gains, a skip crossbar, nudging currents)."""
+    import circuitprop.backends.fast as fast_module
+    from circuitprop.shockley import ideal_chain_sweeps
+    calls = []
+    monkeypatch.setattr(fast_module, "ideal_chain_sweeps",
+                        lambda *a, **k: calls.append(1) or ideal_chain_sweeps(*a, **k))
+    net = random_network("30-40-5", diode=DiodeModel(kind="ideal"), amplifier_gain=2.0, v_low=-0.05, v_high=0.05,
+                         skip=skip)
+    x = rng.uniform(0, 1, (6, 30))
+    currents = rng.normal(0, 1e-6, (6, 10))
+    prepared = FastBackend(fixed_sweeps=3, dtype=dtype).prepare(net)
+    free = prepared.solve(x)
+    nudged = prepared.solve(x, currents, initial=free)
+    assert len(calls) == 2 and nudged.iterations == 3
+    hidden = nudged.voltages[1]
+    clamped = (hidden == hidden.dtype.type(-0.05)) | (hidden == hidden.dtype.type(0.05))
+    assert 0.05 < np.mean(clamped) < 0.95  # both the clamp and the linear region are exercised
+    monkeypatch.setattr(fast_module.PreparedNetwork, "_chain_sweeps", lambda *a: False)
+    numpy_path = FastBackend(fixed_sweeps=3, dtype=dtype).prepare(net)
+    reference = numpy_path.solve(x, currents, initial=numpy_path.solve(x))
+    assert len(calls) == 2
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(nudged.flat(), reference.flat(), atol=tol * max(1.0, np.abs(reference.flat()).max()),
+                               rtol=0)

@@ -17,6 +17,9 @@ together (a colouring of the layer graph), so skip crossbars stay exact.  When
 co-content over that block, so the co-content decreases monotonically and the
 sweeps converge to the unique steady state.
 
+With ``fixed_sweeps`` at small batches, a network of one ideal-diode hidden layer runs all its sweeps in
+one numba call (:func:`circuitprop.shockley.ideal_chain_sweeps`), the same updates in the same order.
+
 The input crossbars do not change during relaxation: their drive (the Norton
 equivalent of the inputs) is computed once per batch and reused by every sweep
 and by the nudged phases.
@@ -31,7 +34,7 @@ import numpy as np
 
 from ..energy import neuron_current, node_conductances
 from ..kernels import crossbar_sums
-from ..shockley import clipped_neurons, shockley_current, shockley_neurons, shockley_residual
+from ..shockley import clipped_neurons, ideal_chain_sweeps, shockley_current, shockley_neurons, shockley_residual
 from ..network import Network
 from .base import ConvergenceError, Solution
 
@@ -207,6 +210,27 @@ class PreparedNetwork:
                 return v
         return self.update(layer, self.drive(layer, state, fixed_drive, currents), state[layer])
 
+    def _chain_sweeps(self, state, fixed_drive, currents) -> bool:
+        """Run all ``fixed_sweeps`` in one kernel call (:func:`~circuitprop.shockley.ideal_chain_sweeps`) when the
+        network is inputs -> one ideal-diode hidden layer -> outputs (a skip crossbar from the inputs allowed),
+        updating ``state`` in place; ``False`` (nothing done) otherwise."""
+        if (self.n_layers != 3 or self.diode.kind != "ideal" or self.sizes[2] > LOW_RANK_MAX
+                or [a for a, _ in self.incoming[1]] != [0] or (1, 2) not in self.g or 1 not in fixed_drive):
+            return False
+        transfer = self._transfer.get("chain")
+        if transfer is None:
+            transfer = self._transfer["chain"] = np.ascontiguousarray(self.g[(1, 2)].T, dtype=np.float64)
+        batch = state[0].shape[0]
+        zeros = None
+        if 2 not in fixed_drive or currents is None:
+            zeros = np.zeros((batch, self.sizes[2]), dtype=self.dtype)
+        lo, hi = self.bounds[1]
+        return ideal_chain_sweeps(state[1], state[2], np.ascontiguousarray(fixed_drive[1]),
+                                  np.ascontiguousarray(fixed_drive[2]) if 2 in fixed_drive else zeros,
+                                  np.ascontiguousarray(currents) if currents is not None else zeros, transfer,
+                                  self.coef[1], self.coef[2], self.gain[1], self.outgoing[1][0][1], lo, hi,
+                                  self.config.fixed_sweeps)
+
     def update(self, layer, drive, previous, coef=None):
         """New voltages of ``layer`` (or of the nodes whose total conductances ``coef`` are given) for ``drive``."""
         coef = self.coef[layer] if coef is None else coef
@@ -342,7 +366,9 @@ class PreparedNetwork:
         # copied from ``initial`` or freshly filled), so no new arrays are allocated per sweep.
         reuse = self.diode.kind == "ideal" or self.dtype == np.float64  # the Shockley kernel writes float64
         spare = {l: np.empty_like(state[l]) for l in range(1, self.n_layers - 1)} if reuse else {}
-        for sweeps in range(1, n_max + 1):
+        chained = (cfg.fixed_sweeps is not None and not record_cocontent
+                   and batch * self.sizes[1] < IDEAL_KERNEL_MIN_SIZE and self._chain_sweeps(state, fixed, currents))
+        for sweeps in range(1, 0 if chained else n_max + 1):
             change = 0.0
             for group in self.groups:
                 new = {l: self.solve_layer(l, state, fixed, currents, out=spare.get(l)) for l in group}
@@ -359,6 +385,8 @@ class PreparedNetwork:
                 if residual <= cfg.tol:
                     converged = True
                     break
+        if chained:
+            sweeps = cfg.fixed_sweeps
         if not all(np.all(np.isfinite(v)) for v in state[1:]):
             raise ConvergenceError(f"fast solver: node voltages became non-finite after {sweeps} sweeps; "
                                    "check for extreme conductances, gains or inputs")
