@@ -362,13 +362,17 @@ class PreparedNetwork:
         residual = float("nan")
         converged = False
         sweeps = 0
-        # Layers written in place swap with a spare buffer each sweep (state[l] is owned by this solve:
-        # copied from ``initial`` or freshly filled), so no new arrays are allocated per sweep.
-        reuse = self.diode.kind == "ideal" or self.dtype == np.float64  # the Shockley kernel writes float64
-        spare = {l: np.empty_like(state[l]) for l in range(1, self.n_layers - 1)} if reuse else {}
+        # Small batches of a one-hidden-layer ideal-diode network: every fixed sweep in one kernel call, on
+        # ``state`` in place (then the loop below has nothing left to do).
         chained = (cfg.fixed_sweeps is not None and not record_cocontent
                    and batch * self.sizes[1] < IDEAL_KERNEL_MIN_SIZE and self._chain_sweeps(state, fixed, currents))
-        for sweeps in range(1, 0 if chained else n_max + 1):
+        if chained:
+            sweeps, n_max = cfg.fixed_sweeps, 0
+        # Layers written in place swap with a spare buffer each sweep (state[l] is owned by this solve:
+        # copied from ``initial`` or freshly filled), so no new arrays are allocated per sweep.
+        reuse = (self.diode.kind == "ideal" or self.dtype == np.float64) and not chained  # Shockley writes float64
+        spare = {l: np.empty_like(state[l]) for l in range(1, self.n_layers - 1)} if reuse else {}
+        for sweeps in range(1, n_max + 1):
             change = 0.0
             for group in self.groups:
                 new = {l: self.solve_layer(l, state, fixed, currents, out=spare.get(l)) for l in group}
@@ -385,8 +389,6 @@ class PreparedNetwork:
                 if residual <= cfg.tol:
                     converged = True
                     break
-        if chained:
-            sweeps = cfg.fixed_sweeps
         if not all(np.all(np.isfinite(v)) for v in state[1:]):
             raise ConvergenceError(f"fast solver: node voltages became non-finite after {sweeps} sweeps; "
                                    "check for extreme conductances, gains or inputs")
