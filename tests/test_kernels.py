@@ -66,16 +66,21 @@ def test_numba_and_numpy_kernels_agree_with_the_dense_optimizer(rng, dtype, mome
 
 
 @pytest.mark.parametrize("columns", [17, 40])
-@pytest.mark.parametrize("rank, n_projected, momentum, dtype", [
-    (8, 4, 0.0, np.float64), (8, 4, 0.5, np.float64), (4, 4, 0.5, np.float32), (8, 3, 0.5, np.float64),
-    (5, 4, 0.5, np.float64), (12, 4, 0.0, np.float32)])
-def test_kernel_sums_match_the_solver_sums(rng, rank, n_projected, momentum, dtype, columns):
-    # every path of the kernels (narrow crossbars; one pass per row or two rows per pass; projection fused or
-    # not; the general loop for a rank that is not a multiple of 4); 51 rows leave an odd row in some chunks
+@pytest.mark.parametrize("rank, n_projected, momentum, dtype, n_rows", [
+    (8, 4, 0.0, np.float64, 51), (8, 4, 0.5, np.float64, 51), (4, 4, 0.5, np.float32, 51),
+    (8, 3, 0.5, np.float64, 51), (5, 4, 0.5, np.float64, 51), (12, 4, 0.0, np.float32, 51),
+    (8, 4, 0.5, np.float32, 211), (16, 4, 0.5, np.float32, 211), (16, 4, 0.5, np.float64, 51),
+    (12, 4, 0.5, np.float32, 211)])
+def test_kernel_sums_match_the_solver_sums(rng, rank, n_projected, momentum, dtype, columns, n_rows):
+    # every path of the kernels (narrow crossbars; one pass per row or two rows per pass, with or without a
+    # head of earlier terms; projection fused or not; the general loop for a rank that is not a multiple of 4);
+    # 51 and 211 rows leave an odd row in some chunks, and 211 rows (27 per chunk) flush float32 column sums
+    # inside a chunk (kernels.COLUMN_BLOCK)
     assert (columns < kernels.NARROW_COLUMNS) == (columns == 17)
-    g, grad = make_case(rng, dtype, shape=(51, columns), rows=rank)
+    assert -(-211 // kernels.CHUNKS) > kernels.COLUMN_BLOCK
+    g, grad = make_case(rng, dtype, shape=(n_rows, columns), rows=rank)
     reference = g.copy()
-    inputs = rng.uniform(-1, 1, (n_projected, 51))
+    inputs = rng.uniform(-1, 1, (n_projected, n_rows))
     velocity = np.full_like(g, 1e-3) if momentum else None
     reference_velocity = None if velocity is None else velocity.copy()
     rows, cols, drive = update_numba(g, velocity, grad, 1e-6, 1e-7, momentum, False, 1e-7, 1.5e-6, project=inputs)
