@@ -53,19 +53,28 @@ class LowRankGradient:
         return (self.a.shape[0], self.b.shape[0])
 
 
+_NUMBA_IMPORTED = None  # None: not tried yet; then whether numba imported (and OMP_WAIT_POLICY was set)
+
+
 def _numba_available() -> bool:
+    """Whether the numba kernels are used: numba imports and ``CIRCUITPROP_KERNELS`` is not ``numpy`` (read on
+    every call, so it can be switched at run time; the import is tried once)."""
+    global _NUMBA_IMPORTED
     if os.environ.get("CIRCUITPROP_KERNELS", "").lower() == "numpy":
         return False
-    try:
-        import numba
-    except ImportError:
-        return False
-    # numba's OpenMP threads keep spinning after each parallel loop, and OpenBLAS's after each product: on two
-    # cores they starve each other (the solver ran 4x slower, measured). Passive OpenMP threads sleep instead
-    # (set before numba starts its threads; the workqueue layer avoids the spinning too but costs about
-    # 0.2 ms per parallel loop, which doubled a training step). BENCHMARKS.md, section 6.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return True
+    if _NUMBA_IMPORTED is None:
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            _NUMBA_IMPORTED = False
+            return False
+        # numba's OpenMP threads keep spinning after each parallel loop, and OpenBLAS's after each product: on
+        # two cores they starve each other (the solver ran 4x slower, measured). Passive OpenMP threads sleep
+        # instead (set before numba starts its threads; the workqueue layer avoids the spinning too but costs
+        # about 0.2 ms per parallel loop, which doubled a training step). BENCHMARKS.md, section 6.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        _NUMBA_IMPORTED = True
+    return _NUMBA_IMPORTED
 
 
 # -- numpy fallback -------------------------------------------------------------------------------------------
@@ -442,29 +451,29 @@ def _kernel():
                     project_row(conductance, project, drive_parts, c, i)  # the next batch's drive, from this row
                 flush(colsum, part, i, start, stop, block)
 
-    def narrow(conductance, velocity, a, b, left, right, grad_scale, step, momentum, use_momentum, use_sign,
+    def narrow(conductance, velocity, a, b, cross, grad_scale, step, momentum, use_momentum, use_sign,
                lower, upper, colsum_parts, block, project, drive_parts):
-        """``fused`` for crossbars with few columns (e.g. the 1024 x 10 output crossbar): elements are indexed
-        in place, with no row views.  A view costs an atomic reference-count increment and decrement, and
-        ``fused`` takes about a dozen per row: 12 ns per element at 10 columns, against ~1 here."""
+        """``fused`` for crossbars with few columns (e.g. the 1024 x 10 output crossbar), given the cross term
+        ``cross = left.T @ right`` (a matrix product, as in :func:`update_numpy`): elements are indexed in
+        place, with no row views.  A view costs an atomic reference-count increment and decrement, and
+        ``fused`` takes about a dozen per row: 12 ns per element at 10 columns; rank-one terms over rows of
+        10 columns vectorise poorly (4.6 ns per element), the product and this pass take about 1.9."""
         n, m = conductance.shape
-        rows = left.shape[0]
         chunks = colsum_parts.shape[0]
         per = (n + chunks - 1) // chunks
         for c in numba.prange(chunks):
-            cross = np.empty(m, dtype=conductance.dtype)
             part = np.zeros(m, dtype=conductance.dtype)
+            row = np.empty(m, dtype=conductance.dtype)
             start, stop = c * per, min(n, (c + 1) * per)
             for i in range(start, stop):
                 ai = a[i]
                 for j in range(m):
-                    cross[j] = ai + b[j]
-                for r in range(rows):
-                    w = left[r, i]
+                    row[j] = ai + b[j] - cross[i, j]
+                if use_sign:  # a loop of its own: np.sign in the update loop kept it scalar (+40 % time)
                     for j in range(m):
-                        cross[j] -= w * right[r, j]
+                        row[j] = np.sign(row[j])
                 for j in range(m):
-                    grad = np.sign(cross[j]) if use_sign else cross[j]
+                    grad = row[j]
                     if use_momentum:
                         v = momentum * velocity[i, j] + grad_scale * grad
                         velocity[i, j] = v
@@ -473,8 +482,10 @@ def _kernel():
                         g = min(max(conductance[i, j] - step * (grad_scale * grad), lower), upper)
                     conductance[i, j] = g
                     part[j] += g
-                    for r in range(project.shape[0]):
-                        drive_parts[c, r, j] += project[r, i] * g
+                for r in range(project.shape[0]):  # the next batch's drive, from the updated row
+                    pri = project[r, i]
+                    for j in range(m):
+                        drive_parts[c, r, j] += pri * conductance[i, j]
                 flush(colsum_parts[c], part, i, start, stop, block)
 
     # threads for large crossbars, none for small ones (waking the threads costs more than the pass there);
@@ -541,13 +552,18 @@ def update_numba(conductance, velocity, grad: LowRankGradient, grad_scale, step,
     project = np.zeros((0, n), dtype=dtype) if project is None else np.ascontiguousarray(project, dtype=dtype)
     drive_parts = np.zeros((chunks, project.shape[0], m), dtype=dtype)
     parallel, serial, narrow_parallel, narrow_serial = _kernel()
+    left = np.ascontiguousarray(grad.left, dtype=dtype)
+    right = np.ascontiguousarray(grad.right, dtype=dtype)
     if m < NARROW_COLUMNS:
         parallel, serial = narrow_parallel, narrow_serial
+        factors = (np.matmul(left.T, right),)  # the cross term (n, m): small, and a product is the fast way
+    else:
+        factors = (left, right)
     kernel = parallel if conductance.size >= PARALLEL_MIN_SIZE else serial
     kernel(conductance, vel, np.ascontiguousarray(grad.a, dtype=dtype), np.ascontiguousarray(grad.b, dtype=dtype),
-              np.ascontiguousarray(grad.left, dtype=dtype), np.ascontiguousarray(grad.right, dtype=dtype),
-              scalar(np.sign(grad_scale) if sign else grad_scale), scalar(step), scalar(momentum), use_momentum,
-              bool(sign), scalar(lower), scalar(upper), colsum_parts, _column_block(dtype, n), project, drive_parts)
+           *factors, scalar(np.sign(grad_scale) if sign else grad_scale), scalar(step), scalar(momentum),
+           use_momentum, bool(sign), scalar(lower), scalar(upper), colsum_parts, _column_block(dtype, n), project,
+           drive_parts)
     rowsum = row_sums(conductance) if rows else None
     drive = drive_parts.sum(axis=0) if project.shape[0] else None
     return rowsum, colsum_parts.sum(axis=0), drive

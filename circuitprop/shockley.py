@@ -481,26 +481,54 @@ def _build():
     def chain_sweeps(fixed_hidden, fixed_out, currents, transfer, coef_hidden, coef_out, forward_gain, current_gain,
                      v_low, v_high, sweeps, hidden, out):
         """``sweeps`` block Gauss-Seidel sweeps of an ideal-diode hidden layer and the output layer it feeds,
-        in place, row by row (see :func:`ideal_chain_sweeps`)."""
+        in place (see :func:`ideal_chain_sweeps`).  The rows of a batch are independent circuits, so each row
+        runs all its sweeps by itself; the output rows' terms are taken four at a time (one pass over the hidden
+        row per four instead of per one: 25 % less time).  One thread: at batch 4-8 waking a second one cost
+        more than it saved (passive OpenMP threads sleep between loops; measured 158 against 39 us per call)."""
         batch, n = hidden.shape
         m = out.shape[1]
-        acc = np.empty(n)
-        for _ in range(sweeps):
-            for s in range(batch):
+        inverse = 1.0 / coef_hidden  # multiplying by it: 1/4 of a row's time went into divisions
+        m4 = m - m % 4
+        for s in range(batch):
+            acc = np.empty(n)
+            u = np.empty(m)
+            total = np.empty(m)
+            for _ in range(sweeps):
+                for r in range(m):
+                    u[r] = current_gain * np.float64(out[s, r])
                 for k in range(n):
                     acc[k] = fixed_hidden[s, k]
-                for r in range(m):
-                    u = current_gain * np.float64(out[s, r])
+                for r in range(0, m4, 4):
+                    u0, u1, u2, u3 = u[r], u[r + 1], u[r + 2], u[r + 3]
+                    t0, t1, t2, t3 = transfer[r], transfer[r + 1], transfer[r + 2], transfer[r + 3]
                     for k in range(n):
-                        acc[k] += u * transfer[r, k]
+                        acc[k] += u0 * t0[k] + u1 * t1[k] + u2 * t2[k] + u3 * t3[k]
+                for r in range(m4, m):
+                    ur = u[r]
+                    tr = transfer[r]
+                    for k in range(n):
+                        acc[k] += ur * tr[k]
                 for k in range(n):
-                    x = acc[k] / coef_hidden[k]
+                    x = acc[k] * inverse[k]
                     hidden[s, k] = v_low if x < v_low else (v_high if x > v_high else x)
-                for r in range(m):
-                    total = 0.0
+                for r in range(0, m4, 4):
+                    t0, t1, t2, t3 = transfer[r], transfer[r + 1], transfer[r + 2], transfer[r + 3]
+                    s0 = s1 = s2 = s3 = 0.0
                     for k in range(n):
-                        total += np.float64(hidden[s, k]) * transfer[r, k]
-                    out[s, r] = (forward_gain * total + fixed_out[s, r] + currents[s, r]) / coef_out[r]
+                        h = np.float64(hidden[s, k])
+                        s0 += h * t0[k]
+                        s1 += h * t1[k]
+                        s2 += h * t2[k]
+                        s3 += h * t3[k]
+                    total[r], total[r + 1], total[r + 2], total[r + 3] = s0, s1, s2, s3
+                for r in range(m4, m):
+                    tr = transfer[r]
+                    sr = 0.0
+                    for k in range(n):
+                        sr += np.float64(hidden[s, k]) * tr[k]
+                    total[r] = sr
+                for r in range(m):
+                    out[s, r] = (forward_gain * total[r] + fixed_out[s, r] + currents[s, r]) / coef_out[r]
 
     def pair(func, opts):
         """(parallel, serial) compilations of ``func``, under distinct names (see ``kernels.renamed``)."""
@@ -640,9 +668,10 @@ def ideal_chain_sweeps(hidden, out, fixed_hidden, fixed_out, currents, transfer,
     """Run ``sweeps`` sweeps of the fast solver on an ideal-diode hidden layer and the output layer it feeds,
     in one numba call (at the training batch of 4 the numpy path spends its time in call overhead).
 
-    Each sweep solves, row by row, ``hidden = clip((fixed_hidden + c * out @ G.T) / coef_hidden, v_low,
-    v_high)`` and then ``out = (fixed_out + currents + A * hidden @ G) / coef_out``, the same block updates as
-    :meth:`~circuitprop.backends.fast.PreparedNetwork.solve_layer` in the same order, with sums in float64.
+    Each sweep solves ``hidden = clip((fixed_hidden + c * out @ G.T) / coef_hidden, v_low, v_high)`` and then
+    ``out = (fixed_out + currents + A * hidden @ G) / coef_out``, the same block updates as
+    :meth:`~circuitprop.backends.fast.PreparedNetwork.solve_layer` in the same order, with sums in float64
+    (the hidden division is a product with ``1 / coef_hidden``: results agree with the numpy path to rounding).
 
     Parameters
     ----------

@@ -132,3 +132,20 @@ def test_nudged_phase_reuses_the_free_phases_inputs_only_when_they_are_the_same(
     changed = prepared.solve(x, currents, initial=free)
     np.testing.assert_array_equal(changed.voltages[0], net.input_voltages(x).astype(dtype))
     assert not np.array_equal(changed.voltages[1], reused.voltages[1])
+
+
+def test_given_input_voltages_and_drive_give_the_same_solution(rng):
+    net = random_network("6-5-3", seed=3, bias_input=True)
+    prepared = FastBackend(fixed_sweeps=4, dtype="float32").prepare(net)
+    x = rng.uniform(0, 1, (4, 6))
+    v_in = net.input_voltages(x, dtype=np.float32)
+    drive = prepared.input_drive(v_in)
+    given = prepared.solve(x, input_drive=drive, input_voltages=v_in)
+    assert given.voltages[0] is v_in
+    for a, b in zip(given.voltages, prepared.solve(x).voltages):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="input voltages have shape"):
+        prepared.solve(x, input_voltages=v_in[:3])
+    with pytest.raises(ValueError, match="dtype"):
+        prepared.solve(x, input_voltages=v_in.astype(np.float64))
+

@@ -313,12 +313,14 @@ class PreparedNetwork:
 
     # -- the solve ----------------------------------------------------------
     def solve(self, inputs, output_currents=None, initial: Solution | None = None,
-              record_cocontent: bool = False, input_drive: dict | None = None) -> Solution:
+              record_cocontent: bool = False, input_drive: dict | None = None,
+              input_voltages: np.ndarray | None = None) -> Solution:
         """Steady state of a batch (see :class:`~circuitprop.backends.base.Backend`).
 
         ``input_drive`` (``{layer: amperes (batch, n)}``) gives the Norton drive of the input
         crossbars when the caller already has it (the training loop gets it from the update pass);
-        otherwise it is computed here (or taken from ``initial``).
+        otherwise it is computed here (or taken from ``initial``).  ``input_voltages`` likewise gives
+        ``network.input_voltages(inputs, dtype=...)`` (volts) when the caller formed it already.
         """
         cfg = self.config
         features = np.asarray(inputs, dtype=np.float64)
@@ -329,6 +331,12 @@ class PreparedNetwork:
             if seen.shape == features.shape and np.array_equal(seen, features):
                 v_in = initial.voltages[0]
         same_inputs = v_in is not None
+        if v_in is None and input_voltages is not None:
+            expected = (features.reshape(-1, self.network.architecture.n_features).shape[0], self.sizes[0])
+            if input_voltages.shape != expected or input_voltages.dtype != self.dtype:
+                raise ValueError(f"input voltages have shape {input_voltages.shape} and dtype {input_voltages.dtype}, "
+                                 f"expected {expected} and {np.dtype(self.dtype)}")
+            v_in = input_voltages
         if v_in is None:
             v_in = self.network.input_voltages(features, dtype=self.dtype)
         batch = v_in.shape[0]
@@ -389,7 +397,7 @@ class PreparedNetwork:
                 if residual <= cfg.tol:
                     converged = True
                     break
-        if not all(np.all(np.isfinite(v)) for v in state[1:]):
+        if not all(np.isfinite(v).all() for v in state[1:]):
             raise ConvergenceError(f"fast solver: node voltages became non-finite after {sweeps} sweeps; "
                                    "check for extreme conductances, gains or inputs")
         if not converged and (cfg.fixed_sweeps is None or cfg.fixed_sweeps_residual):

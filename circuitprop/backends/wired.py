@@ -128,8 +128,9 @@ class WiredNetwork(PreparedNetwork):
         return [r[:, s] for s in self.slices.values()]
 
     def solve(self, inputs, output_currents=None, initial: Solution | None = None,
-              record_cocontent: bool = False, input_drive=None) -> Solution:
-        """Steady state of a batch (same contract as :meth:`PreparedNetwork.solve`)."""
+              record_cocontent: bool = False, input_drive=None, input_voltages=None) -> Solution:
+        """Steady state of a batch (same contract as :meth:`PreparedNetwork.solve`; ``input_drive`` and
+        ``input_voltages`` are formed here from ``inputs``)."""
         cfg = self.config
         v_in = self.network.input_voltages(inputs)
         batch = v_in.shape[0]

@@ -24,14 +24,28 @@ def low_rank_gradients(network, phases) -> dict:
     if has_wires(network):
         raise ValueError("with wire resistance the drop across a cell is not A_a V_a,i - V_b,j: use "
                          "wired_gradients (DeltaVSquaredRule does this by itself)")
+    stacked, half_squares = {}, {}  # per layer: every phase's rows; 1/2 sum_r w_r V_r**2
+
+    def rows_of(layer):
+        if layer not in stacked:
+            stacked[layer] = np.concatenate([p[0][layer] for p in phases], axis=0)
+        return stacked[layer]
+
+    def half_square(layer):
+        if layer not in half_squares:
+            v = rows_of(layer)
+            half_squares[layer] = 0.5 * (weights.astype(v.dtype) @ (v * v))
+        return half_squares[layer]
+
+    weights = np.concatenate([np.full(p[0][0].shape[0], p[1]) for p in phases])  # w_r
     out = {}
     for (a, b) in network.conductances:
         ga = arch.forward_gain(a)
-        u = np.concatenate([ga * p[0][a] for p in phases], axis=0)
-        v = np.concatenate([p[0][b] for p in phases], axis=0)
-        w = np.concatenate([np.full(p[0][a].shape[0], p[1], dtype=u.dtype) for p in phases])
-        wu = u * w[:, None]
-        out[(a, b)] = LowRankGradient(a=0.5 * (wu * u).sum(0), b=0.5 * (w @ (v * v)), left=wu, right=v)
+        u = rows_of(a)
+        dtype = u.dtype
+        left = u * (ga * weights).astype(dtype)[:, None]
+        a_term = half_square(a) if ga == 1.0 else dtype.type(ga * ga) * half_square(a)
+        out[(a, b)] = LowRankGradient(a=a_term, b=half_square(b), left=left, right=rows_of(b))
     return out
 
 

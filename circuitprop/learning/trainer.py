@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import get_backend
+from ..kernels import project
 from ..network import (DiodeModel, Network, NetworkError, atomic_savez, compensated_bias, load_npz_with_spec,
                        make_architecture)
 from ..safety import DeferredInterrupt, OutputLock, clean_stale_temporaries
@@ -315,16 +316,16 @@ class EPTrainer:
         if incremental:
             prepared = self._incremental_solver()
             solve = prepared.solve
-            drive = self._input_drive(x)
+            drive, v_in = self._input_drive(x)
         else:
             seen = net
             if device is not None and device.read_noise is not None:  # this batch's reads of the devices
                 seen = Network(net.architecture, {k: device.read_noise.read(g, self._rng)
                                                   for k, g in net.conductances.items()}, dtype=net.dtype)
             solve = self._solver(self._backend, seen)
-        free = solve(x, input_drive=drive) if drive is not None else solve(x)
+        free = solve(x, input_drive=drive, input_voltages=v_in) if drive is not None else solve(x)
         error = targets - net.scores(free.outputs)
-        loss = 0.5 * float(np.mean(np.sum(error ** 2, axis=1)))
+        loss = 0.5 * float(np.vdot(error, error)) / error.shape[0]  # mean over the batch of 1/2 |error|^2
         unit = self.conductance_unit
         beta_n = self.beta / unit
         estimator = self._estimator
@@ -354,19 +355,19 @@ class EPTrainer:
         if incremental:
             prepared.update_sums(sums)
             drives = {key[1]: sums[key][2] for key in project if key in sums and sums[key][2] is not None}
-            self._next_drive = (next_x, drives) if len(drives) == len(project) and project else None
+            self._next_drive = (next_x, drives, v_next) if len(drives) == len(project) and project else None
         return loss
 
     def _input_drive(self, x):
-        """The input crossbars' drive of batch ``x``: from the previous update pass when it formed it, else
-        computed in the same arithmetic (so that a resumed run is bit-for-bit an uninterrupted one)."""
-        from ..kernels import project
+        """The input crossbars' drive of batch ``x`` and its input voltages: from the previous update pass when
+        it formed them (for this very array, or equal features), else computed in the same arithmetic (so that
+        a resumed run is bit-for-bit an uninterrupted one)."""
         pending = getattr(self, "_next_drive", None)
         self._next_drive = None
-        if pending is not None and pending[0].shape == x.shape and np.array_equal(pending[0], x):
-            return pending[1]
+        if pending is not None and (pending[0] is x or (pending[0].shape == x.shape and np.array_equal(pending[0], x))):
+            return pending[1], pending[2]
         v_in = self.network_.input_voltages(x, dtype=self._prepared.dtype)
-        return {b: project(v_in, g) for (a, b), g in self.network_.conductances.items() if a == 0}
+        return {b: project(v_in, g) for (a, b), g in self.network_.conductances.items() if a == 0}, v_in
 
     # -- fit / predict -------------------------------------------------------------------
     def _setup(self, resume_from=None):
@@ -471,11 +472,14 @@ class EPTrainer:
         order = np.random.default_rng([self.seed, epoch]).permutation(X.shape[0])
         losses = []
         with training_threads() if self.backend == "fast" else nullcontext():
+            x_next = None
             for b in bar:
                 idx = order[b * bs:(b + 1) * bs]
                 following = order[(b + 1) * bs:(b + 2) * bs]
                 self._optimizer_.scale = self._schedule(epoch, b / n_batches, int(self.epochs))
-                loss = self._step(X[idx], targets_all[idx], X[following] if following.size else None)
+                x = x_next if x_next is not None else X[idx]  # the array the last step formed the drive of
+                x_next = X[following] if following.size else None
+                loss = self._step(x, targets_all[idx], x_next)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch {b}")
                 losses.append(loss)
