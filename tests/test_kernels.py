@@ -26,6 +26,24 @@ def test_low_rank_gradient_is_the_sum_of_squared_drops(rng):
         np.testing.assert_allclose(grad.dense(), brute, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weighted_rows_numba_and_numpy_agree(rng, monkeypatch, dtype):
+    v = rng.normal(0, 0.3, (12, 41)).astype(dtype)
+    weights = rng.normal(size=12)
+    left, half = kernels.weighted_rows(v, weights, gain=2.5)
+    none, half_only = kernels.weighted_rows(v, weights, left=False)
+    assert none is None and left.dtype == half.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(half_only, half)
+    exact_half = 0.5 * (weights[:, None] * v.astype(np.float64) ** 2).sum(axis=0)
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(half, exact_half, rtol=tol, atol=tol * np.abs(exact_half).max())
+    np.testing.assert_allclose(left, 2.5 * weights[:, None] * v, rtol=tol)
+    monkeypatch.setenv("CIRCUITPROP_KERNELS", "numpy")
+    numpy_left, numpy_half = kernels.weighted_rows(v, weights, gain=2.5)
+    np.testing.assert_allclose(numpy_half, half, rtol=tol, atol=tol * np.abs(exact_half).max())
+    np.testing.assert_allclose(numpy_left, left, rtol=tol)
+
+
 def make_case(rng, dtype, shape=(37, 23), rows=8):
     g = rng.uniform(1e-7, 2e-6, shape).astype(dtype)
     grad = LowRankGradient(a=rng.normal(size=shape[0]).astype(dtype), b=rng.normal(size=shape[1]).astype(dtype),

@@ -21,6 +21,35 @@ def test_input_voltages_are_plus_minus_gain_x_then_bias():
     np.testing.assert_allclose(v, [[0.5, 2.0, -0.5, -2.0, 0.5, -0.5]])
 
 
+@pytest.mark.parametrize("doubled, bias", [(True, True), (True, False), (False, True), (False, False)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_input_voltages_kernel_matches_numpy_bit_for_bit(rng, monkeypatch, doubled, bias, dtype):
+    net = Network.random(make_architecture("7-3-2", doubled_inputs=doubled, bias_input=bias, input_gain=1.7,
+                                           bias_voltage=0.3), seed=0)
+    x = rng.uniform(-1, 1, (5, 7))
+    by_kernel = net.input_voltages(x[:, :], dtype=dtype)
+    strided = net.input_voltages(np.asfortranarray(x), dtype=dtype)
+    monkeypatch.setenv("CIRCUITPROP_KERNELS", "numpy")
+    by_numpy = net.input_voltages(x, dtype=dtype)
+    assert by_kernel.dtype == by_numpy.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(by_kernel, by_numpy)
+    np.testing.assert_array_equal(strided, by_numpy)
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("bad, match", [(np.nan, "non-finite values \\(first at sample 2, feature 4\\)"),
+                                        (-np.inf, "non-finite values \\(first at sample 2, feature 4\\)"),
+                                        (1e9, "input at sample 2, feature 4 makes a source of 1e\\+09 V")])
+def test_bad_inputs_are_located_by_either_path(rng, monkeypatch, kernels, bad, match):
+    if kernels == "numpy":
+        monkeypatch.setenv("CIRCUITPROP_KERNELS", "numpy")
+    net = random_network("6-3-2")
+    x = rng.uniform(0, 1, (3, 6))
+    x[2, 4] = bad
+    with pytest.raises(NetworkError, match=match):
+        net.input_voltages(x, dtype=np.float32)
+
+
 def test_save_load_roundtrip(tmp_path):
     net = random_network("4-3-3-2", amplifier_gain=2.5, skip=((0, 3),))
     path = net.save(tmp_path / "m.npz")

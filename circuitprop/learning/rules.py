@@ -19,33 +19,23 @@ def low_rank_gradients(network, phases) -> dict:
     ``sum_phases weight * sum_rows 1/2 (A_a V_a,i - V_b,j)**2 = a_i + b_j - sum_r (w_r u_ri) v_rj``: the
     phases are stacked as rows, and the dense array is never formed.
     """
-    from ..kernels import LowRankGradient
+    from ..kernels import LowRankGradient, weighted_rows
     arch = network.architecture
     if has_wires(network):
         raise ValueError("with wire resistance the drop across a cell is not A_a V_a,i - V_b,j: use "
                          "wired_gradients (DeltaVSquaredRule does this by itself)")
-    stacked, half_squares = {}, {}  # per layer: every phase's rows; 1/2 sum_r w_r V_r**2
-
-    def rows_of(layer):
-        if layer not in stacked:
-            stacked[layer] = np.concatenate([p[0][layer] for p in phases], axis=0)
-        return stacked[layer]
-
-    def half_square(layer):
-        if layer not in half_squares:
-            v = rows_of(layer)
-            half_squares[layer] = 0.5 * (weights.astype(v.dtype) @ (v * v))
-        return half_squares[layer]
-
+    stacked, lefts, halves = {}, {}, {}  # per layer: every phase's rows; gain * w_r * V_r; 1/2 sum_r w_r V_r**2
     weights = np.concatenate([np.full(p[0][0].shape[0], p[1]) for p in phases])  # w_r
+    sources = {a for a, _ in network.conductances}
+    for layer in sorted({layer for key in network.conductances for layer in key}):
+        rows = np.concatenate([p[0][layer] for p in phases], axis=0)
+        stacked[layer] = rows
+        lefts[layer], halves[layer] = weighted_rows(rows, weights, arch.forward_gain(layer), left=layer in sources)
     out = {}
     for (a, b) in network.conductances:
         ga = arch.forward_gain(a)
-        u = rows_of(a)
-        dtype = u.dtype
-        left = u * (ga * weights).astype(dtype)[:, None]
-        a_term = half_square(a) if ga == 1.0 else dtype.type(ga * ga) * half_square(a)
-        out[(a, b)] = LowRankGradient(a=a_term, b=half_square(b), left=left, right=rows_of(b))
+        a_term = halves[a] if ga == 1.0 else halves[a].dtype.type(ga * ga) * halves[a]
+        out[(a, b)] = LowRankGradient(a=a_term, b=halves[b], left=lefts[a], right=stacked[b])
     return out
 
 
