@@ -155,8 +155,13 @@ def renamed(func, suffix):
 
 _KERNEL = None
 _SUMS = None
-_FLUSH = None
 _ROW_SUMS = None
+# Inlined helpers of the kernels, reached as module globals (set before the kernels compile), never as closure
+# variables: numba keys its on-disk cache on the pickled closure, and a jitted function pickles with a
+# per-process id, so a kernel that closed over one missed the cache and compiled again in every process
+# (about 20 s at the start of every training run, measured).
+_FLUSH = None
+_GRADIENT_HEAD = None
 
 
 def _flush_columns():
@@ -196,7 +201,7 @@ def _sums_kernel():
     if _SUMS is not None:
         return _SUMS
     import numba
-    flush = _flush_columns()
+    _flush_columns()
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def sums(conductance, colsum_parts, block):
@@ -210,7 +215,7 @@ def _sums_kernel():
             for i in range(start, stop):
                 for j in range(m):
                     part[j] += conductance[i, j]
-                flush(colsum, part, i, start, stop, block)
+                _FLUSH(colsum, part, i, start, stop, block)
     _SUMS = sums
     return sums
 
@@ -285,8 +290,9 @@ def _kernel():
     if _KERNEL is not None:
         return _KERNEL
     import numba
-    project_row = _project_row()
-    flush = _flush_columns()
+    global _GRADIENT_HEAD
+    _project_row()
+    _flush_columns()
 
     @numba.njit(inline="always", fastmath=True)
     def gradient_head(cross, a_i, b, left, right, i, terms):
@@ -306,6 +312,7 @@ def _kernel():
             x0, x1, x2, x3 = right[r], right[r + 1], right[r + 2], right[r + 3]
             for j in range(m):
                 cross[j] = cross[j] - w0 * x0[j] - w1 * x1[j] - w2 * x2[j] - w3 * x3[j]
+    _GRADIENT_HEAD = gradient_head
 
     def fused(conductance, velocity, a, b, left, right, grad_scale, step, momentum, use_momentum, use_sign,
               lower, upper, colsum_parts, block, project, drive_parts):
@@ -338,8 +345,8 @@ def _kernel():
                 for i in range(start, stop - 1, 2):
                     k = i + 1
                     if head:  # the terms before the last eight, with a_i + b, into a row buffer each
-                        gradient_head(cross, a[i], b, left, right, i, head)
-                        gradient_head(other, a[k], b, left, right, k, head)
+                        _GRADIENT_HEAD(cross, a[i], b, left, right, i, head)
+                        _GRADIENT_HEAD(other, a[k], b, left, right, k, head)
                         base_i, base_k, a_i, a_k = cross, other, zero, zero
                     else:
                         base_i, base_k, a_i, a_k = b, b, a[i], a[k]
@@ -374,13 +381,13 @@ def _kernel():
                         d1[j] = d1[j] + p1 * g + q1 * h
                         d2[j] = d2[j] + p2 * g + q2 * h
                         d3[j] = d3[j] + p3 * g + q3 * h
-                    flush(colsum, part, k, start, stop, block)
+                    _FLUSH(colsum, part, k, start, stop, block)
                     paired = i + 2
             for i in range(paired, stop):
                 ai = a[i]
                 if single:
                     last = rows - 4
-                    gradient_head(cross, ai, b, left, right, i, last)
+                    _GRADIENT_HEAD(cross, ai, b, left, right, i, last)
                     w0, w1, w2, w3 = left[last, i], left[last + 1, i], left[last + 2, i], left[last + 3, i]
                     x0, x1, x2, x3 = right[last], right[last + 1], right[last + 2], right[last + 3]
                     g_row = conductance[i]
@@ -448,8 +455,8 @@ def _kernel():
                             conductance[i, j] = g
                             part[j] += g
                 if not fused_projection:
-                    project_row(conductance, project, drive_parts, c, i)  # the next batch's drive, from this row
-                flush(colsum, part, i, start, stop, block)
+                    _PROJECT_ROW(conductance, project, drive_parts, c, i)  # the next batch's drive, from this row
+                _FLUSH(colsum, part, i, start, stop, block)
 
     def narrow(conductance, velocity, a, b, cross, grad_scale, step, momentum, use_momentum, use_sign,
                lower, upper, colsum_parts, block, project, drive_parts):
@@ -486,7 +493,7 @@ def _kernel():
                     pri = project[r, i]
                     for j in range(m):
                         drive_parts[c, r, j] += pri * conductance[i, j]
-                flush(colsum_parts[c], part, i, start, stop, block)
+                _FLUSH(colsum_parts[c], part, i, start, stop, block)
 
     # threads for large crossbars, none for small ones (waking the threads costs more than the pass there);
     # the element arithmetic is the same, so results do not depend on the choice.  Narrow crossbars have
@@ -511,7 +518,7 @@ def _project_kernel():
     if _PROJECT is not None:
         return _PROJECT
     import numba
-    project_row = _project_row()
+    _project_row()
 
     @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
     def project_rows(conductance, project, drive_parts):
@@ -520,7 +527,7 @@ def _project_kernel():
         per = (n + chunks - 1) // chunks
         for c in numba.prange(chunks):
             for i in range(c * per, min(n, (c + 1) * per)):
-                project_row(conductance, project, drive_parts, c, i)
+                _PROJECT_ROW(conductance, project, drive_parts, c, i)
     _PROJECT = project_rows
     return project_rows
 

@@ -71,6 +71,12 @@ _FASTMATH = {"contract", "arcp", "nsz"}
 
 def _build():
     global _KERNELS
+    # The helpers the kernels call become module globals, not closure variables: numba keys its on-disk cache on
+    # the pickled closure, and a jitted function pickles with a per-process id, so every kernel that closed
+    # over one compiled again in every process (see kernels.py; tests/test_kernels.py checks this).
+    global _fritsch, diode_iv, drive_row, horner, neuron_row_current, node, omega, omega_correct, omega_guess
+    global omega_log, other_diode_step, row_arguments, row_currents, row_drive, row_exponents, row_voltages
+    global row_worst, vexp_call, vlog_call
     if _KERNELS is not None:
         return _KERNELS
     import numba

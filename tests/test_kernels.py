@@ -212,3 +212,51 @@ def test_importing_circuitprop_first_shortens_openblas_spin():
     assert run(code, env) == "16"
     assert run(code, dict(env, OPENBLAS_THREAD_TIMEOUT="28")) == "28"
     assert run("import numpy; " + code, env) == "None"  # too late once numpy has loaded OpenBLAS: left alone
+
+
+def cached_kernels():
+    """Every numba kernel that circuitprop caches on disk (name, dispatcher)."""
+    from circuitprop import shockley
+    found = [("update", k) for k in kernels._kernel()]
+    found += [("sums", kernels._sums_kernel()), ("project", kernels._project_kernel()),
+              ("row sums", kernels._row_sums_kernel()), ("inputs", kernels._inputs_kernel()),
+              ("weighted rows", kernels._rows_kernel())]
+    for name, value in shockley._build().items():
+        for k in (value if isinstance(value, tuple) else (value,)):
+            if hasattr(k, "py_func") and type(k._cache).__name__ != "NullCache":  # cache=True
+                found.append((name, k))
+    return found
+
+
+def test_no_cached_kernel_closes_over_a_jitted_function():
+    """numba keys its disk cache on the pickled closure of a kernel, and a jitted function pickles with a
+    per-process id: a kernel closing over one misses the cache and compiles in every process (it cost about
+    20 s at the start of each training run).  Helpers are reached as module globals instead."""
+    from numba.core.dispatcher import Dispatcher
+    found = cached_kernels()
+    assert len(found) >= 15
+    for name, kernel in found:
+        cells = [c.cell_contents for c in (kernel.py_func.__closure__ or ())]
+        assert not any(isinstance(c, Dispatcher) for c in cells), name
+
+
+SECOND_PROCESS_SCRIPT = """
+import numpy as np
+from circuitprop import kernels
+g = np.full((40, 8), 1e-6, dtype=np.float32)
+kernels.crossbar_sums(g)
+kernels.project(np.ones((4, 40)), g)
+print(len(kernels._sums_kernel().stats.cache_hits), len(kernels._project_kernel().stats.cache_hits))
+"""
+
+
+def test_kernels_load_from_the_disk_cache_in_a_second_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "second.py"
+    script.write_text(SECOND_PROCESS_SCRIPT)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           check=True).stdout.split() for _ in range(2)]
+    assert runs == [["0", "0"], ["1", "1"]]  # compiled once, then loaded
