@@ -486,7 +486,7 @@ class Network:
                 f"inputs have shape {x.shape}, expected (batch, {arch.n_features})")
         batch, n = x.shape
         v = np.empty((batch, arch.layer_sizes[0]), dtype=dtype)
-        n_bias = (2 if arch.doubled_inputs else 1) if arch.bias_input else 0
+        n_bias = v.shape[1] - (2 * n if arch.doubled_inputs else n)  # bias sources: what layer_sizes counts after x
         checked = input_voltages_into(x, arch.input_gain, arch.doubled_inputs, n_bias, arch.bias_voltage, v)
         if checked is not None:  # one numba pass wrote v and measured x (at batch 4: 2 us instead of 12)
             largest, finite = checked
