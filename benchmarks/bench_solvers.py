@@ -17,7 +17,7 @@ Sections
    nudged phases), and the same matrix products timed bare with numpy.
 4. one Shockley layer solve (256 x 1024 nodes, the drive of a real sweep): the
    numpy Newton iteration (the fallback without numba), the scalar closed form
-   and the SIMD closed form of ``circuitprop.shockley``, in ns per node.
+   and the SIMD closed form of ``circuitprop.kernels.shockley``, in ns per node.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from circuitprop.backends import FastBackend
 from circuitprop.backends.spice import SpiceBackend
-from circuitprop.network import DiodeModel, Network, make_architecture
+from circuitprop.model import DiodeModel, Network, make_architecture
 
 
 def network(spec, seed=0, diode=None, **kw):
@@ -198,7 +198,7 @@ def section_throughput(quick):
 def section_neurons(quick):
     print("\n## 4. Shockley layer solve, 256 x 1024 nodes (drive of the last free-phase sweep)")
     import circuitprop.backends.fast as fast_module
-    from circuitprop.shockley import shockley_neurons
+    from circuitprop.kernels.shockley import shockley_neurons
     rng = np.random.default_rng(3)
     rows = []
     for label, diode, v_low, v_high, gain in (("generic, bias 0/1 V", DiodeModel(kind="shockley"), 0.0, 1.0, 1.0),

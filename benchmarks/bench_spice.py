@@ -31,14 +31,14 @@ import circuitprop  # noqa: F401  (before numpy: sets OPENBLAS_THREAD_TIMEOUT, s
 import numpy as np
 
 from circuitprop.backends.spice import SpiceBackend
-from circuitprop.network import Network
+from circuitprop.model import Network
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def images(count, n_features, rng):
     try:
-        from circuitprop.datasets import load_split
+        from circuitprop.io.datasets import load_split
         data_dir = os.environ.get("CIRCUITPROP_DATA") or str(ROOT.parent / "shared" / "data")
         X, _ = load_split("mnist", "test", data_dir, limit=count)
         return X

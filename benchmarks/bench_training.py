@@ -74,7 +74,7 @@ def floor_seconds(trainer, repeats=20):
         for i in numba.prange(flat.size):
             flat[i] = flat[i] * scale
 
-    arrays = list(trainer.network_.conductances.values()) + list(trainer._optimizer_.velocity.values())
+    arrays = list(trainer.network_.conductances.values()) + list(trainer.optimizer_.velocity.values())
     for a in arrays:
         touch(a, a.dtype.type(1.0))
     best_numpy = best_numba = np.inf
@@ -98,7 +98,7 @@ def main():
     args = parser.parse_args()
     import numba
 
-    from circuitprop.kernels import backend_name
+    from circuitprop.kernels.fused import backend_name
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 1, (args.examples, 784))
     y = rng.integers(0, 10, args.examples)

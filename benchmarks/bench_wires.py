@@ -6,7 +6,7 @@ For 196-32-10 (14x14 MNIST) and 784-100-10 circuits (doubled inputs, bias, ampli
 diodes, conductances in [1e-7, 1e-5] S) it prints:
 
 * ``prepare``: seconds to derive the solver (ideal wires: sums; with wires: one sparse LU per crossbar and
-  one solve per non-source port, :mod:`circuitprop.wires`);
+  one solve per non-source port, :mod:`circuitprop.model.wires`);
 * ``solve``: seconds for the free phase of a batch of 1,000 inputs to the KCL tolerance, and examples/s;
 * ``train step``: seconds of one EP step at batch 16 (free + two nudged phases + rule + update), both paths;
 * the ratio wired / ideal for each.
@@ -23,7 +23,7 @@ import circuitprop  # noqa: F401  (before numpy: sets OPENBLAS_THREAD_TIMEOUT, s
 import numpy as np
 
 from circuitprop.backends import FastBackend
-from circuitprop.network import DiodeModel, Network, make_architecture
+from circuitprop.model import DiodeModel, Network, make_architecture
 
 
 def median_time(fn, repeats):
@@ -37,7 +37,7 @@ def median_time(fn, repeats):
 
 def main():
     from circuitprop.learning import EPTrainer
-    from circuitprop.wires import _CACHE
+    from circuitprop.model.wires import _CACHE
     rng = np.random.default_rng(0)
     print(f"{'circuit':<12} {'wires':>8} {'prepare s':>10} {'solve 1000 s':>13} {'ex/s':>8} {'train step s':>13}")
     for spec, repeats in (("196-32-10", 5), ("784-100-10", 2)):

@@ -9,10 +9,18 @@ if "numpy" not in _sys.modules:
     # must be set before numpy loads OpenBLAS, so it applies to the CLI and to scripts that import
     # circuitprop first; it only changes timing, never results, and a value set by the user wins.
     _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
-from .backends import ConvergenceError, FastBackend, FastSolverConfig, Solution, get_backend
-from .network import (Architecture, DiodeModel, HiddenLayer, Network, NetworkError, make_architecture)
+from ._version import __version__
+from .backends import ConvergenceError, FastBackend, FastSolverConfig, Solution, SpiceBackend, get_backend
+from .config import (CircuitConfig, DeviceConfig, EPConfig, NeuronConfig, OptimizerConfig, SolverConfig,
+                     TrainingConfig)
+from .errors import ConfigError, NetworkError
+from .io.datasets import load_dataset
+from .learning import EPTrainer, TrainingRun
+from .model import Architecture, DiodeModel, HiddenLayer, Network, make_architecture
+from .netlist import read_netlist, write_netlist
 
-__version__ = "0.1.0"
-
-__all__ = ["Architecture", "DiodeModel", "HiddenLayer", "Network", "NetworkError", "make_architecture",
-           "FastBackend", "FastSolverConfig", "Solution", "ConvergenceError", "get_backend", "__version__"]
+__all__ = ["Architecture", "DiodeModel", "HiddenLayer", "Network", "NetworkError", "ConfigError",
+           "make_architecture", "FastBackend", "FastSolverConfig", "SpiceBackend", "Solution", "ConvergenceError",
+           "get_backend", "EPTrainer", "TrainingRun", "CircuitConfig", "NeuronConfig", "EPConfig", "OptimizerConfig",
+           "DeviceConfig", "SolverConfig", "TrainingConfig", "load_dataset", "read_netlist", "write_netlist",
+           "__version__"]

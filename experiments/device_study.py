@@ -3,7 +3,7 @@ device-to-device spread (real-circuits issue, item 3).
 
 Run:  .venv/bin/python experiments/device_study.py [--epochs 2] [--seeds 0] [--results experiments/results/devices]
 
-Each axis is a sweep (circuitprop.sweep on Dask, resumable: a killed study redoes only the missing runs) of the
+Each axis is a sweep (circuitprop.studies.sweep on Dask, resumable: a killed study redoes only the missing runs) of the
 train defaults with a device range of [1e-8, 1e-5] S (trained conductances of result 1 lie below 3.4e-5 S,
 99 % below 4.4e-6 S) and one device piece varied:
 
@@ -16,9 +16,9 @@ Writes the runs, ``devices.csv`` and ``device_study.png`` into the results folde
 import argparse
 from pathlib import Path
 
-from circuitprop.network import atomic_write_bytes
-from circuitprop.plots import plot_device_study
-from circuitprop.sweep import load_results, run_sweep
+from circuitprop.io.files import atomic_write_bytes
+from circuitprop.studies.plots import plot_device_study
+from circuitprop.studies.sweep import load_results, run_sweep
 
 STATES = [8, 16, 32, 64, 128, 256, 1024]
 ASYMMETRY = [0.0, 0.05, 0.1, 0.2, 0.4, 0.6]

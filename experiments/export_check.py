@@ -32,9 +32,10 @@ import numpy as np
 
 from circuitprop.backends import FastBackend
 from circuitprop.backends.spice import NgSpiceSession, SpiceBackend, run_ngspice_batch
-from circuitprop.datasets import load_dataset
+from circuitprop.io.datasets import load_dataset
 from circuitprop.netlist import read_netlist, render, write_netlist
-from circuitprop.network import Network, atomic_write_bytes
+from circuitprop.io.files import atomic_write_bytes
+from circuitprop.model import Network
 
 
 def main():

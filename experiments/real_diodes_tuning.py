@@ -16,9 +16,9 @@ import json
 import time
 from pathlib import Path
 
-from circuitprop.datasets import load_split
-from circuitprop.learning import EPTrainer
-from circuitprop.network import atomic_write_bytes
+from circuitprop.io.datasets import load_split
+from circuitprop.learning import EPTrainer, TrainingRun
+from circuitprop.io.files import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments/results/real_diodes/tuning"
@@ -63,7 +63,8 @@ def main():
                       learning_rate=lr, target=target, verbose=False)
         trainer = EPTrainer(**{**params, **other})
         start = time.perf_counter()
-        trainer.fit(X_fit, y_fit, X_val, y_val, checkpoint=OUT / f"{name}-e{args.epochs}.ckpt.npz", resume=True)
+        TrainingRun(trainer, checkpoint=OUT / f"{name}-e{args.epochs}.ckpt.npz", resume=True).fit(
+            X_fit, y_fit, eval_set=(X_val, y_val))
         accuracy = trainer.score(X_val, y_val)
         record = {"setting": name, "learning_rate": lr, "target": target, **other, "epochs": args.epochs,
                   "validation_accuracy": accuracy, "history": trainer.history_,

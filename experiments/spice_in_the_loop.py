@@ -17,9 +17,9 @@ import numpy as np
 
 from circuitprop.backends import FastBackend
 from circuitprop.backends.spice import SpiceBackend
-from circuitprop.datasets import load_dataset
+from circuitprop.io.datasets import load_dataset
 from circuitprop.learning import EPTrainer
-from circuitprop.network import atomic_write_bytes
+from circuitprop.io.files import atomic_write_bytes
 
 
 def accuracy(net, backend, X, y, chunk=250):

@@ -8,8 +8,8 @@ Writes table1.csv and table1.md in that folder.
 import sys
 from pathlib import Path
 
-from circuitprop.network import atomic_write_bytes
-from circuitprop.sweep import converged, load_results
+from circuitprop.io.files import atomic_write_bytes
+from circuitprop.studies.sweep import converged, load_results
 
 
 def main(results):

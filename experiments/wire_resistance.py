@@ -42,7 +42,7 @@ LAYOUTS = ("node-order", "interleaved")
 
 
 def _write(name: str, record: dict) -> None:
-    from circuitprop.network import atomic_write_bytes
+    from circuitprop.io.files import atomic_write_bytes
     atomic_write_bytes(OUT / f"{name}.json", (json.dumps(record, indent=1) + "\n").encode())
 
 
@@ -55,13 +55,13 @@ def _accuracy(network, X, y) -> float:
 
 
 def _with_wires(network, ohms, layout):
-    from circuitprop.network import Network
+    from circuitprop.model import Network
     return Network(replace(network.architecture, wire_resistance=ohms, wire_layout=layout), network.conductances)
 
 
 def inference_big(ohms: float, layout: str) -> dict:
-    from circuitprop.datasets import load_split
-    from circuitprop.network import Network
+    from circuitprop.io.datasets import load_split
+    from circuitprop.model import Network
     X, y = load_split("mnist", "test")
     start = time.time()
     acc = _accuracy(_with_wires(Network.load(BIG_MODEL), ohms, layout), X, y)
@@ -70,7 +70,7 @@ def inference_big(ohms: float, layout: str) -> dict:
 
 
 def train_small(ohms: float, layout: str) -> dict:
-    from circuitprop.datasets import load_dataset
+    from circuitprop.io.datasets import load_dataset
     from circuitprop.learning import EPTrainer
     X, y, Xt, yt = load_dataset("mnist", **SMALL_DATA)
     start = time.time()

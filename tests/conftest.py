@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from circuitprop.network import HiddenLayer, Architecture, Network, make_architecture
+from circuitprop.model import HiddenLayer, Architecture, Network, make_architecture
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -51,3 +51,9 @@ def write_two_class_mnist(root, n_train, n_test, seed=0):
         write_idx(folder / f"{split}-images-idx3-ubyte.gz", images)
         write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
     return Path(root)
+
+
+def fit_run(trainer, X, y, eval_set=None, stop_after_batches=None, **run_options):
+    """``TrainingRun(trainer, **run_options).fit(...)``: a training with checkpoints, logs and resumes."""
+    from circuitprop.learning import TrainingRun
+    return TrainingRun(trainer, **run_options).fit(X, y, eval_set=eval_set, stop_after_batches=stop_after_batches)

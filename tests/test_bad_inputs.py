@@ -3,6 +3,7 @@
 One test (or parametrised family) per kind in the README's "What circuitprop refuses" table.
 """
 import json
+import re
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from circuitprop import datasets
+from circuitprop.io import datasets
 from circuitprop.backends import FastBackend
 from circuitprop.backends.base import ConvergenceError
 from circuitprop.backends.spice import (SpiceBackend, SpiceError, SpiceOptions, check_solution,
@@ -24,11 +25,11 @@ from circuitprop.learning.diagnostics import DeadNetworkWarning, dead_state
 from circuitprop.netlist import parse_netlist
 from circuitprop.netlist.circuit import Circuit
 from circuitprop.netlist.reader import NetlistError
-from circuitprop.network import (DiodeModel, Network, NetworkError, architecture_to_dict, make_architecture,
+from circuitprop.model import (DiodeModel, Network, NetworkError, architecture_to_dict, make_architecture,
                                  parse_layers)
-from circuitprop.safety import OutputLock
-from circuitprop.sweep import SweepError, check_spec, finished_ids, load_results, run_sweep
-from conftest import write_idx, write_two_class_mnist
+from circuitprop.io.safety import OutputLock
+from circuitprop.studies.sweep import SweepError, check_spec, finished_ids, load_results, run_sweep
+from conftest import fit_run, write_idx, write_two_class_mnist
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_two_trainings_on_one_output_the_second_refuses(unverified, tmp_path, ca
 
 def test_ctrl_c_during_spice_training_stops_with_the_checkpoint_saved(unverified, tmp_path):
     out = tmp_path / "m.npz"
-    code = ("import sys; from circuitprop import datasets; from circuitprop.cli import main; "
+    code = ("import sys; from circuitprop.io import datasets; from circuitprop.cli import main; "
             f"datasets.MD5['mnist'] = {json.dumps(datasets.MD5['mnist'])}; "
             "sys.exit(main(sys.argv[1:]))")
     args = train_args(unverified, out, "--backend", "spice")
@@ -134,7 +135,7 @@ def test_ctrl_c_during_spice_training_stops_with_the_checkpoint_saved(unverified
     assert proc.returncode == 130, stderr
     assert "checkpoint" in stdout and "saved" in stdout
     trainer = EPTrainer.from_checkpoint(tmp_path / "m.ckpt.npz", verbose=False)
-    assert trainer._position[0] * 50 + trainer._position[1] > 0
+    assert trainer.position_[0] * 50 + trainer.position_[1] > 0
 
 
 # -- 5. model files --------------------------------------------------------------------------------------
@@ -269,13 +270,14 @@ def test_huge_layer_spec_says_how_much_memory_it_needs(tmp_path, capsys):
 @pytest.mark.parametrize("option, value", [
     ("--limit-train", "0"), ("--limit-test", "-3"), ("--size", "0"), ("--size", "-1"), ("--size", "5"),
     ("--lr", "-1"), ("--lr", "nan"), ("--lr", "inf"), ("--beta", "inf"), ("--beta", "0"), ("--target", "nan"),
-    ("--epochs", "0"), ("--batch-size", "0"), ("--momentum", "1"), ("--noise-sigma", "-0.1"),
-    ("--noise-samples", "0"), ("--g-min", "-1e-8")])
+    ("--epochs", "-1"), ("--batch-size", "0"), ("--momentum", "1"), ("--noise-sigma", "-0.1"),
+    ("--noise-samples", "0"), ("--g-min", "-1e-8"), ("--solver-sweeps", "1000000000"), ("--diode-is", "1e10")])
 def test_bad_cli_values_fail_at_parse_time(option, value, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", option, value])
     assert exc.value.code == 2
-    assert f"argument {option}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert re.search(f"argument (--[a-z-]+/)?{option}", err), err
 
 
 # -- 9. checkpoints -----------------------------------------------------------------------------------------------
@@ -291,9 +293,9 @@ def test_resumed_epoch_logs_the_loss_of_the_whole_epoch(tmp_path):
     X, y = rng.uniform(0, 1, (40, 5)), rng.integers(0, 3, 40)
     full = ckpt_trainer().fit(X, y)
     ckpt = tmp_path / "c.npz"
-    ckpt_trainer().fit(X, y, checkpoint=ckpt, stop_after_batches=10)  # stopped exactly at the end of epoch 1
-    ckpt_trainer().fit(X, y, checkpoint=ckpt, stop_after_batches=3, resume=True)  # and again inside epoch 2
-    resumed = ckpt_trainer().fit(X, y, checkpoint=ckpt, resume=True, log=tmp_path / "log.jsonl")
+    fit_run(ckpt_trainer(), X, y, checkpoint=ckpt, stop_after_batches=10)  # stopped exactly at the end of epoch 1
+    fit_run(ckpt_trainer(), X, y, checkpoint=ckpt, stop_after_batches=3, resume=True)  # and again inside epoch 2
+    resumed = fit_run(ckpt_trainer(), X, y, checkpoint=ckpt, resume=True, log=tmp_path / "log.jsonl")
     assert [h["train_loss"] for h in resumed.history_] == pytest.approx([h["train_loss"] for h in full.history_],
                                                                           rel=1e-12)
     for line in (tmp_path / "log.jsonl").read_text().splitlines():
@@ -313,7 +315,7 @@ def test_damaged_checkpoints_are_named(tmp_path, damage, message):
     rng = np.random.default_rng(0)
     X, y = rng.uniform(0, 1, (8, 5)), rng.integers(0, 3, 8)
     ckpt = tmp_path / "c.npz"
-    ckpt_trainer(epochs=1).fit(X, y, checkpoint=ckpt)
+    fit_run(ckpt_trainer(epochs=1), X, y, checkpoint=ckpt)
     with zipfile.ZipFile(ckpt) as zf:
         import io
         arrays = {i.filename[:-4]: np.load(io.BytesIO(zf.read(i))) for i in zf.infolist()}
@@ -321,7 +323,7 @@ def test_damaged_checkpoints_are_named(tmp_path, damage, message):
     damage(spec, arrays)
     np.savez(tmp_path / "bad.npz", __spec__=spec_array(spec), **arrays)
     with pytest.raises(ValueError, match=message):
-        ckpt_trainer().fit(X, y, checkpoint=tmp_path / "bad.npz", resume=True)
+        fit_run(ckpt_trainer(), X, y, checkpoint=tmp_path / "bad.npz", resume=True)
 
 
 def test_stale_temporaries_are_removed_on_start(tmp_path):
@@ -332,7 +334,7 @@ def test_stale_temporaries_are_removed_on_start(tmp_path):
     stale.write_bytes(b"half a checkpoint")
     other = tmp_path / ".other.npz.x.tmp"
     other.write_bytes(b"not ours")
-    ckpt_trainer(epochs=1).fit(X, y, checkpoint=ckpt)
+    fit_run(ckpt_trainer(epochs=1), X, y, checkpoint=ckpt)
     assert not stale.exists() and other.exists() and ckpt.exists()
 
 
@@ -432,8 +434,8 @@ def test_a_dead_network_is_detected_and_warned_about():
     g[n:] = dead.g_max      # the -x inputs and the -1 V bias pull every neuron below 0 V: all clipped
     message = dead_state(dead, X)
     assert "every neuron of hidden layer 1 is at 0 V" in message and "learning rate" in message
-    with pytest.warns(DeadNetworkWarning, match="dead"):
-        ckpt_trainer(epochs=1, learning_rate=1e12, diode="ideal").fit(X, y)
+    with pytest.warns(DeadNetworkWarning, match="dead"):  # the run's check after each epoch
+        fit_run(ckpt_trainer(epochs=1, learning_rate=1e12, diode="ideal"), X, y)
 
 
 # -- input files on the command line --------------------------------------------------------------------------

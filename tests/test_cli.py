@@ -2,14 +2,14 @@
 import pytest
 
 from circuitprop.cli import main
-from circuitprop.network import Network
+from circuitprop.model import Network
 
 
 def test_init_export_op(tmp_path, capsys):
     model = tmp_path / "m.npz"
-    assert main(["init", "--layers", "3-2-2", "--amplifier-gain", "2", "-o", str(model)]) == 0
+    assert main(["init", "--layers", "3-2-2", "--amplifier-gain", "2", "--diode", "shockley", "-o", str(model)]) == 0
     net = Network.load(model)
-    assert net.layer_sizes == (6, 2, 4)
+    assert net.layer_sizes == (8, 2, 4)  # +x, -x, and the +1 V and -1 V bias inputs (on by default, as in train)
     for fmt in ("ngspice", "xyce", "ltspice", "spectre"):
         assert main(["export", str(model), "--format", fmt, "-o", str(tmp_path / f"m.{fmt}")]) == 0
     assert "x_0" in (tmp_path / "m.ngspice").read_text()

@@ -14,6 +14,8 @@ import pytest
 from circuitprop import Network
 from circuitprop.learning import EPTrainer
 
+from conftest import fit_run
+
 GOLDEN = Path(__file__).parent / "golden" / "release-0.1"
 #: the settings make.py trained each case with (``train --resume`` passes them again)
 CASES = {
@@ -31,7 +33,7 @@ def test_release_checkpoint_resumes_bit_for_bit(case, tmp_path):
     shutil.copy(GOLDEN / f"{case}.ckpt.npz", ckpt)
     restored = EPTrainer.from_checkpoint(ckpt, verbose=False)
     np.testing.assert_array_equal(restored.decision_function(expected["Xt"]), expected["scores_at_checkpoint"])
-    trainer = EPTrainer(**CASES[case]).fit(expected["X"], expected["y"], checkpoint=ckpt, resume=True)
+    trainer = fit_run(EPTrainer(**CASES[case]), expected["X"], expected["y"], checkpoint=ckpt, resume=True)
     for (a, b), g in trainer.network_.conductances.items():
         np.testing.assert_array_equal(g, expected[f"g_{a}_{b}"], err_msg=f"crossbar {a}-{b}")
     np.testing.assert_array_equal(trainer.decision_function(expected["Xt"]), expected["final_scores"])

@@ -5,8 +5,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from circuitprop import datasets
-from circuitprop.datasets import DatasetError, downsample, load_dataset, read_idx
+from circuitprop.io import datasets
+from circuitprop.io.datasets import DatasetError, downsample, load_dataset, read_idx
 
 
 from conftest import write_idx

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 from circuitprop.learning import EPTrainer
-from circuitprop.learning.devices import (AsymmetricSteps, CycleToCycle, DeviceModel, DeviceToDevice, NonlinearSteps,
+from circuitprop.model.devices import (AsymmetricSteps, CycleToCycle, DeviceModel, DeviceToDevice, NonlinearSteps,
                                           ProgrammingError, QuantizedStates, ReadNoise, SoftBounds, make_device)
+
+from conftest import fit_run
 
 LO, HI = 1e-8, 1e-4
 SPAN = HI - LO
@@ -119,8 +121,8 @@ def test_training_with_a_device_resumes_exactly(tmp_path):
               device="reram")
     full = EPTrainer(**kw).fit(X, y)
     ckpt = tmp_path / "c.npz"
-    EPTrainer(**kw).fit(X, y, checkpoint=ckpt, stop_after_batches=13)
-    resumed = EPTrainer(**kw).fit(X, y, checkpoint=ckpt, resume=True)
+    fit_run(EPTrainer(**kw), X, y, checkpoint=ckpt, stop_after_batches=13)
+    resumed = fit_run(EPTrainer(**kw), X, y, checkpoint=ckpt, resume=True)
     for key, g in full.network_.conductances.items():
         np.testing.assert_array_equal(resumed.network_.conductances[key], g)  # device noise is checkpointed
         assert g.min() >= full.g_min and g.max() <= full.g_max

@@ -6,8 +6,8 @@ import pytest
 
 from circuitprop.backends import ConvergenceError, FastBackend
 from circuitprop.backends.spice import SpiceBackend, SpiceOptions
-from circuitprop.energy import kcl_residual, max_abs_residual, neuron_current
-from circuitprop.network import DiodeModel, Network
+from circuitprop.model.energy import kcl_residual, max_abs_residual, neuron_current
+from circuitprop.model import DiodeModel, Network
 from conftest import random_network
 
 SHAPES = [
@@ -111,27 +111,26 @@ def test_float32_is_close_to_float64(rng):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_nudged_phase_reuses_the_free_phases_inputs_only_when_they_are_the_same(rng, dtype):
+def test_session_nudged_phases_equal_cold_solves_from_the_free_state(rng, dtype):
+    """The session solves the nudged phases as one stacked batch with the free phase's input voltages and
+    drive; each equals a solve of its own from the free state."""
     net = random_network("6-5-3", seed=2, bias_input=True)
-    prepared = FastBackend(fixed_sweeps=3, dtype=dtype).prepare(net)
+    backend = FastBackend(fixed_sweeps=3, dtype=dtype)
+    session = backend.session(net)
     x = rng.uniform(0, 1, (4, 6))
-    currents = rng.normal(0, 1e-7, (4, 6))
-    free = prepared.solve(x)
+    currents = [rng.normal(0, 1e-7, (4, 6)), rng.normal(0, 1e-7, (4, 6))]
+    free = session.free(x)
     assert free.voltages[0].dtype == np.dtype(dtype)
     np.testing.assert_array_equal(free.voltages[0], net.input_voltages(x).astype(dtype))
-    reused = prepared.solve(x.copy(), currents, initial=free)
-    assert reused.voltages[0] is free.voltages[0]
-    cold = dict(free.info)
-    del cold["features"]
-    from circuitprop.backends.base import Solution
-    recomputed = prepared.solve(x, currents, initial=Solution(voltages=free.voltages, info=cold))
-    for a, b in zip(reused.voltages, recomputed.voltages):
-        np.testing.assert_array_equal(a, b)
-    # the caller changed its array in place: the solver must see the new inputs, not the free phase's copy
-    x[1, 2] += 0.25
-    changed = prepared.solve(x, currents, initial=free)
-    np.testing.assert_array_equal(changed.voltages[0], net.input_voltages(x).astype(dtype))
-    assert not np.array_equal(changed.voltages[1], reused.voltages[1])
+    nudged = session.nudged(x, currents, free)
+    prepared = backend.prepare(net)
+    tol = 1e-12 if dtype == "float64" else 1e-6
+    for c, solution in zip(currents, nudged):
+        cold = prepared.solve(x, c, initial=free)
+        np.testing.assert_allclose(solution.flat(), cold.flat(), rtol=0, atol=tol)
+        assert not np.allclose(solution.flat(), free.flat(), rtol=0, atol=1e-9)  # the nudge moved the outputs
+    with pytest.raises(ValueError, match="same batch"):
+        session.nudged(x.copy(), currents, free)
 
 
 def test_given_input_voltages_and_drive_give_the_same_solution(rng):

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from circuitprop import kernels
+from circuitprop.kernels import fused as kernels
 from circuitprop.backends import FastBackend
-from circuitprop.kernels import LowRankGradient, crossbar_sums, project, update_numba, update_numpy
+from circuitprop.kernels.fused import LowRankGradient, crossbar_sums, project, update_numba, update_numpy
 from circuitprop.learning import EPTrainer
 from circuitprop.learning.optimizers import SGD
 from circuitprop.learning.rules import low_rank_gradients
-from conftest import random_network
+from conftest import fit_run, random_network
 
 
 def test_low_rank_gradient_is_the_sum_of_squared_drops(rng):
@@ -129,7 +129,7 @@ def small(**kw):
 def test_incremental_solver_matches_a_fresh_one(rng):
     X, y = rng.uniform(0, 1, (24, 5)), rng.integers(0, 3, 24)
     trainer = small().fit(X, y)
-    prepared = trainer._prepared
+    prepared = trainer._session._prepared  # the session's solver, updated from the kernel's sums
     fresh = FastBackend(dtype="float64").prepare(trainer.network_)
     for layer in prepared.coef:
         np.testing.assert_allclose(prepared.coef[layer], fresh.coef[layer], rtol=1e-12)
@@ -151,7 +151,7 @@ def test_numpy_fallback_trains_like_the_numba_kernel(rng, monkeypatch):
 def test_float32_training_end_to_end(rng, tmp_path):
     X, y = rng.uniform(0, 1, (48, 5)), rng.integers(0, 3, 48)
     t64 = small(epochs=3).fit(X, y)
-    t32 = small(epochs=3, dtype="float32", solver_tol=1e-6).fit(X, y, checkpoint=tmp_path / "c.npz")
+    t32 = fit_run(small(epochs=3, dtype="float32", solver_tol=1e-6), X, y, checkpoint=tmp_path / "c.npz")
     for key, g in t32.network_.conductances.items():
         assert g.dtype == np.float32
         np.testing.assert_allclose(g, t64.network_.conductances[key], rtol=2e-3, atol=1e-9)
@@ -164,7 +164,7 @@ def test_float32_training_end_to_end(rng, tmp_path):
 CACHE_SCRIPT = """
 import numba
 import numpy as np
-from circuitprop.kernels import renamed
+from circuitprop.kernels.fused import renamed
 
 
 def roots(out):
@@ -216,7 +216,7 @@ def test_importing_circuitprop_first_shortens_openblas_spin():
 
 def cached_kernels():
     """Every numba kernel that circuitprop caches on disk (name, dispatcher)."""
-    from circuitprop import shockley
+    from circuitprop.kernels import shockley
     found = [("update", k) for k in kernels._kernel()]
     found += [("sums", kernels._sums_kernel()), ("project", kernels._project_kernel()),
               ("row sums", kernels._row_sums_kernel()), ("inputs", kernels._inputs_kernel()),
@@ -242,7 +242,7 @@ def test_no_cached_kernel_closes_over_a_jitted_function():
 
 SECOND_PROCESS_SCRIPT = """
 import numpy as np
-from circuitprop import kernels
+from circuitprop.kernels import fused as kernels
 g = np.full((40, 8), 1e-6, dtype=np.float32)
 kernels.crossbar_sums(g)
 kernels.project(np.ones((4, 40)), g)

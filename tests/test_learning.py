@@ -6,6 +6,8 @@ from circuitprop.backends import FastBackend
 from circuitprop.learning import CosineAnnealing, EPTrainer, ExponentialDecay, MeasurementNoise, get_schedule
 from circuitprop.learning.rules import weighted_half_drop_squared
 
+from conftest import fit_run
+
 
 def small_trainer(**kw):
     params = dict(layers="5-4-3", epochs=0, batch_size=6, verbose=False, beta=1e-9, g_init=(1e-6, 1e-5),
@@ -155,8 +157,8 @@ def test_checkpoint_resume_is_exact(tmp_path, schedule):
               lr_decay=0.7)
     full = small_trainer(**kw).fit(X, y)
     ckpt = tmp_path / "run.ckpt.npz"
-    small_trainer(**kw).fit(X, y, checkpoint=ckpt, stop_after_batches=13)  # killed mid-epoch 2
-    resumed = small_trainer(**kw).fit(X, y, checkpoint=ckpt, resume=True)
+    fit_run(small_trainer(**kw), X, y, checkpoint=ckpt, stop_after_batches=13)  # killed mid-epoch 2
+    resumed = fit_run(small_trainer(**kw), X, y, checkpoint=ckpt, resume=True)
     for k in full.network_.conductances:
         np.testing.assert_array_equal(resumed.network_.conductances[k], full.network_.conductances[k])
     assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt.npz"]
@@ -187,10 +189,12 @@ def test_bad_inputs_are_named():
         small_trainer().fit(X, y[:5])
     with pytest.raises(ValueError, match="expects 5"):
         small_trainer().fit(X[:, :4], y)
-    with pytest.raises(ValueError, match="beta must be > 0"):
-        small_trainer(beta=-1.0).fit(X, y)
-    with pytest.raises(ValueError, match="unknown estimator"):
-        small_trainer(estimator="magic").fit(X, y)
+    with pytest.raises(ValueError, match=r"EPConfig.beta must be a finite number > 0 and <= 1e\+06 \(S\), got -1.0"):
+        small_trainer(beta=-1.0)
+    with pytest.raises(ValueError, match="EPConfig.estimator must be one of 'centered', 'one-sided', 'random-sign'"):
+        small_trainer(estimator="magic")
+    with pytest.raises(ValueError, match="unknown setting 'betta' \\(did you mean beta\\?\\)"):
+        small_trainer(betta=1e-6)
     with pytest.raises(ValueError, match="standard deviation"):
         MeasurementNoise(sigma=-1.0)
 
@@ -219,27 +223,27 @@ def test_cosine_schedule_sets_the_step_size():
         np.testing.assert_array_equal(tr.network_.conductances[k], ref.network_.conductances[k])
     tr2 = small_trainer(epochs=2, batch_size=8, lr_schedule="cosine", learning_rate=1e3).fit(X, y)
     ref2 = small_trainer(epochs=2, batch_size=8, learning_rate=1e3, lr_schedule="exponential").fit(X, y)
-    assert tr2._optimizer_.scale == pytest.approx(0.5)
+    assert tr2.optimizer_.scale == pytest.approx(0.5)
     assert not np.array_equal(tr2.network_.conductances[(0, 1)], ref2.network_.conductances[(0, 1)])
 
 
 def test_resume_with_other_settings_warns_and_keeps_the_checkpoints(tmp_path):
     X, y = data(12)
     ckpt = tmp_path / "run.ckpt.npz"
-    small_trainer(epochs=2, batch_size=4).fit(X, y, checkpoint=ckpt, stop_after_batches=2)
+    fit_run(small_trainer(epochs=2, batch_size=4), X, y, checkpoint=ckpt, stop_after_batches=2)
     with pytest.warns(UserWarning, match=r"target \(0.3 given, 0.1 in the checkpoint\)"):
-        tr = small_trainer(epochs=2, batch_size=4, target=0.3).fit(X, y, checkpoint=ckpt, resume=True)
+        tr = fit_run(small_trainer(epochs=2, batch_size=4, target=0.3), X, y, checkpoint=ckpt, resume=True)
     assert tr.target == 0.1
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        small_trainer(epochs=2, batch_size=4).fit(X, y, checkpoint=ckpt, resume=True)
+        fit_run(small_trainer(epochs=2, batch_size=4), X, y, checkpoint=ckpt, resume=True)
 
 
 def test_from_checkpoint_restores_settings_without_warning(tmp_path):
     X, y = data(12)
     ckpt = tmp_path / "run.ckpt.npz"
-    first = small_trainer(epochs=1, batch_size=4).fit(X, y, checkpoint=ckpt)
+    first = fit_run(small_trainer(epochs=1, batch_size=4), X, y, checkpoint=ckpt)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")

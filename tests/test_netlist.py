@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from circuitprop.netlist import DIALECTS, NetlistError, build_circuit, parse_netlist, render, write_netlist
-from circuitprop.network import Network, NetworkError, replace
+from circuitprop.model import Network, NetworkError, replace
 from conftest import GOLDEN, small_fixed_network
 
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from circuitprop.network import (Architecture, DiodeModel, HiddenLayer, Network, NetworkError, make_architecture,
+from circuitprop.model import (Architecture, DiodeModel, HiddenLayer, Network, NetworkError, make_architecture,
                                  parse_layers)
 from conftest import random_network
 
@@ -95,7 +95,7 @@ def test_node_without_dc_path_is_refused():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(kind="zener"), "diode kind"),
+    (dict(kind="zener"), "diode.kind"),
     (dict(saturation_current=-1.0), "saturation_current"),
     (dict(series_resistance=-5.0), "series_resistance"),
 ])

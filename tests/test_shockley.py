@@ -1,4 +1,4 @@
-"""The Shockley-neuron solve (circuitprop.shockley): closed form, SIMD exp/log, fallbacks, against the numpy
+"""The Shockley-neuron solve (circuitprop.kernels.shockley): closed form, SIMD exp/log, fallbacks, against the numpy
 Newton iteration of the fast backend, KCL and scipy's Wright omega."""
 import math
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from circuitprop.backends import FastBackend
-from circuitprop.energy import neuron_current
-from circuitprop.network import DiodeModel
-from circuitprop.shockley import _build, shockley_neurons, shockley_residual
+from circuitprop.model.energy import neuron_current
+from circuitprop.model import DiodeModel
+from circuitprop.kernels.shockley import _build, shockley_neurons, shockley_residual
 from conftest import random_network
 
 pytest.importorskip("numba")
@@ -80,7 +80,7 @@ def test_simd_exp_and_log_match_numpy(rng):
 
 @pytest.mark.parametrize("rs", [0.0, 0.6458])
 def test_numba_neuron_current_matches_energy(rng, rs):
-    from circuitprop.shockley import shockley_current
+    from circuitprop.kernels.shockley import shockley_current
     diode = DiodeModel("shockley", saturation_current=4.352e-9, emission_coefficient=1.906, series_resistance=rs)
     v = np.concatenate([rng.uniform(-2.0, 3.0, (300, 257)), np.linspace(-8.0, 9.0, 257)[None, :]])
     if rs == 0.0:  # past the model's linear continuation of the exponential too
@@ -116,14 +116,15 @@ def test_solver_fused_path_matches_the_formed_drive(rng):
     """A Shockley network solved with the low-rank drive in the kernel equals the same solve with the drive
     formed by numpy products (the path the solver takes for wider downstream layers), and its KCL residual
     from the fused kernel equals the one from ``residuals()``."""
-    import circuitprop.backends.fast as fast_module
+    import circuitprop.backends.fast.solver as fast_module
     net = random_network("30-40-5", diode=DiodeModel.from_card("1n4148"), amplifier_gain=2.0)
     x = 30 * rng.uniform(0, 1, (9, 30))
     prepared = FastBackend(tol=1e-12).prepare(net)
     assert prepared.low_rank_drive(1, prepared.solve(x).voltages, prepared.input_drive(
         net.input_voltages(x))) is not None
     fused = prepared.solve(x)
-    state, fixed = fused.voltages, fused.info["input_drive"]
+    state = fused.voltages
+    fixed = prepared.input_drive(state[0])
     assert prepared.max_residual(state, fixed, None) == pytest.approx(
         max(float(np.abs(r).max()) for r in prepared.residuals(state, fixed, None)), rel=1e-9, abs=1e-18)
     original = fast_module.LOW_RANK_MAX
@@ -153,8 +154,8 @@ def test_fused_residual_reports_a_non_finite_state(rng):
 def test_ideal_diode_layers_with_a_low_rank_drive_match_the_numpy_clip(rng, dtype, monkeypatch):
     """The ideal-diode kernel (drive summed in the kernel, then the clamp) gives the numpy path's voltages
     (the same fixed sweeps with the drive formed by products) to rounding; NaN stays NaN."""
-    import circuitprop.backends.fast as fast_module
-    from circuitprop.shockley import clipped_neurons
+    import circuitprop.backends.fast.solver as fast_module
+    from circuitprop.kernels.shockley import clipped_neurons
     monkeypatch.setattr(fast_module, "IDEAL_KERNEL_MIN_SIZE", 0)  # the kernel at this test's small size
     calls = []
     monkeypatch.setattr(fast_module, "clipped_neurons", lambda *a, **k: calls.append(1) or clipped_neurons(*a, **k))
@@ -172,7 +173,7 @@ def test_ideal_diode_layers_with_a_low_rank_drive_match_the_numpy_clip(rng, dtyp
     assert 0.05 < np.mean(clamped) < 0.95  # both the clamp and the linear region are exercised
     monkeypatch.setattr(fast_module, "LOW_RANK_MAX", 0)
     formed_solver = FastBackend(fixed_sweeps=5, dtype=dtype).prepare(net)
-    assert formed_solver.low_rank_drive(1, fused.voltages, fused.info["input_drive"]) is None
+    assert formed_solver.low_rank_drive(1, fused.voltages, formed_solver.input_drive(fused.voltages[0])) is None
     formed = formed_solver.solve(x, currents)
     tol = 1e-12 if dtype == "float64" else 1e-5
     np.testing.assert_allclose(fused.flat(), formed.flat(), atol=tol, rtol=0)
@@ -186,8 +187,8 @@ def test_ideal_diode_layers_with_a_low_rank_drive_match_the_numpy_clip(rng, dtyp
 def test_ideal_chain_kernel_runs_the_same_sweeps_as_the_numpy_path(rng, dtype, skip, monkeypatch):
     """Inputs -> ideal-diode hidden -> outputs with fixed sweeps: all sweeps in one kernel call give the
     layer-by-layer numpy sweeps' voltages to rounding (amplifier gains, a skip crossbar, nudging currents)."""
-    import circuitprop.backends.fast as fast_module
-    from circuitprop.shockley import ideal_chain_sweeps
+    import circuitprop.backends.fast.solver as fast_module
+    from circuitprop.kernels.shockley import ideal_chain_sweeps
     calls = []
     monkeypatch.setattr(fast_module, "ideal_chain_sweeps",
                         lambda *a, **k: calls.append(1) or ideal_chain_sweeps(*a, **k))

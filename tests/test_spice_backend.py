@@ -5,10 +5,10 @@ from scipy.special import lambertw
 
 from circuitprop.backends import ConvergenceError
 from circuitprop.backends.spice import SpiceBackend, SpiceError, SpiceOptions, operating_point, run_ngspice_batch
-from circuitprop.energy import cocontent_gradient, kcl_residual, max_abs_residual
+from circuitprop.model.energy import cocontent_gradient, kcl_residual, max_abs_residual
 from circuitprop.netlist import parse_netlist, write_netlist
 from circuitprop.backends import FastBackend
-from circuitprop.network import Architecture, DiodeModel, HiddenLayer, Network, make_architecture
+from circuitprop.model import Architecture, DiodeModel, HiddenLayer, Network, make_architecture
 from conftest import random_network
 
 pytestmark = pytest.mark.spice
@@ -115,7 +115,7 @@ def test_ngspice_error_raises_and_library_recovers():
 
 
 def test_1n4148_model_card_agrees_with_ngspice_to_a_microvolt():
-    from circuitprop.network import DiodeModel, compensated_bias
+    from circuitprop.model import DiodeModel, compensated_bias
     diode = DiodeModel.from_card("1n4148")
     assert (diode.saturation_current, diode.emission_coefficient, diode.series_resistance) == (4.352e-9, 1.906, 0.6458)
     v_low, v_high = compensated_bias(diode, 0.0, 1.0)
@@ -164,7 +164,7 @@ def test_settling_time_of_an_rc_node_matches_the_exponential():
 
 @pytest.mark.parametrize("card", ["1n4148", "generic"])
 def test_batch_dc_sweep_equals_one_op_per_sample(card, monkeypatch):
-    from circuitprop.network import DiodeModel, compensated_bias
+    from circuitprop.model import DiodeModel, compensated_bias
     diode = DiodeModel.from_card(card)
     v_low, v_high = compensated_bias(diode, 0.0, 1.0)
     net = Network.random(make_architecture("6-5-3", diode=diode, v_low=v_low, v_high=v_high, amplifier_gain=2.0),
@@ -186,7 +186,7 @@ def test_batch_dc_sweep_equals_one_op_per_sample(card, monkeypatch):
 
 
 def _amplified_1n4148_network(seed=4):
-    from circuitprop.network import compensated_bias
+    from circuitprop.model import compensated_bias
     diode = DiodeModel.from_card("1n4148")
     v_low, v_high = compensated_bias(diode, 0.0, 1.0)
     return Network.random(make_architecture("6-5-3", diode=diode, v_low=v_low, v_high=v_high, amplifier_gain=2.0),
@@ -215,7 +215,7 @@ def test_cccs_sensing_its_vcvs_is_the_same_circuit_as_with_a_sense_source():
 
 
 def test_cached_sweep_netlist_equals_a_full_rendering_for_a_new_network():
-    from circuitprop.backends.spice import _SweepNetlist
+    from circuitprop.backends.spice.backend import _SweepNetlist
     from circuitprop.netlist.circuit import build_circuit
     net = _amplified_1n4148_network(seed=4)
     other = _amplified_1n4148_network(seed=9)  # same architecture, other conductances

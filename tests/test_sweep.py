@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from circuitprop.cli import main
-from circuitprop.sweep import (SweepError, check_spec, critical_level, expand, fit_power_law, load_results,
+from circuitprop.studies.sweep import (SweepError, check_spec, critical_level, expand, fit_power_law, load_results,
                                run_id, run_sweep)
 from conftest import write_two_class_mnist
 
@@ -51,18 +51,25 @@ def test_spec_checks_and_expansion(tmp_path):
         check_spec({"base": {"lernrate": 1}})
     with pytest.raises(SweepError, match="non-empty list"):
         check_spec({"axes": {"seed": 3}})
+    # values are checked against each setting's declaration, as on the command line
+    with pytest.raises(SweepError, match=r"\[axes\] beta must be a finite number > 0 .* got -1.0"):
+        check_spec({"axes": {"beta": [1e-6, -1.0]}})
+    with pytest.raises(SweepError, match=r"\[base\] solver_sweeps must be an integer >= 1 and <= 100000"):
+        check_spec({"base": {"solver_sweeps": 1e12}})
     with pytest.raises(SweepError, match="both"):
         check_spec({"base": {"seed": 1}, "axes": {"seed": [1, 2]}})
 
 
 def test_failing_run_is_recorded_and_rerun_skips_finished(tmp_path, data_dir):
-    spec = spec_for(data_dir, seeds=(0, 1), betas=(1e-6, -1.0))  # beta < 0 fails
+    spec = spec_for(data_dir, seeds=(0, 1))
+    del spec["base"]["layers"]
+    spec["axes"]["layers"] = ["16-4-10", "25-4-10"]  # 4x4 images have 16 features: the second fails when run
     counts = run_sweep(spec, tmp_path / "res", n_workers=2, progress=False)
     assert counts == {"total": 4, "skipped": 0, "ok": 2, "failed": 2}
     df = load_results(tmp_path / "res")
     assert len(df) == 4
     failed = df[df.status == "failed"]
-    assert set(failed.beta) == {-1.0} and failed.error.str.contains("beta must be > 0").all()
+    assert set(failed.layers) == {"25-4-10"} and failed.error.str.contains("expects 25").all()
     assert (df[df.status == "ok"].test_accuracy > 0).all()
     again = run_sweep(spec, tmp_path / "res", n_workers=1, progress=False)
     assert again == {"total": 4, "skipped": 4, "ok": 0, "failed": 0}

@@ -6,10 +6,10 @@ import pytest
 
 from circuitprop.backends.fast import FastBackend
 from circuitprop.backends.spice import SpiceBackend, SpiceOptions, source_power
-from circuitprop.energy import cocontent, conductance_gradient, kcl_residual, static_power
+from circuitprop.model.energy import cocontent, conductance_gradient, kcl_residual, static_power
 from circuitprop.netlist import build_circuit
-from circuitprop.network import DiodeModel, Network, NetworkError, compensated_bias, make_architecture
-from circuitprop.wires import CrossbarLines, cell_drops
+from circuitprop.model import DiodeModel, Network, NetworkError, compensated_bias, make_architecture
+from circuitprop.model.wires import CrossbarLines, cell_drops
 
 
 def _dense_line_matrix(g, wire):
@@ -98,7 +98,7 @@ def test_line_layout_permutes_the_physical_lines():
 
 
 def test_interleaved_layout_pairs_differential_lines():
-    from circuitprop.wires import line_orders
+    from circuitprop.model.wires import line_orders
     arch = make_architecture("3-2-2", bias_input=True, wire_resistance=1.0)
     assert list(line_orders(arch, (0, 1))[0]) == [0, 3, 1, 4, 2, 5, 6, 7]
     assert list(line_orders(arch, (1, 2))[1]) == [0, 2, 1, 3]
@@ -240,8 +240,8 @@ def test_training_with_wire_resistance_uses_the_cell_drops():
 def test_cli_wire_resistance_from_init_to_netlist_to_op(tmp_path, capsys):
     from circuitprop.cli import main
     model = tmp_path / "w.npz"
-    assert main(["init", "--layers", "3-2-2", "--amplifier-gain", "2", "--wire-resistance", "150",
-                 "--g-min", "1e-5", "--g-max", "1e-3", "-o", str(model)]) == 0
+    assert main(["init", "--layers", "3-2-2", "--amplifier-gain", "2", "--wire-resistance", "150", "--diode", "shockley",
+                 "--g-init", "1e-5", "1e-3", "-o", str(model)]) == 0
     assert Network.load(model).architecture.wire_resistance == 150.0
     netlist = tmp_path / "w.cir"
     assert main(["export", str(model), "--inputs", "1,0.5,0.2", "-o", str(netlist)]) == 0
@@ -257,7 +257,7 @@ def test_cli_wire_resistance_from_init_to_netlist_to_op(tmp_path, capsys):
 def test_cli_eval_with_wire_resistance(tmp_path, capsys, monkeypatch):
     import json
 
-    from circuitprop import datasets
+    from circuitprop.io import datasets
     from circuitprop.cli import main
     from conftest import write_two_class_mnist
     write_two_class_mnist(tmp_path, 10, 40)

@@ -20,7 +20,7 @@ def dead_state(trainer, X) -> str:
     if len(X) < 2:
         return ""
     net = trainer.network_
-    solution = trainer._solver(trainer._backend, net)(np.asarray(X, dtype=np.float64))
+    solution = trainer.free_phase(X)
     problems = []
     for layer, v in enumerate(solution.voltages[1:-1], start=1):
         if np.ptp(v) == 0.0:
@@ -31,5 +31,5 @@ def dead_state(trainer, X) -> str:
     if not problems:
         return ""
     return ("the network is dead (" + "; ".join(problems) + "): no gradient reaches the inputs and it cannot "
-            f"learn any more. Likely cause: learning rate {trainer.learning_rate!r} too large for this layer "
+            f"learn any more. Likely cause: learning rate {trainer.optimizer.learning_rate!r} too large for this layer "
             "size; try a 10x smaller --lr, or a smaller --target")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from ..kernels.fused import LowRankGradient, update
 
 
 class SGD:
@@ -47,7 +48,6 @@ class SGD:
         ``device`` (a :class:`~circuitprop.learning.devices.DeviceModel`) turns each desired change into
         what such a device does (noise from ``rng``); updates then go through the dense path.
         """
-        from ..kernels import LowRankGradient, update
         sums = {}
         for key, grad in grads.items():
             step = self.scale * self.rate(key)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..wires import cell_drops, has_wires
+from ..model.wires import cell_drops, has_wires
 from .estimators import from_registry
+from ..kernels.fused import LowRankGradient, weighted_rows
 
 
 def low_rank_gradients(network, phases) -> dict:
@@ -19,7 +20,6 @@ def low_rank_gradients(network, phases) -> dict:
     ``sum_phases weight * sum_rows 1/2 (A_a V_a,i - V_b,j)**2 = a_i + b_j - sum_r (w_r u_ri) v_rj``: the
     phases are stacked as rows, and the dense array is never formed.
     """
-    from ..kernels import LowRankGradient, weighted_rows
     arch = network.architecture
     if has_wires(network):
         raise ValueError("with wire resistance the drop across a cell is not A_a V_a,i - V_b,j: use "

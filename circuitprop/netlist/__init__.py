@@ -1,7 +1,7 @@
 """Netlists: derive a circuit from a network, write it in four dialects, read SPICE safely."""
 from pathlib import Path
 
-from ..network import atomic_write_bytes
+from ..io.files import atomic_write_bytes
 from .circuit import Circuit, Element, Param, build_circuit
 from .reader import NetlistError, parse_netlist, read_netlist
 from .writers import DIALECTS, render

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..network import Network, NetworkError
+from ..model import Network, NetworkError
+from ..model.wires import line_orders
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -226,7 +227,6 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
             continue
         resistance = 1.0 / g
         if wire > 0:
-            from ..wires import line_orders
             _add_wired_crossbar(circuit, a, b, resistance, wire, [terminal(a, i) for i in range(sizes[a])],
                                 [node(b, j) for j in range(sizes[b])], *line_orders(arch, (a, b)))
             continue

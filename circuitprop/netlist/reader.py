@@ -14,7 +14,7 @@ import math
 import re
 from pathlib import Path
 
-from ..network import MAX_CONDUCTANCE, MAX_GAIN, MAX_VOLTAGE
+from ..model import MAX_CONDUCTANCE, MAX_GAIN, MAX_VOLTAGE
 from .circuit import Circuit, Param
 
 _SUFFIX = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6, "m": 1e-3, "u": 1e-6,

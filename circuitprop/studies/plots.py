@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .sweep import converged, fit_power_law
+
 
 def plot_training_curve(history, path, title="training") -> Path:
     """Train loss and test accuracy per epoch, written to ``path`` (PNG)."""
@@ -43,7 +45,6 @@ def _save(plt, fig, path, tight=True) -> Path:
 
 def plot_accuracy_vs_noise(df, path, noise_samples=None) -> Path:
     """Mean +- std (over seeds) test accuracy versus noise sigma per dataset, with the converged share."""
-    from .sweep import converged
     plt, fig, ax = _figure()
     ax2 = ax.twinx()
     data = df[df["status"] == "ok"] if noise_samples is None else df[(df["status"] == "ok")
@@ -67,7 +68,6 @@ def plot_accuracy_vs_noise(df, path, noise_samples=None) -> Path:
 
 def plot_critical_vs_samples(levels, path) -> Path:
     """Critical noise level versus samples N (mean +- std over seeds) with fitted power laws."""
-    from .sweep import fit_power_law
     plt, fig, ax = _figure()
     for dataset, g in levels.groupby("dataset"):
         stats = g.groupby("noise_samples")["sigma_c"].agg(["mean", "std"]).reset_index()

@@ -41,8 +41,16 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import scipy
+from tqdm.auto import tqdm
 
-from .network import atomic_write_bytes
+from .._version import __version__
+from ..config import FLAT, spec_of
+from ..config import defaults as setting_defaults
+from ..errors import ConfigError
+from ..io.datasets import load_dataset
+from ..io.files import atomic_write_bytes
+from ..learning.trainer import EPTrainer
 
 DATA_KEYS = ("dataset", "size", "limit_train", "limit_test", "data_dir", "verify_checksums")
 #: Derived settings: ``effective_learning_rate`` (eta/beta) sets ``learning_rate = eta/beta * beta``.
@@ -71,10 +79,9 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", re.ASCII)
 
 
 def check_spec(spec: dict, where: str = "<spec>") -> dict:
-    from .learning.trainer import EPTrainer
     if not isinstance(spec, dict):
         raise SweepError(f"{where}: a sweep spec is a table of name, [base] and [axes]")
-    known = set(EPTrainer().get_params()) | set(DATA_KEYS) | set(DERIVED_KEYS)
+    known = set(FLAT) | set(DATA_KEYS) | set(DERIVED_KEYS)
     unknown = set(spec) - {"name", "base", "axes"}
     if unknown:
         raise SweepError(f"{where}: unknown top-level keys {sorted(unknown)} (allowed: name, base, axes)")
@@ -91,6 +98,13 @@ def check_spec(spec: dict, where: str = "<spec>") -> dict:
     for key, values in axes.items():
         if not isinstance(values, list) or not values:
             raise SweepError(f"{where}: [axes] {key} must be a non-empty list of values")
+    for section, key, value in ([("base", k, v) for k, v in base.items()]
+                                + [("axes", k, v) for k, vs in axes.items() for v in vs]):
+        if key in FLAT:  # checked against the setting's declaration (range, type, choices)
+            try:
+                spec_of(key).validate(key, value)
+            except ConfigError as exc:
+                raise SweepError(f"{where}: [{section}] {exc}") from None
     both = set(base) & set(axes)
     if "effective_learning_rate" in set(base) | set(axes) and "learning_rate" in set(base) | set(axes):
         raise SweepError(f"{where}: give learning_rate or effective_learning_rate, not both")
@@ -128,15 +142,11 @@ def run_id(config: dict) -> str:
 
 @lru_cache(maxsize=4)
 def _data(dataset, size, limit_train, limit_test, data_dir, verify):
-    from .datasets import load_dataset
     return load_dataset(dataset, data_dir, size=size, limit_train=limit_train, limit_test=limit_test,
                         verify=verify, download=verify)
 
 
 def _versions() -> dict:
-    import scipy
-
-    from . import __version__
     return {"circuitprop": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "python": platform.python_version()}
 
@@ -146,7 +156,6 @@ def run_one(config: dict, results_dir) -> dict:
 
     Errors are recorded (status ``"failed"``, message and traceback) rather than raised.
     """
-    from .learning.trainer import EPTrainer
     rid = run_id(config)
     path = Path(results_dir) / "runs" / f"{rid}.json"
     record = {"run_id": rid, "config": config, "versions": _versions(), "host": platform.node()}
@@ -158,7 +167,7 @@ def run_one(config: dict, results_dir) -> dict:
                              bool(config.get("verify_checksums", True)))
         n_features = X.shape[1]
         params.setdefault("layers", f"{n_features}-100-10")
-        trainer = EPTrainer(**params).fit(X, y, Xt, yt)
+        trainer = EPTrainer(**params).fit(X, y, eval_set=(Xt, yt))
         history = trainer.history_
         record.update(status="ok", history=history,
                       test_accuracy=history[-1]["test_accuracy"] if history else trainer.score(Xt, yt),
@@ -288,7 +297,6 @@ def _n_threads(client) -> int:
 def _bar(total, initial, name, enabled):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, desc=f"sweep {name}", unit="run")
 
 
@@ -320,8 +328,7 @@ def load_results(results_dir):
     df = pd.DataFrame(rows)
     if not df.empty:
         df["dataset"] = df.get("dataset", "mnist")
-        from .learning.trainer import EPTrainer
-        defaults = EPTrainer().get_params()
+        defaults = setting_defaults()
         for col in ("noise_sigma", "noise_samples", "beta", "learning_rate", "seed"):
             if col not in df:  # a setting the specs left at the trainer's default
                 df[col] = defaults[col]

@@ -21,11 +21,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..energy import current_scale, kcl_residual, max_abs_residual, node_conductances
-from ..netlist.circuit import Circuit, build_circuit, node
-from ..netlist.writers import render
-from ..network import DiodeModel, Network, NetworkError, replace
-from .base import ConvergenceError, Solution
+from ...model.energy import current_scale, kcl_residual, max_abs_residual, node_conductances
+from ...netlist.circuit import Circuit, build_circuit, node
+from ...netlist.writers import render
+from ...model import DiodeModel, Network, NetworkError, replace
+from ..base import ConvergenceError, Solution, SolveSession
+from ...model.energy import static_power
 
 
 class SpiceError(RuntimeError):
@@ -252,10 +253,15 @@ class SpiceBackend:
         self.options = options or SpiceOptions()
         self.sweep = sweep
         self.workers = int(workers)
-        self.session = NgSpiceSession.get()
+        self.ngspice = NgSpiceSession.get()
         self.netlist_text = None
         self._children = []
         self._templates = {}
+
+    def session(self, network: Network, read=None) -> SolveSession:
+        """A training session on ``network``: every phase solved by ngspice (the nudged phases of a batch in one
+        netlist); ``read(network)`` gives the network each batch sees (device read noise)."""
+        return SolveSession(self, network, read=read)
 
     def close(self) -> None:
         """Stop the worker processes (they are started again when needed)."""
@@ -301,11 +307,11 @@ class SpiceBackend:
 
     def _ensure_loaded(self, network: Network):
         key = (network.fingerprint(), self._folds(network), tuple(sorted(self.options.as_dict().items())))
-        if self.session.loaded == key:
+        if self.ngspice.loaded == key:
             return
         circuit = build_circuit(network, fold_inputs=self._folds(network), sense_sources=False)
         self.netlist_text = render(circuit, "ngspice", options=self.options.simulator_options(), analysis=False)
-        self.session.load(self.netlist_text, key)
+        self.ngspice.load(self.netlist_text, key)
         self._simulated = simulated_network(network)
 
     def solve(self, network: Network, inputs, output_currents=None, initial=None) -> Solution:
@@ -370,7 +376,7 @@ class SpiceBackend:
         if template is None:
             template = self._templates[key] = _SweepNetlist(network, options)
         text = template.text(network, folded, currents)
-        session = self.session
+        session = self.ngspice
         session.load(text, key=None)
         try:
             session.ng.clear_output()
@@ -392,7 +398,7 @@ class SpiceBackend:
         self._ensure_loaded(network)
         batch = v_in.shape[0]
         out = np.empty((batch, len(names)))
-        session = self.session
+        session = self.ngspice
         for s in range(batch):
             if fold:
                 for b, drive in folded.items():
@@ -487,7 +493,7 @@ class _SweepNetlist:
 
 
 class _SpiceChild:
-    """A worker process with its own ngspice (``python -m circuitprop.backends.spice_worker``).
+    """A worker process with its own ngspice (``python -m circuitprop.backends.spice.worker``).
 
     A plain subprocess, not :mod:`multiprocessing`: it works the same from scripts without a
     ``__main__`` guard, Jupyter kernels and Dask workers.
@@ -499,7 +505,7 @@ class _SpiceChild:
         import sys
         import os
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        self.process = subprocess.Popen([sys.executable, "-m", "circuitprop.backends.spice_worker"],
+        self.process = subprocess.Popen([sys.executable, "-m", "circuitprop.backends.spice.worker"],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._pickle = pickle
         self.calls = 0
@@ -656,7 +662,6 @@ def settling_time(network: Network, inputs, node_capacitance: float, tolerance: 
     integrated over ngspice's time points (trapezoid rule), plus the energy ``C V**2 / 2`` then stored in
     the node capacitors.  Returns ``(times, energies)``.
     """
-    from ..energy import static_power
     session = NgSpiceSession.get()
     x = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
     g_total = np.concatenate(list(node_conductances(network).values()))
@@ -717,7 +722,7 @@ def operating_point_isolated(circuit: Circuit, options: SpiceOptions | None = No
 
     ngspice runs in-process as a shared library: a netlist that crashes it (ngspice 39 segfaults on a
     node named ``temper``) would take a Jupyter kernel or a Dask worker down with it.  Netlists read
-    from files are solved here, by ``python -m circuitprop.backends.spice_child``.  Raises
+    from files are solved here, by ``python -m circuitprop.backends.spice.child``.  Raises
     :class:`SpiceError` when the child dies or times out (``timeout`` seconds), and the child's own
     error (:class:`ConvergenceError` or :class:`SpiceError`) otherwise.
     """
@@ -725,7 +730,7 @@ def operating_point_isolated(circuit: Circuit, options: SpiceOptions | None = No
     import subprocess
     import sys
     try:
-        proc = subprocess.run([sys.executable, "-m", "circuitprop.backends.spice_child"],
+        proc = subprocess.run([sys.executable, "-m", "circuitprop.backends.spice.child"],
                               input=pickle.dumps((circuit, options)), capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise SpiceError(f"ngspice did not finish the operating point of {circuit.title!r} in {timeout:g} s") from None

@@ -1,6 +1,6 @@
 """Worker process of :class:`circuitprop.backends.spice.SpiceBackend` with ``workers > 1``.
 
-Run as ``python -m circuitprop.backends.spice_worker``.  The parent sends the backend's settings, then
+Run as ``python -m circuitprop.backends.spice.worker``.  The parent sends the backend's settings, then
 one pickled ``(network, inputs, output_currents)`` per share of a batch on standard input; each gets a
 pickled ``("ok", Solution)`` or ``("error", (kind, message))`` back on the original standard output.
 Standard output is otherwise redirected to standard error, so that nothing ngspice prints can corrupt
@@ -11,6 +11,8 @@ import pickle
 import signal
 import sys
 
+from .backend import SpiceBackend
+
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -18,7 +20,6 @@ def main() -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
     source = sys.stdin.buffer
-    from .spice import SpiceBackend
     settings = pickle.load(source)  # written by SpiceBackend in the parent process
     backend = SpiceBackend(workers=1, **settings)
     while True:

@@ -11,7 +11,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends import ConvergenceError, FastBackend, SpiceBackend, SpiceError, get_backend
+from ..backends.spice import operating_point_isolated
+from ..config import CircuitConfig, DeviceConfig, NeuronConfig, architecture_from
+from ..declare import declared
+from ..errors import NetworkError
+from ..io.files import atomic_write_bytes
+from ..model import Network, make_architecture
+from ..netlist import DIALECTS, SUFFIXES, NetlistError, read_netlist, write_netlist
+from ..studies.plots import plot_accuracy_vs_noise, plot_beta_lr_maps, plot_critical_vs_samples
+from ..studies.sweep import (SweepError, converged, critical_levels, fit_power_law, load_results, load_spec,
+                             run_sweep)
 from . import argtypes as A
+from . import train as train_commands
+from .options import add_group, add_off_alias, add_setting, collect
+
+#: The settings ``init`` takes (those of the circuit, its neurons and its devices, and the seed).
+INIT_SETTINGS = tuple(declared(CircuitConfig)) + tuple(declared(NeuronConfig)) + ("g_min", "g_max", "g_init", "seed")
 
 
 class CLIError(Exception):
@@ -45,40 +61,26 @@ def _parse_inputs(text, n_features):
 
 
 def _load_network(path):
-    from .network import Network
     return Network.load(path)
 
 
 def cmd_init(args):
-    from .network import DiodeModel, Network, compensated_bias, make_architecture
-    v_low, v_high = args.v_low, args.v_high
-    if args.diode_model:
-        diode = DiodeModel.from_card(args.diode_model, spice_ideal_n=args.spice_ideal_n)
-        v_low, v_high = compensated_bias(diode, v_low, v_high)
-        print(f"{args.diode_model} diodes: biases {v_low:.4f} V and {v_high:.4f} V (forward voltage "
-              f"{diode.forward_voltage(1e-6):.4f} V at 1 uA)")
-    else:
-        diode = DiodeModel(kind=args.diode, saturation_current=args.diode_is, emission_coefficient=args.diode_n,
-                           series_resistance=args.diode_rs, spice_ideal_n=args.spice_ideal_n)
-    skip = []
-    for s in args.skip or []:
-        try:
-            a, b = (int(p) for p in s.split("-"))
-        except ValueError:
-            raise CLIError(f"--skip {s!r}: expected two layer indices like 0-2") from None
-        skip.append((a, b))
-    arch = make_architecture(args.layers, skip=tuple(skip), amplifier_gain=args.amplifier_gain,
-                             v_low=v_low, v_high=v_high, diode=diode,
-                             doubled_inputs=not args.single_inputs, doubled_outputs=not args.single_outputs,
-                             bias_input=args.bias_input, input_gain=args.input_gain,
-                             wire_resistance=args.wire_resistance, wire_layout=args.wire_layout, name=args.name)
-    net = Network.random(arch, g_min=args.g_min, g_max=args.g_max, seed=args.seed)
+    settings = collect(args, INIT_SETTINGS)
+    circuit = CircuitConfig(**{k: v for k, v in settings.items() if k in declared(CircuitConfig)})
+    neuron = NeuronConfig(**{k: v for k, v in settings.items() if k in declared(NeuronConfig)})
+    devices = DeviceConfig(**{k: v for k, v in settings.items() if k in declared(DeviceConfig)})
+    arch = architecture_from(circuit, neuron)
+    if neuron.diode not in ("ideal", "shockley"):
+        print(f"{neuron.diode} diodes: biases {arch.hidden[0].v_low:.4f} V and {arch.hidden[0].v_high:.4f} V "
+              f"(forward voltage {arch.diode.forward_voltage(1e-6):.4f} V at 1 uA)" if arch.hidden else
+              f"{neuron.diode} diodes")
+    lo, hi = devices.g_init
+    net = Network.random(arch, g_min=max(lo, devices.g_min), g_max=min(hi, devices.g_max), seed=args.seed)
     net.save(args.output)
     print(f"wrote {args.output}: {net!r}")
 
 
 def cmd_export(args):
-    from .netlist import SUFFIXES, write_netlist
     net = _load_network(args.model)
     x = _parse_inputs(args.inputs, net.architecture.n_features)
     if x is not None and x.shape[0] != 1:
@@ -97,7 +99,6 @@ def cmd_op(args):
         raise CLIError(f"{path}: no such file")
     out = io.StringIO() if args.output else sys.stdout  # a file is written only once all rows exist
     if path.suffix == ".npz":
-        from .backends import get_backend
         net = _load_network(path)
         x = _parse_inputs(args.inputs, net.architecture.n_features)
         if x is None:
@@ -115,23 +116,16 @@ def cmd_op(args):
         if args.backend != "spice":
             raise CLIError("a netlist can only be solved with --backend spice (the fast solver needs a "
                            "circuitprop model file, .npz)")
-        from .backends.spice import operating_point_isolated
-        from .netlist import read_netlist
         volts = operating_point_isolated(read_netlist(path))  # a child process: an ngspice crash cannot kill us
         out.write("node,voltage_V\n")
         for name, v in volts.items():
             out.write(f"{name},{v:.12g}\n")
     if args.output:
-        from .network import atomic_write_bytes
         atomic_write_bytes(args.output, out.getvalue().encode())
 
 
 def cmd_demo(args):
     """Build a small example network, solve it with ngspice, print voltages, write its netlist."""
-    from .backends import FastBackend
-    from .backends.spice import SpiceBackend
-    from .netlist import write_netlist
-    from .network import Network, make_architecture
     arch = make_architecture("4-3-2", v_low=0.0, v_high=0.6, name="circuitprop demo 4-3-2")
     net = Network.random(arch, seed=0, g_min=1e-6, g_max=1e-5)
     x = np.array([[1.0, 0.0, 0.5, 0.25]])
@@ -150,42 +144,22 @@ def cmd_demo(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .netlist import DIALECTS
     p = argparse.ArgumentParser(prog="circuitprop", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    s = sub.add_parser("init", help="write a random network to a file", formatter_class=fmt)
-    s.add_argument("--layers", default="784-100-10",
-                   help="features-hidden...-classes (undoubled counts), e.g. 784-100-10")
+    s = sub.add_parser("init", help="write a random network to a file", formatter_class=fmt,
+                       description="Write a random network. The circuit, neuron and device settings are those of "
+                                   "train (same defaults and ranges); conductances are drawn uniformly in g_init "
+                                   "within [g_min, g_max].")
     s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
-    s.add_argument("--seed", type=A.nonnegative_int, default=0, help="random seed")
-    s.add_argument("--g-min", type=A.positive, default=1e-7, help="smallest initial conductance, siemens")
-    s.add_argument("--g-max", type=A.positive, default=1e-5, help="largest initial conductance, siemens")
-    s.add_argument("--v-low", type=A.finite, default=0.0, help="lower diode bias of hidden neurons, volts")
-    s.add_argument("--v-high", type=A.finite, default=1.0, help="upper diode bias of hidden neurons, volts")
-    s.add_argument("--diode", choices=("shockley", "ideal"), default="shockley", help="diode model")
-    s.add_argument("--diode-is", type=A.positive, default=1e-12, help="diode saturation current IS, amperes")
-    s.add_argument("--diode-n", type=A.positive, default=1.0, help="diode emission coefficient N")
-    s.add_argument("--diode-rs", type=A.nonnegative, default=0.0, help="diode series resistance RS, ohms")
-    s.add_argument("--diode-model", choices=("1n4148", "generic"),
-                   help="diodes from a model card (overrides --diode, --diode-is/-n/-rs); the biases are moved in "
-                        "by the forward voltage at 1 uA so that the neuron clips near [--v-low, --v-high]")
-    s.add_argument("--spice-ideal-n", type=A.positive, default=0.001,
-                   help="emission coefficient of the near-ideal SPICE diode that stands for an ideal diode")
-    s.add_argument("--amplifier-gain", type=A.positive, default=None,
-                   help="add bidirectional amplifiers of this gain after every hidden layer")
-    s.add_argument("--skip", action="append", help="extra crossbar between layers a-b (repeatable), e.g. 0-2")
-    s.add_argument("--single-inputs", action="store_true", help="inputs x only, not doubled as (x, -x)")
-    s.add_argument("--single-outputs", action="store_true", help="one output node per class, not two")
-    s.add_argument("--bias-input", action="store_true", help="add a bias input node")
-    s.add_argument("--input-gain", type=A.positive, default=1.0, help="volts per unit of input feature")
-    s.add_argument("--wire-resistance", type=A.nonnegative, default=0.0, metavar="OHMS",
-                   help="word- and bit-line resistance per crossbar cell, ohms (IR drop; 0: ideal wires)")
-    s.add_argument("--wire-layout", choices=("interleaved", "node-order"), default="interleaved",
-                   help="physical order of the lines: differential pairs side by side, or node order")
-    s.add_argument("--name", default="circuitprop network", help="name written in netlist comments")
+    add_group(s, CircuitConfig, "circuit")
+    add_group(s, NeuronConfig, "neurons")
+    add_group(s, DeviceConfig, "devices", exclude=("device",))
+    add_setting(s, "seed")
+    add_off_alias(s, "doubled_inputs", "--single-inputs")
+    add_off_alias(s, "doubled_outputs", "--single-outputs")
     s.set_defaults(func=cmd_init)
 
     s = sub.add_parser("export", help="write a model as a netlist", formatter_class=fmt)
@@ -219,7 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_sweep(args):
-    from .sweep import load_spec, run_sweep
     spec = load_spec(args.spec)
     results = Path(args.results or Path("sweeps") / spec["name"])
     counts = run_sweep(spec, results, scheduler=args.scheduler, n_workers=args.workers,
@@ -229,9 +202,6 @@ def cmd_sweep(args):
 
 
 def cmd_sweep_report(args):
-    from .network import atomic_write_bytes
-    from .plots import plot_accuracy_vs_noise, plot_beta_lr_maps, plot_critical_vs_samples
-    from .sweep import converged, critical_levels, fit_power_law, load_results
     df = load_results(args.results)
     if df.empty:
         raise CLIError(f"{args.results}: no run results")
@@ -278,19 +248,10 @@ def _add_sweep_commands(sub, fmt):
 
 
 def _add_training_commands(sub, fmt):
-    try:
-        from .learning import cli as learning_cli
-    except ImportError:
-        return
-    learning_cli.add_commands(sub, fmt)
+    train_commands.add_commands(sub, fmt)
 
 
 def main(argv=None) -> int:
-    from .backends.base import ConvergenceError
-    from .backends.spice import SpiceError
-    from .netlist.reader import NetlistError
-    from .network import NetworkError
-    from .sweep import SweepError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from .files import atomic_write_bytes
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -97,7 +98,6 @@ def _md5(path) -> str:
 
 def _download(url, dest: Path, md5: str) -> None:
     import urllib.request
-    from .network import atomic_write_bytes
     with urllib.request.urlopen(url, timeout=20) as resp:  # noqa: S310 - fixed official https/http URLs
         data = resp.read()
     if hashlib.md5(data).hexdigest() != md5:

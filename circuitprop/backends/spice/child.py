@@ -8,12 +8,13 @@ import os
 import pickle
 import sys
 
+from .backend import operating_point
+
 
 def main() -> int:
     circuit, options = pickle.load(sys.stdin.buffer)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # ngspice and PySpice may print; keep standard output for the result
-    from .spice import operating_point
     try:
         message = ("ok", operating_point(circuit, options))
     except Exception as exc:

@@ -29,24 +29,26 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from ..declare import setting, validate
 
-def _check(name, value, low=0.0, high=None, open_low=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value > low if open_low else value >= low) and (high is None or value <= high)
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {'>' if open_low else '>='} {low}"
-                         f"{'' if high is None else f' and <= {high}'}, got {value!r}")
+
+#: Largest relative spread (standard deviation per unit) of a device piece: beyond it a "device" is noise.
+MAX_SIGMA = 100.0
+
+
+class _Piece:
+    """A device piece checks its declared fields on creation (errors name the piece and the field)."""
+
+    def __post_init__(self):
+        validate(self, type(self).__name__)
 
 
 @dataclass(frozen=True)
-class DeviceToDevice:
+class DeviceToDevice(_Piece):
     """Fixed per-device step scale ``max(0, 1 + sigma * N(0, 1))`` (drawn once per device from ``seed``)."""
 
-    sigma: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self):
-        _check("DeviceToDevice.sigma", self.sigma)
+    sigma: float = setting(0.1, "device-to-device spread of the step size", low=0.0, high=MAX_SIGMA)
+    seed: int = setting(0, "seed of the per-device scales", kind=int, low=0, high=2**63 - 1)
 
     def scales(self, key, shape):
         rng = np.random.default_rng([int(self.seed), int(key[0]), int(key[1])])
@@ -60,20 +62,17 @@ class DeviceToDevice:
 
 
 @dataclass(frozen=True)
-class AsymmetricSteps:
+class AsymmetricSteps(_Piece):
     """Up (``delta > 0``) steps times ``up``, down steps times ``down`` (both >= 0)."""
 
-    up: float = 1.0
-    down: float = 1.0
-
-    def __post_init__(self):
-        _check("AsymmetricSteps.up", self.up)
-        _check("AsymmetricSteps.down", self.down)
+    up: float = setting(1.0, "scale of up steps", low=0.0, high=MAX_SIGMA)
+    down: float = setting(1.0, "scale of down steps", low=0.0, high=MAX_SIGMA)
 
     @classmethod
     def from_asymmetry(cls, asymmetry: float) -> "AsymmetricSteps":
         """``up = 1 + a``, ``down = 1 - a`` for ``a`` in [-1, 1]."""
-        _check("asymmetry", abs(asymmetry), high=1.0)
+        if isinstance(asymmetry, bool) or not isinstance(asymmetry, (int, float)) or not abs(asymmetry) <= 1.0:
+            raise ValueError(f"asymmetry must be a finite number in [-1, 1], got {asymmetry!r}")
         return cls(up=1.0 + asymmetry, down=1.0 - asymmetry)
 
     def step(self, key, g, delta, rng, lower, upper, cache):
@@ -81,7 +80,7 @@ class AsymmetricSteps:
 
 
 @dataclass(frozen=True)
-class SoftBounds:
+class SoftBounds(_Piece):
     """A step shrinks linearly with the distance left to the bound it moves toward (0 at the bound)."""
 
     def step(self, key, g, delta, rng, lower, upper, cache):
@@ -91,14 +90,11 @@ class SoftBounds:
 
 
 @dataclass(frozen=True)
-class NonlinearSteps:
+class NonlinearSteps(_Piece):
     """State-dependent steps: ``exp(-nonlinearity * x)``, ``x`` the fraction of the range already travelled
     from the bound the step moves away from (up steps shrink as ``g`` rises, down steps as it falls)."""
 
-    nonlinearity: float = 1.0
-
-    def __post_init__(self):
-        _check("NonlinearSteps.nonlinearity", self.nonlinearity)
+    nonlinearity: float = setting(1.0, "decay of the step along the range travelled", low=0.0, high=MAX_SIGMA)
 
     def step(self, key, g, delta, rng, lower, upper, cache):
         travelled = np.where(delta > 0, g - lower, upper - g) / (upper - lower)
@@ -106,13 +102,10 @@ class NonlinearSteps:
 
 
 @dataclass(frozen=True)
-class CycleToCycle:
+class CycleToCycle(_Piece):
     """Every step times ``1 + sigma * N(0, 1)``, drawn at each update."""
 
-    sigma: float = 0.1
-
-    def __post_init__(self):
-        _check("CycleToCycle.sigma", self.sigma)
+    sigma: float = setting(0.1, "cycle-to-cycle spread of the step size", low=0.0, high=MAX_SIGMA)
 
     def step(self, key, g, delta, rng, lower, upper, cache):
         if self.sigma == 0:
@@ -121,7 +114,7 @@ class CycleToCycle:
 
 
 @dataclass(frozen=True)
-class QuantizedStates:
+class QuantizedStates(_Piece):
     """``n_states`` equally spaced conductance levels from ``g_min`` to ``g_max``.
 
     ``stochastic=False``: the new value is the level nearest to ``g + delta`` (updates smaller than half a
@@ -130,12 +123,8 @@ class QuantizedStates:
     initial conductances too).
     """
 
-    n_states: int = 64
-    stochastic: bool = False
-
-    def __post_init__(self):
-        if isinstance(self.n_states, bool) or not isinstance(self.n_states, int) or self.n_states < 2:
-            raise ValueError(f"QuantizedStates.n_states must be an integer >= 2, got {self.n_states!r}")
+    n_states: int = setting(64, "number of conductance levels", kind=int, low=2, high=2**31)
+    stochastic: bool = setting(False, "stochastic rounding (keeps the mean update)", kind=bool)
 
     def levels(self, lower, upper):
         return lower + (upper - lower) * np.arange(self.n_states) / (self.n_states - 1)
@@ -155,13 +144,10 @@ class QuantizedStates:
 
 
 @dataclass(frozen=True)
-class ProgrammingError:
+class ProgrammingError(_Piece):
     """The written value is off by ``sigma * (g_max - g_min) * N(0, 1)``; only devices whose update is not 0."""
 
-    sigma: float = 0.01
-
-    def __post_init__(self):
-        _check("ProgrammingError.sigma", self.sigma)
+    sigma: float = setting(0.01, "programming error, relative to the range", low=0.0, high=MAX_SIGMA)
 
     def write(self, key, g, target, rng, lower, upper, cache):
         if self.sigma == 0:
@@ -172,13 +158,10 @@ class ProgrammingError:
 
 
 @dataclass(frozen=True)
-class ReadNoise:
+class ReadNoise(_Piece):
     """Every read (each batch's solves) sees ``g * (1 + sigma * N(0, 1))``, clipped to stay positive."""
 
-    sigma: float = 0.01
-
-    def __post_init__(self):
-        _check("ReadNoise.sigma", self.sigma)
+    sigma: float = setting(0.01, "relative read noise of a conductance", low=0.0, high=MAX_SIGMA)
 
     def read(self, g, rng):
         return np.maximum(g * (1.0 + self.sigma * rng.standard_normal(g.shape)), np.finfo(g.dtype).tiny)

@@ -42,7 +42,8 @@ import math
 
 import numpy as np
 
-from .kernels import PARALLEL_MIN_SIZE, _numba_available, renamed
+from .fused import PARALLEL_MIN_SIZE, _numba_available, renamed
+from ..model.energy import EXP_LIMIT
 
 #: Below this ``z`` the series guess of omega, ``e - e**2 + 3/2 e**3 - 8/3 e**4 + 125/24 e**5`` (``e = exp(z)``),
 #: is exact to rounding (the next term, ``54/5 e**6``, is below 4e-19 of ``w``), so no correction is needed
@@ -596,7 +597,6 @@ def shockley_neurons(coef, drive, v_low, v_high, diode, xtol, dtype, method="vec
     """
     if not _numba_available():
         return None
-    from .energy import EXP_LIMIT
     coef = np.ascontiguousarray(coef, dtype=np.float64)
     drive = np.ascontiguousarray(drive, dtype=np.float64)
     if transfer is not None and method != "vector":
@@ -715,7 +715,6 @@ def shockley_current(v, v_low, v_high, diode):
     ``None`` without numba.  For the fast solver's KCL residuals."""
     if not _numba_available():
         return None
-    from .energy import EXP_LIMIT
     v = np.asarray(v, dtype=np.float64)
     flat = np.ascontiguousarray(v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1))
     out = np.empty(flat.shape)
@@ -747,7 +746,6 @@ def shockley_residual(v, coef, drive, v_low, v_high, diode, sources=None, transf
     Equal to the fast solver's residual from :func:`shockley_current` to rounding (tested)."""
     if not _numba_available():
         return None
-    from .energy import EXP_LIMIT
     v = np.ascontiguousarray(v, dtype=np.float64)
     flat = v.reshape(-1, v.shape[-1])
     drive = np.ascontiguousarray(np.broadcast_to(drive, v.shape), dtype=np.float64).reshape(flat.shape)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..energy import neuron_current
-from ..network import Network
-from ..wires import crossbar_lines
-from .base import ConvergenceError, Solution
-from .fast import FastSolverConfig, PreparedNetwork, report_failure
+from ...model.energy import neuron_current
+from ...model import Network
+from ...model.wires import crossbar_lines
+from ..base import ConvergenceError, Solution
+from .solver import FastSolverConfig, PreparedNetwork, report_failure
+from ...model.energy import cocontent
 
 
 class WiredNetwork(PreparedNetwork):
@@ -151,7 +152,6 @@ class WiredNetwork(PreparedNetwork):
                 free[:, self.slices[layer]] = 0.5 * (lo + hi)
         trace = []
         if record_cocontent:
-            from ..energy import cocontent
             trace.append(cocontent(self.network, self._layers(free, v_in), currents))
         n_max = cfg.fixed_sweeps or cfg.max_sweeps
         residual, converged, sweeps = float("nan"), False, 0

@@ -32,11 +32,13 @@ from functools import lru_cache
 import networkx as nx
 import numpy as np
 
-from ..energy import neuron_current, node_conductances
-from ..kernels import crossbar_sums
-from ..shockley import clipped_neurons, ideal_chain_sweeps, shockley_current, shockley_neurons, shockley_residual
-from ..network import Network
-from .base import ConvergenceError, Solution
+from ...model.energy import neuron_current, node_conductances
+from ...kernels.fused import crossbar_sums
+from ...kernels.fused import input_voltages as input_voltages_of
+from ...kernels.shockley import clipped_neurons, ideal_chain_sweeps, shockley_current, shockley_neurons, shockley_residual
+from ...model import Network
+from ..base import ConvergenceError, Solution
+from ...model.energy import cocontent
 
 
 @dataclass
@@ -319,26 +321,19 @@ class PreparedNetwork:
 
         ``input_drive`` (``{layer: amperes (batch, n)}``) gives the Norton drive of the input
         crossbars when the caller already has it (the training loop gets it from the update pass);
-        otherwise it is computed here (or taken from ``initial``).  ``input_voltages`` likewise gives
-        ``network.input_voltages(inputs, dtype=...)`` (volts) when the caller formed it already.
+        otherwise it is computed here.  ``input_voltages`` likewise gives
+        the input-source voltages (volts, this solver's dtype) when the caller formed them already.
         """
         cfg = self.config
-        features = np.asarray(inputs, dtype=np.float64)
-        v_in = None
-        if initial is not None and "features" in initial.info and initial.voltages[0].dtype == self.dtype:
-            # a nudged phase of the same batch: its input voltages (and input drive) are the free phase's
-            seen = initial.info["features"]
-            if seen.shape == features.shape and np.array_equal(seen, features):
-                v_in = initial.voltages[0]
-        same_inputs = v_in is not None
-        if v_in is None and input_voltages is not None:
+        if input_voltages is not None:
+            features = np.asarray(inputs)
             expected = (features.reshape(-1, self.network.architecture.n_features).shape[0], self.sizes[0])
             if input_voltages.shape != expected or input_voltages.dtype != self.dtype:
                 raise ValueError(f"input voltages have shape {input_voltages.shape} and dtype {input_voltages.dtype}, "
                                  f"expected {expected} and {np.dtype(self.dtype)}")
             v_in = input_voltages
-        if v_in is None:
-            v_in = self.network.input_voltages(features, dtype=self.dtype)
+        else:
+            v_in = input_voltages_of(self.network, inputs, dtype=self.dtype)
         batch = v_in.shape[0]
         currents = None
         if output_currents is not None:
@@ -349,8 +344,6 @@ class PreparedNetwork:
         if initial is not None:
             if len(initial.voltages) != self.n_layers or initial.voltages[0].shape != v_in.shape:
                 raise ValueError("initial state does not match this network and batch")
-            if "input_drive" in initial.info and (same_inputs or np.array_equal(initial.voltages[0], v_in)):
-                fixed = initial.info["input_drive"]
             state = [v_in] + [np.array(v, dtype=self.dtype) for v in initial.voltages[1:]]
         else:
             state = [v_in]
@@ -364,7 +357,6 @@ class PreparedNetwork:
             fixed = self.input_drive(v_in)
         trace = []
         if record_cocontent:
-            from ..energy import cocontent
             trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
         n_max = cfg.fixed_sweeps or cfg.max_sweeps
         residual = float("nan")
@@ -403,9 +395,7 @@ class PreparedNetwork:
         if not converged and (cfg.fixed_sweeps is None or cfg.fixed_sweeps_residual):
             residual = self.max_residual(state, fixed, currents)
             converged = residual <= cfg.tol
-        # the features (a copy: the caller may reuse its array) let a warm-started phase of the same batch skip
-        # forming and comparing the input voltages
-        info = {"input_drive": fixed, "features": features.reshape(v_in.shape[0], -1).copy()}
+        info = {}
         if record_cocontent:
             info["cocontent"] = np.array(trace)
         solution = Solution(voltages=state, iterations=sweeps, residual=residual, converged=converged, info=info)
@@ -456,29 +446,3 @@ def _accumulate(total, term, fixed):
 
 def _max_abs(arrays) -> float:
     return max(float(np.max(np.abs(a))) if a.size else 0.0 for a in arrays)
-
-
-class FastBackend:
-    """The fast co-content solver behind the :class:`~circuitprop.backends.base.Backend` interface.
-
-    Parameters are the fields of :class:`FastSolverConfig` (or ``config=``).
-    """
-
-    name = "fast"
-
-    def __init__(self, config: FastSolverConfig | None = None, **options):
-        self.config = config if config is not None else FastSolverConfig(**options)
-
-    def prepare(self, network: Network) -> PreparedNetwork:
-        """Derive solver matrices once; reuse them for all phases of a batch.
-
-        Crossbars with wire resistance get :class:`~circuitprop.backends.wired.WiredNetwork` (their
-        lines reduced exactly to port matrices).
-        """
-        if network.architecture.wire_resistance > 0:
-            from .wired import WiredNetwork
-            return WiredNetwork(network, self.config)
-        return PreparedNetwork(network, self.config)
-
-    def solve(self, network, inputs, output_currents=None, initial=None, record_cocontent=False) -> Solution:
-        return self.prepare(network).solve(inputs, output_currents, initial, record_cocontent)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import wrightomega, xlogy
 
-from .network import DiodeModel, Network
+from .diode import DiodeModel
+from .network import Network
 from .wires import cell_drops, crossbar_lines, has_wires
 
 #: Exponent above which the Shockley exponential is continued linearly (like SPICE's limexp),

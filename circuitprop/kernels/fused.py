@@ -18,7 +18,6 @@ fallback.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
@@ -618,17 +617,20 @@ def _inputs_kernel():
     return _INPUTS
 
 
-def input_voltages_into(x, gain, doubled, bias_columns, bias_voltage, out):
-    """Write the input sources' voltages of features ``x`` (float64, (batch, n)) into ``out`` (volts): ``gain *
-    x``, then ``-gain * x`` (``doubled``), then ``bias_columns`` (0-2) bias sources at ``+bias_voltage`` and
-    ``-bias_voltage``, as :meth:`~circuitprop.network.Network.input_voltages` does with numpy, bit for bit.
-
-    Returns ``(largest |x|, finite)``, from the same pass; ``None`` without numba.
-    """
+def input_voltages(network, x, dtype=np.float64) -> np.ndarray:
+    """:meth:`Network.input_voltages <circuitprop.model.Network.input_voltages>` in one numba pass (bit for bit
+    the same values and the same errors; at batch 4: 2 us instead of 12); numpy without numba."""
     if not _numba_available():
-        return None
-    largest, poison = _inputs_kernel()(x, float(gain), bool(doubled), int(bias_columns), float(bias_voltage), out)
-    return largest, poison == 0.0
+        return network.input_voltages(x, dtype=dtype)
+    x = network.check_inputs(x)
+    arch = network.architecture
+    batch, n = x.shape
+    out = np.empty((batch, arch.layer_sizes[0]), dtype=dtype)
+    bias_columns = out.shape[1] - (2 * n if arch.doubled_inputs else n)  # what layer_sizes counts after x
+    largest, poison = _inputs_kernel()(x, float(arch.input_gain), bool(arch.doubled_inputs), int(bias_columns),
+                                       float(arch.bias_voltage), out)
+    network.check_input_extremes(x, largest, poison == 0.0)
+    return out
 
 
 def update_numba(conductance, velocity, grad: LowRankGradient, grad_scale, step, momentum, sign, lower, upper,

@@ -1,0 +1,6 @@
+"""``python -m circuitprop.cli``: the command line."""
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,194 @@
+"""A training run around an estimator: checkpoints, the metrics log, the output lock, interrupts and the
+dead-network check, as callbacks of :meth:`EPTrainer.fit <circuitprop.learning.EPTrainer.fit>`.
+
+:class:`TrainingRun` is what ``circuitprop train`` uses; in Python::
+
+    run = TrainingRun(EPTrainer(layers="784-100-10"), checkpoint="out/model.ckpt.npz", log="out/model.log.jsonl")
+    trainer = run.fit(X, y, eval_set=(X_test, y_test))     # kill it, run it again with resume=True: it goes on
+
+* The checkpoint is written atomically every ``checkpoint_every`` batches and at each epoch's end; the
+  epoch's log line is written only once the checkpoint holding it is safe on disk, so a resumed run never logs
+  an epoch twice.
+* Ctrl-C (SIGINT) or SIGTERM stops the run after the current batch with its checkpoint saved (a second
+  Ctrl-C stops at once); ``resume=True`` then continues exactly: same conductances, optimizer, random state
+  and position in the epoch.
+* A lock beside the checkpoint stops two runs from writing the same files.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from contextlib import ExitStack
+from pathlib import Path
+
+from ..io.safety import DeferredInterrupt, OutputLock, clean_stale_temporaries
+from .checkpoint import jsonable, read_checkpoint
+from .diagnostics import DeadNetworkWarning, dead_state
+
+#: Settings a resumed run takes from the caller, not from the checkpoint: how it runs, not what it computes.
+EXECUTION_SETTINGS = ("verbose", "spice_workers")
+
+
+class Checkpointer:
+    """Save the trainer's state to ``path`` every ``every`` batches and at each epoch's end."""
+
+    def __init__(self, path, every: int = 500):
+        self.path = Path(path)
+        self.every = int(every)
+        self.batches = 0
+
+    def save(self, trainer):
+        trainer.save_checkpoint(self.path)
+
+    def on_batch_end(self, trainer) -> bool:
+        self.batches += 1
+        if self.batches % self.every == 0:
+            self.save(trainer)
+        return False
+
+    def on_epoch_end(self, trainer, record):
+        self.save(trainer)
+
+
+class EpochLog:
+    """Append each epoch's record to a JSON-lines file."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def on_batch_end(self, trainer) -> bool:
+        return False
+
+    def on_epoch_end(self, trainer, record):
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+class DeadNetworkCheck:
+    """After each epoch, warn (:class:`DeadNetworkWarning`) and mark the record ``dead`` when the network can
+    no longer learn (every neuron of a hidden layer clipped, or scores independent of the input), judged on
+    the first ``n_examples`` training examples."""
+
+    def __init__(self, X, n_examples: int = 128):
+        self.X = X[:n_examples]
+
+    def on_batch_end(self, trainer) -> bool:
+        return False
+
+    def on_epoch_end(self, trainer, record):
+        dead = dead_state(trainer, self.X)
+        if dead:
+            record["dead"] = True
+            warnings.warn(f"epoch {record['epoch']}: {dead}", DeadNetworkWarning, stacklevel=4)
+
+
+class StopAfter:
+    """Stop the run (after saving, when a checkpointer is given) once ``batches`` batches ran."""
+
+    def __init__(self, batches: int, checkpointer: Checkpointer | None = None):
+        self.batches = int(batches)
+        self.checkpointer = checkpointer
+        self.ran = 0
+
+    def on_batch_end(self, trainer) -> bool:
+        self.ran += 1
+        if self.ran >= self.batches:
+            if self.checkpointer is not None:
+                self.checkpointer.save(trainer)
+            return True
+        return False
+
+    def on_epoch_end(self, trainer, record):
+        pass
+
+
+class InterruptGuard:
+    """Turn Ctrl-C or SIGTERM into a stop after the current batch, with the checkpoint saved."""
+
+    def __init__(self, interrupt: DeferredInterrupt, checkpointer: Checkpointer | None = None):
+        self.interrupt = interrupt
+        self.checkpointer = checkpointer
+
+    def on_batch_end(self, trainer) -> bool:
+        if self.interrupt.requested:
+            epoch, batch = trainer.position_
+            if self.checkpointer is not None:
+                self.checkpointer.save(trainer)
+                print(f"interrupted: checkpoint {self.checkpointer.path} saved after epoch {epoch + 1}, batch {batch}; "
+                      "continue with --resume", flush=True)
+            raise KeyboardInterrupt
+        return False
+
+    def on_epoch_end(self, trainer, record):
+        pass
+
+
+class TrainingRun:
+    """Run management for an :class:`~circuitprop.learning.EPTrainer`.
+
+    Parameters
+    ----------
+    trainer : EPTrainer
+    checkpoint : path, optional
+        Checkpoint file (written atomically; a lock beside it keeps other runs out).
+    log : path, optional
+        JSON-lines file with one record per epoch.
+    resume : bool
+        Continue ``checkpoint`` when it exists.  Its settings are used (a warning lists those given
+        differently), except how the run executes (``verbose``, ``spice_workers``) and ``epochs``, which
+        may grow.
+    checkpoint_every : int
+        Batches between checkpoints within an epoch.
+    dead_check : bool
+        Check after each epoch whether the network can still learn.
+    """
+
+    def __init__(self, trainer, checkpoint=None, log=None, resume=False, checkpoint_every=500, dead_check=True):
+        self.trainer = trainer
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.log = Path(log) if log else None
+        self.resume = resume
+        self.checkpoint_every = checkpoint_every
+        self.dead_check = dead_check
+
+    def fit(self, X, y, eval_set=None, stop_after_batches=None):
+        """Train (or go on training) ``self.trainer`` on ``X``, ``y``; returns the trainer."""
+        trainer = self.trainer
+        with ExitStack() as stack:
+            callbacks = []
+            saver = None
+            if self.checkpoint:
+                stack.enter_context(OutputLock(self.checkpoint))
+                clean_stale_temporaries(self.checkpoint)
+                saver = Checkpointer(self.checkpoint, self.checkpoint_every)
+            if self.resume and self.checkpoint and self.checkpoint.exists():
+                self._restore(trainer)
+            else:
+                trainer.set_params(warm_start=False)
+            interrupt = stack.enter_context(DeferredInterrupt())
+            callbacks.append(InterruptGuard(interrupt, saver))
+            if stop_after_batches is not None:
+                callbacks.append(StopAfter(stop_after_batches, saver))
+            if self.dead_check:
+                callbacks.append(DeadNetworkCheck(X))
+            if saver is not None:
+                callbacks.append(saver)
+            if self.log:  # after the checkpoint: an epoch is logged once its checkpoint is safe
+                callbacks.append(EpochLog(self.log))
+            return trainer.fit(X, y, eval_set=eval_set, callbacks=callbacks)
+
+    def _restore(self, trainer):
+        settings, state, arrays = read_checkpoint(self.checkpoint)
+        given = trainer.settings()
+        differ = [f"{k} ({given[k]!r} given, {v!r} in the checkpoint)" for k, v in settings.items()
+                  if k not in EXECUTION_SETTINGS + ("epochs",) and k in given and jsonable(given[k]) != jsonable(v)]
+        if differ:
+            warnings.warn(f"resuming {self.checkpoint}: the checkpoint's settings are used, not the ones given: "
+                          + "; ".join(differ), stacklevel=3)
+        epochs = max(int(given["epochs"]), int(settings["epochs"]))
+        trainer.set_params(**{k: v for k, v in settings.items() if k not in EXECUTION_SETTINGS + ("epochs",)})
+        trainer.set_params(epochs=epochs)
+        trainer.restore(state, arrays)
+
+
+__all__ = ["TrainingRun", "Checkpointer", "EpochLog", "DeadNetworkCheck", "StopAfter", "InterruptGuard"]

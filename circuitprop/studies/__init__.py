@@ -1,0 +1,1 @@
+"""Studies built on training: sweeps of many trainings on Dask (``sweep``) and figures (``plots``)."""

@@ -1,0 +1,226 @@
+"""Every setting is declared once (circuitprop.config); the command line, checks, checkpoints, sweeps and the
+estimator's parameters are derived from the declarations."""
+import argparse
+import ast
+import copy
+import dataclasses
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import circuitprop
+from circuitprop import config
+from circuitprop.cli import build_parser
+from circuitprop.declare import declared, default_of
+from circuitprop.errors import ConfigError
+from circuitprop.learning import EPTrainer
+from circuitprop.model import DiodeModel
+from circuitprop.model.devices import PRESETS
+from circuitprop.learning.estimators import ESTIMATORS
+from circuitprop.learning.rules import RULES
+from circuitprop.learning.schedules import SCHEDULES
+
+PACKAGE = Path(circuitprop.__file__).parent
+
+
+def _subparser(name):
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
+def _options(name):
+    """``{dest: action}`` of a subcommand's options."""
+    return {a.dest: a for a in _subparser(name)._actions if a.option_strings}
+
+
+@pytest.mark.parametrize("command", ["train", "init"])
+def test_every_cli_default_is_its_declared_default(command):
+    options = _options(command)
+    checked = 0
+    for name, group in config.FLAT.items():
+        cls = config.TrainingConfig if group is None else config.CONFIGS[group]
+        field, spec = declared(cls)[name]
+        if name not in options:
+            continue
+        default = options[name].default
+        expected = default_of(field)
+        if name == "skip":
+            expected = None  # repeated --skip A-B options: none given means no skip crossbar
+        assert default == expected, f"{command} --{name}: {default!r} != declared {expected!r}"
+        checked += 1
+    assert checked >= (40 if command == "train" else 20)
+
+
+def test_train_offers_every_declared_setting_and_init_the_circuit_ones():
+    train, init = _options("train"), _options("init")
+    for name, group in config.FLAT.items():
+        cls = config.TrainingConfig if group is None else config.CONFIGS[group]
+        if declared(cls)[name][1].cli:
+            assert name in train, name
+    for cls in (config.CircuitConfig, config.NeuronConfig):
+        assert set(declared(cls)) <= set(init)
+
+
+def test_the_same_setting_has_the_same_range_in_init_and_train(capsys):
+    from circuitprop.cli import main
+    for command in (["train"], ["init", "-o", "x.npz"]):
+        for option, value in (("--diode-is", "2"), ("--amplifier-gain", "-1"), ("--input-gain", "0")):
+            with pytest.raises(SystemExit):
+                main(command + [option, value])
+            assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_setting_names_are_unique_and_choices_match_the_registries():
+    names = [n for cls in list(config.CONFIGS.values()) + [config.TrainingConfig] for n in declared(cls)]
+    assert len(names) == len(set(names))
+    assert set(config.ESTIMATORS) == set(ESTIMATORS)
+    assert set(config.RULES) == set(RULES)
+    assert set(config.SCHEDULES) == set(SCHEDULES)
+    assert set(declared(config.DeviceConfig)["device"][1].choices) == set(PRESETS)
+
+
+def test_diode_settings_share_the_model_declaration():
+    """NeuronConfig's diode fields take DiodeModel's declarations: one default and one range."""
+    for name in ("saturation_current", "emission_coefficient", "series_resistance", "spice_ideal_n"):
+        f_model, s_model = declared(DiodeModel)[name]
+        f_config, s_config = declared(config.NeuronConfig)[name]
+        assert default_of(f_model) == default_of(f_config)
+        assert (s_model.low, s_model.high, s_model.unit) == (s_config.low, s_config.high, s_config.unit)
+    with pytest.raises(ConfigError, match=r"saturation_current must be a finite number > 0 and <= 1 \(A\)"):
+        config.NeuronConfig(saturation_current=1e10)
+
+
+def test_get_params_and_set_params_follow_scikit_learn():
+    trainer = EPTrainer(layers="5-4-3", beta=2e-6, learning_rate=[1e3, 2e3])
+    params = trainer.get_params()
+    assert params["ep__beta"] == 2e-6 and params["circuit__layers"] == "5-4-3"
+    assert params["optimizer__learning_rate"] == [1e3, 2e3]
+    shallow = trainer.get_params(deep=False)
+    assert set(shallow) == set(config.CONFIGS) | set(declared(config.TrainingConfig)) | {"warm_start"}
+    clone = EPTrainer(**copy.deepcopy(shallow))  # what sklearn.base.clone does
+    assert clone.settings() == trainer.settings()
+    trainer.set_params(optimizer__learning_rate=5e4, noise_sigma=1e-3, epochs=2)
+    assert trainer.optimizer.learning_rate == 5e4 and trainer.ep.noise_sigma == 1e-3 and trainer.epochs == 2
+    assert trainer.beta == 2e-6  # a setting read by its own name
+    assert clone.optimizer.learning_rate == [1e3, 2e3]  # the clone's configs are its own
+    trainer.set_params(devices__g_min=1e-6, devices__g_max=1e-5)  # changed together: checked together
+    with pytest.raises(ConfigError, match="g_min < g_max"):
+        trainer.set_params(g_min=1e-4)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        trainer.set_params(ep__betta=1.0)
+    with pytest.raises(ConfigError, match=r"ep must be a EPConfig \(or a dict of its settings\)"):
+        EPTrainer(ep=3)
+
+
+def test_fit_with_an_evaluation_set_or_a_validation_fraction():
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(0, 1, (40, 5)), rng.integers(0, 3, 40)
+    kw = dict(layers="5-4-3", epochs=1, batch_size=8, verbose=False, learning_rate=1e3, g_init=(1e-6, 1e-5))
+    by_fraction = EPTrainer(**kw).fit(X, y, validation_fraction=0.25)
+    by_set = EPTrainer(**kw).fit(X[:30], y[:30], eval_set=(X[30:], y[30:]))
+    assert by_fraction.history_[0]["test_accuracy"] == by_set.history_[0]["test_accuracy"]
+    for key, g in by_set.network_.conductances.items():
+        np.testing.assert_array_equal(g, by_fraction.network_.conductances[key])
+    with pytest.raises(ValueError, match="not both"):
+        EPTrainer(**kw).fit(X, y, eval_set=(X, y), validation_fraction=0.1)
+
+
+def test_settings_round_trip_through_plain_dicts():
+    for cls in config.CONFIGS.values():
+        value = cls()
+        assert cls.from_dict(value.to_dict()) == value
+    with pytest.raises(ConfigError, match="unknown EPConfig settings"):
+        config.EPConfig.from_dict({"betta": 1.0})
+
+
+def _imports(path: Path, module: str) -> set:
+    """Modules of the package that ``module`` imports at module level (not inside functions)."""
+    tree = ast.parse(path.read_text())
+    out = set()
+    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+            candidates = [target] + ([f"{target}.{a.name}" for a in node.names] if not node.module or True else [])
+            for c in candidates:
+                if _module_path(c) is not None:
+                    out.add(c)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("circuitprop"))
+    return out
+
+
+def _module_path(name: str):
+    rel = Path(*name.split(".")[1:])
+    root = PACKAGE.parent / "circuitprop"
+    for candidate in (root / rel.with_suffix(".py") if rel.parts else None, root / rel / "__init__.py"):
+        if candidate is not None and candidate.exists():
+            return candidate
+    return None
+
+
+def _graph():
+    graph = nx.DiGraph()
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        module = ".".join(parts)
+        graph.add_node(module)
+        for target in _imports(path, module):
+            if target != module:
+                graph.add_edge(module, target)
+    return graph
+
+
+def test_the_package_has_no_import_cycles():
+    graph = _graph()
+    assert graph.number_of_nodes() > 40
+    # a package's __init__ re-exports its children; the cycle that matters is between modules
+    modules = graph.subgraph(n for n in graph if _module_path(n).name != "__init__.py")
+    cycles = list(nx.simple_cycles(modules))
+    assert cycles == [], cycles
+
+
+#: Rooms from the bottom up: a module may import only from its own room or from rooms below it.
+LAYERS = ["circuitprop._version", "circuitprop.errors", "circuitprop.declare", "circuitprop.io", "circuitprop.model",
+          "circuitprop.kernels", "circuitprop.netlist", "circuitprop.backends", "circuitprop.config",
+          "circuitprop.learning", "circuitprop.studies", "circuitprop.cli"]
+
+
+def _room(module):
+    return max((i for i, room in enumerate(LAYERS) if module == room or module.startswith(room + ".")), default=None)
+
+
+def test_no_module_reaches_up_the_layers():
+    graph = _graph()
+    for a, b in graph.edges:
+        ra, rb = _room(a), _room(b)
+        if ra is None or rb is None:  # circuitprop/__init__ and __main__ sit above every room
+            continue
+        assert rb <= ra, f"{a} imports {b}, a room above it"
+
+
+def test_the_model_does_not_import_kernels_or_backends():
+    graph = _graph()
+    for a, b in graph.edges:
+        if a.startswith("circuitprop.model"):
+            assert not b.startswith(("circuitprop.kernels", "circuitprop.backends")), (a, b)
+
+
+def test_imports_sit_at_module_top_except_optional_dependencies():
+    optional = {"dask", "distributed", "pandas", "matplotlib", "matplotlib.pyplot", "PySpice", "numba",
+                "threadpoolctl", "fcntl", "pickle", "subprocess", "zipfile", "hashlib", "difflib"}
+    late = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.ImportFrom) and inner.level:
+                        late.append(f"{path.relative_to(PACKAGE)}:{inner.lineno} from {'.' * inner.level}{inner.module}")
+    assert late == [], late
