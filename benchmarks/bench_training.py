@@ -45,7 +45,7 @@ class DenseRule:
     name = "dv2-dense"
 
     def gradient(self, network, phases):
-        from circuitprop.learning.rules import low_rank_gradients
+        from circuitprop.learning.ep import low_rank_gradients
         return {k: g.dense() for k, g in low_rank_gradients(network, phases).items()}
 
 

@@ -18,9 +18,9 @@ from circuitprop.errors import ConfigError
 from circuitprop.learning import EPTrainer
 from circuitprop.model import DiodeModel
 from circuitprop.model.devices import PRESETS
-from circuitprop.learning.estimators import ESTIMATORS
-from circuitprop.learning.rules import RULES
-from circuitprop.learning.schedules import SCHEDULES
+from circuitprop.learning.ep import ESTIMATORS
+from circuitprop.learning.ep import RULES
+from circuitprop.learning.optimizers import SCHEDULES
 
 PACKAGE = Path(circuitprop.__file__).parent
 

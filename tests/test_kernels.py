@@ -7,7 +7,7 @@ from circuitprop.backends import FastBackend
 from circuitprop.kernels.fused import LowRankGradient, crossbar_sums, project, update_numba, update_numpy
 from circuitprop.learning import EPTrainer
 from circuitprop.learning.optimizers import SGD
-from circuitprop.learning.rules import low_rank_gradients
+from circuitprop.learning.ep import low_rank_gradients
 from conftest import fit_run, random_network
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from circuitprop.backends import FastBackend
 from circuitprop.learning import CosineAnnealing, EPTrainer, ExponentialDecay, MeasurementNoise, get_schedule
-from circuitprop.learning.rules import weighted_half_drop_squared
+from circuitprop.learning.ep import weighted_half_drop_squared
 
 from conftest import fit_run
 

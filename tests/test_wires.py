@@ -226,7 +226,7 @@ def test_training_with_wire_resistance_uses_the_cell_drops():
     trainer.fit(X, y)
     assert trainer.network_.architecture.wire_resistance == 200.0
     # one more step by hand: the update equals -lr * (cell-drop gradient) as the rule defines it
-    from circuitprop.learning.rules import wired_gradients, low_rank_gradients
+    from circuitprop.learning.ep import wired_gradients, low_rank_gradients
     with pytest.raises(ValueError, match="wire resistance"):
         low_rank_gradients(trainer.network_, [])
     sol = FastBackend().solve(trainer.network_, X[:8])

@@ -1,12 +1,12 @@
-"""Learning: estimators, local rules, noise, optimizers and the EP trainer (small composable pieces)."""
-from .estimators import Centered, OneSided, RandomSign, get_estimator
-from .noise import MeasurementNoise
-from .optimizers import SGD
-from .rules import DeltaVSquaredRule, SignRule, weighted_half_drop_squared
-from .schedules import CosineAnnealing, ExponentialDecay, get_schedule
+"""Learning: the EP rule's pieces (estimators, measurement noise, local rules: ``ep``), the optimizer and its
+schedules (``optimizers``), the estimator (``trainer``), checkpoints (``checkpoint``) and run management
+(``run``)."""
+from .ep import (Centered, DeltaVSquaredRule, MeasurementNoise, OneSided, RandomSign, SignRule, get_estimator,
+                 get_rule, weighted_half_drop_squared)
+from .optimizers import SGD, CosineAnnealing, ExponentialDecay, get_schedule
 from .run import TrainingRun
 from .trainer import EPTrainer
 
 __all__ = ["Centered", "OneSided", "RandomSign", "get_estimator", "MeasurementNoise", "SGD", "DeltaVSquaredRule",
-           "SignRule", "weighted_half_drop_squared", "EPTrainer", "TrainingRun",
+           "SignRule", "get_rule", "weighted_half_drop_squared", "EPTrainer", "TrainingRun",
            "CosineAnnealing", "ExponentialDecay", "get_schedule"]

@@ -38,11 +38,8 @@ from ..errors import ConfigError
 from ..model import Network
 from ..model.devices import make_device
 from .checkpoint import read_checkpoint, write_checkpoint
-from .estimators import get_estimator
-from .noise import MeasurementNoise
-from .optimizers import SGD
-from .rules import get_rule
-from .schedules import get_schedule
+from .ep import MeasurementNoise, get_estimator, get_rule
+from .optimizers import SGD, get_schedule
 
 _TRAINING = {name: default_of(f) for name, (f, _) in declared(TrainingConfig).items()}
 
