@@ -8,7 +8,7 @@ import os
 import pickle
 import sys
 
-from .backend import operating_point
+from .analyses import operating_point
 
 
 def main() -> int:
