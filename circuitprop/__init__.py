@@ -11,8 +11,7 @@ if "numpy" not in _sys.modules:
     _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 from ._version import __version__
 from .backends import ConvergenceError, FastBackend, FastSolverConfig, Solution, SpiceBackend, get_backend
-from .config import (CircuitConfig, DeviceConfig, EPConfig, NeuronConfig, OptimizerConfig, SolverConfig,
-                     TrainingConfig)
+from .config import CircuitConfig, DeviceConfig, EPConfig, NeuronConfig, OptimizerConfig, SolverConfig, TrainingConfig
 from .errors import ConfigError, NetworkError
 from .io.datasets import load_dataset
 from .learning import EPTrainer, TrainingRun

@@ -23,12 +23,23 @@ variance.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from .declare import declared, default_of, from_dict, inherit, plain, setting, to_dict, validate
 from .errors import ConfigError
-from .model import (DIODE_CARDS, MAX_CONDUCTANCE, MAX_GAIN, MAX_VOLTAGE, MAX_WIRE_RESISTANCE, WIRE_LAYOUTS,
-                    DiodeModel, compensated_bias, make_architecture, parse_layers)
+from .model import (
+    DIODE_CARDS,
+    MAX_CONDUCTANCE,
+    MAX_GAIN,
+    MAX_VOLTAGE,
+    MAX_WIRE_RESISTANCE,
+    WIRE_LAYOUTS,
+    DiodeModel,
+    compensated_bias,
+    make_architecture,
+    parse_layers,
+)
 from .model.devices import PRESETS, make_device
 
 ESTIMATORS = ("centered", "one-sided", "random-sign")
@@ -289,7 +300,6 @@ def split(flat: dict, where: str = "") -> tuple:
     groups, top = {}, {}
     for name, value in flat.items():
         if name not in FLAT:
-            import difflib
             near = difflib.get_close_matches(name, FLAT, n=3)
             raise ConfigError(f"{where}{': ' if where else ''}unknown setting {name!r}"
                               + (f" (did you mean {', '.join(near)}?)" if near else ""))

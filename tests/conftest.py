@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from circuitprop.model import HiddenLayer, Architecture, Network, make_architecture
+from circuitprop.model import Architecture, HiddenLayer, Network, make_architecture
 
 GOLDEN = Path(__file__).parent / "golden"
 

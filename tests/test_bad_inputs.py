@@ -3,8 +3,8 @@
 One test (or parametrised family) per kind in the README's "What circuitprop refuses" table.
 """
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,23 +13,28 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import fit_run, write_idx, write_two_class_mnist
 
-from circuitprop.io import datasets
 from circuitprop.backends import FastBackend
 from circuitprop.backends.base import ConvergenceError
-from circuitprop.backends.spice import (SpiceBackend, SpiceError, SpiceOptions, check_solution,
-                                        operating_point_isolated, simulated_network)
+from circuitprop.backends.spice import (
+    SpiceBackend,
+    SpiceError,
+    SpiceOptions,
+    check_solution,
+    operating_point_isolated,
+    simulated_network,
+)
 from circuitprop.cli import main
+from circuitprop.io import datasets
+from circuitprop.io.safety import OutputLock
 from circuitprop.learning import EPTrainer
 from circuitprop.learning.diagnostics import DeadNetworkWarning, dead_state
+from circuitprop.model import DiodeModel, Network, NetworkError, architecture_to_dict, make_architecture, parse_layers
 from circuitprop.netlist import parse_netlist
 from circuitprop.netlist.circuit import Circuit
 from circuitprop.netlist.reader import NetlistError
-from circuitprop.model import (DiodeModel, Network, NetworkError, architecture_to_dict, make_architecture,
-                                 parse_layers)
-from circuitprop.io.safety import OutputLock
 from circuitprop.studies.sweep import SweepError, check_spec, finished_ids, load_results, run_sweep
-from conftest import fit_run, write_idx, write_two_class_mnist
 
 
 @pytest.fixture(scope="module")

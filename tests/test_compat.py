@@ -5,16 +5,15 @@ and a checkpoint of that release resumes bit for bit as that release resumed it.
 epoch 2, the model at that point, and what resuming the checkpoint to the end of epoch 2 gave (conductances,
 class scores of ``Xt``).
 """
-from pathlib import Path
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fit_run
 
 from circuitprop import Network
 from circuitprop.learning import EPTrainer
-
-from conftest import fit_run
 
 GOLDEN = Path(__file__).parent / "golden" / "release-0.1"
 #: the settings make.py trained each case with (``train --resume`` passes them again)

@@ -16,11 +16,10 @@ from circuitprop.cli import build_parser
 from circuitprop.declare import declared, default_of
 from circuitprop.errors import ConfigError
 from circuitprop.learning import EPTrainer
+from circuitprop.learning.ep import ESTIMATORS, RULES
+from circuitprop.learning.optimizers import SCHEDULES
 from circuitprop.model import DiodeModel
 from circuitprop.model.devices import PRESETS
-from circuitprop.learning.ep import ESTIMATORS
-from circuitprop.learning.ep import RULES
-from circuitprop.learning.optimizers import SCHEDULES
 
 PACKAGE = Path(circuitprop.__file__).parent
 
@@ -224,3 +223,37 @@ def test_imports_sit_at_module_top_except_optional_dependencies():
                     if isinstance(inner, ast.ImportFrom) and inner.level:
                         late.append(f"{path.relative_to(PACKAGE)}:{inner.lineno} from {'.' * inner.level}{inner.module}")
     assert late == [], late
+
+
+#: Every option of release 0.1.0's train, init and eval, with a value of that release's form.
+OLD_OPTIONS = {
+    "train": ["--dataset mnist", "--data-dir d", "--size 14", "--layers 196-32-10", "--backend fast", "--beta 1e-6",
+              "--estimator one-sided", "--rule sign", "--lr 3e5", "--lr 3e5 3e4", "--lr-decay 0.9",
+              "--lr-schedule exponential", "--momentum 0.5", "--sign-sgd", "--noise-sigma 0.01", "--noise-samples 4",
+              "--epochs 3", "--batch-size 16", "--limit-train 100", "--limit-test 10", "--amplifier-gain 0",
+              "--diode shockley", "--diode-model 1n4148", "--spice-ideal-n 0.001", "--g-min 1e-8", "--g-max 1e-4",
+              "--target 0.02", "--input-gain 30", "--no-bias-input", "--solver-sweeps 4", "--spice-workers 2",
+              "--device reram", "--wire-resistance 10", "--wire-layout node-order", "--dtype float32", "--seed 1",
+              "-o out/m.npz", "--checkpoint c.npz", "--resume", "--overwrite", "--log l.jsonl", "--check-spice 20",
+              "--export spectre"],
+    "init": ["--layers 3-2-2", "--seed 1", "--g-min 1e-7", "--g-max 1e-5", "--v-low -0.1", "--v-high 0.6",
+             "--diode ideal", "--diode-is 1e-12", "--diode-n 1.5", "--diode-rs 10", "--diode-model generic",
+             "--spice-ideal-n 0.01", "--amplifier-gain 2", "--skip 0-2", "--single-inputs", "--single-outputs",
+             "--bias-input", "--input-gain 2", "--wire-resistance 1", "--wire-layout interleaved", "--name n"],
+    "eval": ["--dataset kmnist", "--data-dir d", "--size 28", "--backend spice", "--limit 10", "--flat",
+             "--spice-workers 2", "--wire-resistance 1", "--wire-layout node-order", "--energy", "--settling 3",
+             "--capacitance 1e-12", "--settling-tolerance 1e-3"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(OLD_OPTIONS))
+def test_every_option_of_release_0_1_still_parses(command):
+    parser = build_parser()
+    required = {"train": [], "init": ["-o", "m.npz"], "eval": ["m.npz"]}[command]
+    for option in OLD_OPTIONS[command]:
+        args = parser.parse_args([command] + required + option.split())
+        assert args.command == command, option
+    old = parser.parse_args(["init", "-o", "m.npz", "--single-inputs", "--single-outputs", "--diode-model", "1n4148"])
+    assert (old.doubled_inputs, old.doubled_outputs, old.diode) == (False, False, "1n4148")
+    lr = parser.parse_args(["train", "--lr", "3e5", "3e4"])
+    assert lr.learning_rate == [3e5, 3e4]

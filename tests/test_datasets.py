@@ -4,12 +4,10 @@ import hashlib
 
 import numpy as np
 import pytest
+from conftest import write_idx
 
 from circuitprop.io import datasets
 from circuitprop.io.datasets import DatasetError, downsample, load_dataset, read_idx
-
-
-from conftest import write_idx
 
 
 @pytest.fixture

@@ -1,12 +1,21 @@
 """Device models: each piece's update statistics match its definition; composition; training with devices."""
 import numpy as np
 import pytest
+from conftest import fit_run
 
 from circuitprop.learning import EPTrainer
-from circuitprop.model.devices import (AsymmetricSteps, CycleToCycle, DeviceModel, DeviceToDevice, NonlinearSteps,
-                                          ProgrammingError, QuantizedStates, ReadNoise, SoftBounds, make_device)
-
-from conftest import fit_run
+from circuitprop.model.devices import (
+    AsymmetricSteps,
+    CycleToCycle,
+    DeviceModel,
+    DeviceToDevice,
+    NonlinearSteps,
+    ProgrammingError,
+    QuantizedStates,
+    ReadNoise,
+    SoftBounds,
+    make_device,
+)
 
 LO, HI = 1e-8, 1e-4
 SPAN = HI - LO

@@ -1,11 +1,16 @@
 """Physics helpers against finite differences."""
 import numpy as np
 import pytest
-
-from circuitprop.model.energy import (cocontent, cocontent_gradient, conductance_gradient, diode_current,
-                                diode_pseudo_power)
-from circuitprop.model import DiodeModel
 from conftest import random_network
+
+from circuitprop.model import DiodeModel
+from circuitprop.model.energy import (
+    cocontent,
+    cocontent_gradient,
+    conductance_gradient,
+    diode_current,
+    diode_pseudo_power,
+)
 
 
 @pytest.mark.parametrize("rs", [0.0, 50.0])
@@ -68,9 +73,9 @@ def test_conductance_gradient_matches_finite_differences(rng):
 def test_static_power_equals_the_power_ngspice_sources_deliver(amplifier):
     from circuitprop.backends import FastBackend
     from circuitprop.backends.spice import SpiceOptions, source_power
+    from circuitprop.model import DiodeModel, Network, make_architecture
     from circuitprop.model.energy import static_power
     from circuitprop.netlist.circuit import build_circuit
-    from circuitprop.model import DiodeModel, Network, make_architecture
     # ngspice's diode replaces the exponential below -3 N V_T by the SPICE2 cubic -IS(1 + (3 N V_T/(e V))^3):
     # for the 1N4148 (IS = 4.4 nA) that changes reverse currents by ~IS * 1e-3, hence 8e-8 relative here;
     # for the generic diode (IS = 1 pA) the difference is below 1e-11 relative.

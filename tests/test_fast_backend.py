@@ -3,12 +3,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import random_network
 
 from circuitprop.backends import ConvergenceError, FastBackend
 from circuitprop.backends.spice import SpiceBackend, SpiceOptions
-from circuitprop.model.energy import kcl_residual, max_abs_residual, neuron_current
 from circuitprop.model import DiodeModel, Network
-from conftest import random_network
+from circuitprop.model.energy import kcl_residual, max_abs_residual, neuron_current
 
 SHAPES = [
     dict(spec="6-5-3"),

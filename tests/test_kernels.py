@@ -1,14 +1,14 @@
 """The fused update kernel: low-rank gradient identity, numba == numpy == the dense optimizer, solver sums."""
 import numpy as np
 import pytest
+from conftest import fit_run, random_network
 
-from circuitprop.kernels import fused as kernels
 from circuitprop.backends import FastBackend
+from circuitprop.kernels import fused as kernels
 from circuitprop.kernels.fused import LowRankGradient, crossbar_sums, project, update_numba, update_numpy
 from circuitprop.learning import EPTrainer
-from circuitprop.learning.optimizers import SGD
 from circuitprop.learning.ep import low_rank_gradients
-from conftest import fit_run, random_network
+from circuitprop.learning.optimizers import SGD
 
 
 def test_low_rank_gradient_is_the_sum_of_squared_drops(rng):

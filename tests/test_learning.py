@@ -1,12 +1,11 @@
 """EP gradients against finite differences, estimator bias orders, noise, checkpoints."""
 import numpy as np
 import pytest
+from conftest import fit_run
 
 from circuitprop.backends import FastBackend
 from circuitprop.learning import CosineAnnealing, EPTrainer, ExponentialDecay, MeasurementNoise, get_schedule
 from circuitprop.learning.ep import weighted_half_drop_squared
-
-from conftest import fit_run
 
 
 def small_trainer(**kw):

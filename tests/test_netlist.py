@@ -3,10 +3,10 @@ import os
 
 import numpy as np
 import pytest
-
-from circuitprop.netlist import DIALECTS, NetlistError, build_circuit, parse_netlist, render, write_netlist
-from circuitprop.model import Network, NetworkError, replace
 from conftest import GOLDEN, small_fixed_network
+
+from circuitprop.model import Network, NetworkError, replace
+from circuitprop.netlist import DIALECTS, NetlistError, build_circuit, parse_netlist, render, write_netlist
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

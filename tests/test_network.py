@@ -2,10 +2,17 @@ import json
 
 import numpy as np
 import pytest
-
-from circuitprop.model import (Architecture, DiodeModel, HiddenLayer, Network, NetworkError, make_architecture,
-                                 parse_layers)
 from conftest import random_network
+
+from circuitprop.model import (
+    Architecture,
+    DiodeModel,
+    HiddenLayer,
+    Network,
+    NetworkError,
+    make_architecture,
+    parse_layers,
+)
 
 
 def test_layer_sizes_count_doubled_nodes():

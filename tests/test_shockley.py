@@ -4,12 +4,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import random_network
 
 from circuitprop.backends import FastBackend
-from circuitprop.model.energy import neuron_current
-from circuitprop.model import DiodeModel
 from circuitprop.kernels.shockley import _build, shockley_neurons, shockley_residual
-from conftest import random_network
+from circuitprop.model import DiodeModel
+from circuitprop.model.energy import neuron_current
 
 pytest.importorskip("numba")
 

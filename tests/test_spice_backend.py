@@ -1,15 +1,14 @@
 """ngspice backend: physics checks at ngspice's own solution."""
 import numpy as np
 import pytest
+from conftest import random_network
 from scipy.special import lambertw
 
-from circuitprop.backends import ConvergenceError
+from circuitprop.backends import ConvergenceError, FastBackend
 from circuitprop.backends.spice import SpiceBackend, SpiceError, SpiceOptions, operating_point, run_ngspice_batch
+from circuitprop.model import Architecture, DiodeModel, HiddenLayer, Network, make_architecture
 from circuitprop.model.energy import cocontent_gradient, kcl_residual, max_abs_residual
 from circuitprop.netlist import parse_netlist, write_netlist
-from circuitprop.backends import FastBackend
-from circuitprop.model import Architecture, DiodeModel, HiddenLayer, Network, make_architecture
-from conftest import random_network
 
 pytestmark = pytest.mark.spice
 

@@ -8,11 +8,19 @@ import time
 
 import numpy as np
 import pytest
+from conftest import write_two_class_mnist
 
 from circuitprop.cli import main
-from circuitprop.studies.sweep import (SweepError, check_spec, critical_level, expand, fit_power_law, load_results,
-                               run_id, run_sweep)
-from conftest import write_two_class_mnist
+from circuitprop.studies.sweep import (
+    SweepError,
+    check_spec,
+    critical_level,
+    expand,
+    fit_power_law,
+    load_results,
+    run_id,
+    run_sweep,
+)
 
 
 @pytest.fixture(scope="module")

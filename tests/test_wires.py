@@ -6,10 +6,10 @@ import pytest
 
 from circuitprop.backends.fast import FastBackend
 from circuitprop.backends.spice import SpiceBackend, SpiceOptions, source_power
-from circuitprop.model.energy import cocontent, conductance_gradient, kcl_residual, static_power
-from circuitprop.netlist import build_circuit
 from circuitprop.model import DiodeModel, Network, NetworkError, compensated_bias, make_architecture
+from circuitprop.model.energy import cocontent, conductance_gradient, kcl_residual, static_power
 from circuitprop.model.wires import CrossbarLines, cell_drops
+from circuitprop.netlist import build_circuit
 
 
 def _dense_line_matrix(g, wire):
@@ -226,7 +226,7 @@ def test_training_with_wire_resistance_uses_the_cell_drops():
     trainer.fit(X, y)
     assert trainer.network_.architecture.wire_resistance == 200.0
     # one more step by hand: the update equals -lr * (cell-drop gradient) as the rule defines it
-    from circuitprop.learning.ep import wired_gradients, low_rank_gradients
+    from circuitprop.learning.ep import low_rank_gradients, wired_gradients
     with pytest.raises(ValueError, match="wire resistance"):
         low_rank_gradients(trainer.network_, [])
     sol = FastBackend().solve(trainer.network_, X[:8])
@@ -257,9 +257,10 @@ def test_cli_wire_resistance_from_init_to_netlist_to_op(tmp_path, capsys):
 def test_cli_eval_with_wire_resistance(tmp_path, capsys, monkeypatch):
     import json
 
-    from circuitprop.io import datasets
-    from circuitprop.cli import main
     from conftest import write_two_class_mnist
+
+    from circuitprop.cli import main
+    from circuitprop.io import datasets
     write_two_class_mnist(tmp_path, 10, 40)
     sums = {p.name: datasets._md5(p) for p in (tmp_path / "mnist").iterdir()}
     monkeypatch.setitem(datasets.MD5, "mnist", {**datasets.MD5["mnist"], **sums})

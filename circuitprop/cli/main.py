@@ -20,8 +20,7 @@ from ..io.files import atomic_write_bytes
 from ..model import Network, make_architecture
 from ..netlist import DIALECTS, SUFFIXES, NetlistError, read_netlist, write_netlist
 from ..studies.plots import plot_accuracy_vs_noise, plot_beta_lr_maps, plot_critical_vs_samples
-from ..studies.sweep import (SweepError, converged, critical_levels, fit_power_law, load_results, load_spec,
-                             run_sweep)
+from ..studies.sweep import SweepError, converged, critical_levels, fit_power_law, load_results, load_spec, run_sweep
 from . import argtypes as A
 from . import train as train_commands
 from .options import add_group, add_off_alias, add_setting, collect

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import SpiceBackend, get_backend
+from ..backends.spice import settling_time
 from ..config import CONFIGS, FLAT, TrainingConfig
 from ..io.datasets import load_dataset, load_split
 from ..io.safety import OutputLock
@@ -18,7 +19,6 @@ from ..learning import EPTrainer, TrainingRun
 from ..learning.diagnostics import DeadNetworkWarning
 from ..model import Network, parse_layers
 from ..model.energy import static_power
-from ..backends.spice import settling_time
 from ..netlist import SUFFIXES, write_netlist
 from ..studies.plots import plot_training_curve
 from . import argtypes as A

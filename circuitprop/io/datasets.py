@@ -16,9 +16,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+
 from .files import atomic_write_bytes
 
 FILES = {
@@ -97,7 +99,6 @@ def _md5(path) -> str:
 
 
 def _download(url, dest: Path, md5: str) -> None:
-    import urllib.request
     with urllib.request.urlopen(url, timeout=20) as resp:  # noqa: S310 - fixed official https/http URLs
         data = resp.read()
     if hashlib.md5(data).hexdigest() != md5:

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,6 @@ def load_npz_with_spec(path, expected_format: str, members=None):
     its spec declares).  Arrays the callable names but the file lacks are simply absent from the
     result (the caller says which are required).
     """
-    import zipfile
     path = Path(path)
     if not path.exists():
         raise NetworkError(f"{path}: no such file")

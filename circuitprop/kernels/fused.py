@@ -19,9 +19,12 @@ fallback.
 from __future__ import annotations
 
 import os
+import types
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 
 @dataclass
@@ -140,7 +143,6 @@ def renamed(func, suffix):
     whichever was compiled first was loaded for both.  The parallel kernels then ran on one thread (the
     Shockley solve took 35 ms per batch of 256 instead of 20) whenever a small batch had run first.
     """
-    import types
     code = func.__code__.replace(co_name=f"{func.__code__.co_name}_{suffix}")
     if hasattr(code, "co_qualname"):  # Python >= 3.11
         code = code.replace(co_qualname=f"{code.co_qualname}_{suffix}")
@@ -690,12 +692,7 @@ def training_threads():
     longer). At training batch sizes the products gain little from threads, so BLAS gets one.
     Without numba (numpy fallback) nothing is changed.
     """
-    from contextlib import nullcontext
     if not _numba_available():
-        return nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency
         return nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 

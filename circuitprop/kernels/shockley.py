@@ -42,8 +42,8 @@ import math
 
 import numpy as np
 
-from .fused import PARALLEL_MIN_SIZE, _numba_available, renamed
 from ..model.energy import EXP_LIMIT
+from .fused import PARALLEL_MIN_SIZE, _numba_available, renamed
 
 #: Below this ``z`` the series guess of omega, ``e - e**2 + 3/2 e**3 - 8/3 e**4 + 125/24 e**5`` (``e = exp(z)``),
 #: is exact to rounding (the next term, ``54/5 e**6``, is below 4e-19 of ``w``), so no correction is needed

@@ -1,8 +1,17 @@
 """Learning: the EP rule's pieces (estimators, measurement noise, local rules: ``ep``), the optimizer and its
 schedules (``optimizers``), the estimator (``trainer``), checkpoints (``checkpoint``) and run management
 (``run``)."""
-from .ep import (Centered, DeltaVSquaredRule, MeasurementNoise, OneSided, RandomSign, SignRule, get_estimator,
-                 get_rule, weighted_half_drop_squared)
+from .ep import (
+                 Centered,
+                 DeltaVSquaredRule,
+                 MeasurementNoise,
+                 OneSided,
+                 RandomSign,
+                 SignRule,
+                 get_estimator,
+                 get_rule,
+                 weighted_half_drop_squared,
+)
 from .optimizers import SGD, CosineAnnealing, ExponentialDecay, get_schedule
 from .run import TrainingRun
 from .trainer import EPTrainer

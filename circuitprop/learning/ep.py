@@ -45,7 +45,6 @@ import numpy as np
 from ..kernels.fused import LowRankGradient, weighted_rows
 from ..model.wires import cell_drops, has_wires
 
-
 # -- estimators ----------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

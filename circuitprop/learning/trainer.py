@@ -31,8 +31,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..backends import get_backend
-from ..config import (CONFIGS, FLAT, CircuitConfig, DeviceConfig, EPConfig, NeuronConfig, OptimizerConfig,
-                      SolverConfig, TrainingConfig, architecture_from, split)
+from ..config import (
+    CONFIGS,
+    FLAT,
+    CircuitConfig,
+    DeviceConfig,
+    EPConfig,
+    NeuronConfig,
+    OptimizerConfig,
+    SolverConfig,
+    TrainingConfig,
+    architecture_from,
+    split,
+)
 from ..declare import declared, default_of
 from ..errors import ConfigError
 from ..model import Network

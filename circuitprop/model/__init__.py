@@ -18,11 +18,30 @@ Netlists (:mod:`circuitprop.netlist`) and solver matrices (:mod:`circuitprop.bac
 from dataclasses import replace
 
 from ..errors import NetworkError
-from .architecture import (Architecture, HiddenLayer, architecture_from_dict, architecture_to_dict, check_memory,
-                           conductance_bytes, dense_crossbars, make_architecture, parse_layers,
-                           physical_memory_bytes, validate_architecture)
-from .constants import (BOLTZMANN, CHARGE, MAX_CONDUCTANCE, MAX_GAIN, MAX_VOLTAGE, MAX_WIRE_RESISTANCE,
-                        MIN_WIRE_RESISTANCE, TNOM_KELVIN, WIRE_LAYOUTS)
+from .architecture import (
+                           Architecture,
+                           HiddenLayer,
+                           architecture_from_dict,
+                           architecture_to_dict,
+                           check_memory,
+                           conductance_bytes,
+                           dense_crossbars,
+                           make_architecture,
+                           parse_layers,
+                           physical_memory_bytes,
+                           validate_architecture,
+)
+from .constants import (
+                           BOLTZMANN,
+                           CHARGE,
+                           MAX_CONDUCTANCE,
+                           MAX_GAIN,
+                           MAX_VOLTAGE,
+                           MAX_WIRE_RESISTANCE,
+                           MIN_WIRE_RESISTANCE,
+                           TNOM_KELVIN,
+                           WIRE_LAYOUTS,
+)
 from .diode import DIODE_CARDS, DiodeModel, compensated_bias
 from .network import FORMAT_NAME, FORMAT_VERSION, Network, check_conductances
 

@@ -31,7 +31,6 @@ import numpy as np
 
 from ..declare import setting, validate
 
-
 #: Largest relative spread (standard deviation per unit) of a device piece: beyond it a "device" is noise.
 MAX_SIGMA = 100.0
 

@@ -24,6 +24,7 @@ Everywhere in circuitprop the nodes of a layer are ordered as follows.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -31,8 +32,15 @@ import numpy as np
 
 from ..errors import NetworkError
 from ..io.files import atomic_savez, load_npz_with_spec
-from .architecture import (Architecture, _check_int, _check_real, architecture_from_dict, architecture_to_dict,
-                           check_memory, validate_architecture)
+from .architecture import (
+    Architecture,
+    _check_int,
+    _check_real,
+    architecture_from_dict,
+    architecture_to_dict,
+    check_memory,
+    validate_architecture,
+)
 from .constants import MAX_CONDUCTANCE, MAX_VOLTAGE
 
 FORMAT_NAME = "circuitprop-network"
@@ -193,7 +201,6 @@ class Network:
 
     def fingerprint(self) -> str:
         """A hash of the architecture and conductances (changes with any conductance)."""
-        import hashlib
         h = hashlib.sha256(json.dumps(architecture_to_dict(self.architecture), sort_keys=True).encode())
         for key in self.architecture.crossbars:
             h.update(np.ascontiguousarray(self.conductances[key]).tobytes())

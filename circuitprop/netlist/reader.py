@@ -14,6 +14,8 @@ import math
 import re
 from pathlib import Path
 
+import networkx as nx
+
 from ..model import MAX_CONDUCTANCE, MAX_GAIN, MAX_VOLTAGE
 from .circuit import Circuit, Param
 
@@ -277,7 +279,6 @@ def _check_values(circuit: Circuit, source: str):
 
 def _check_dc_paths(circuit: Circuit, source: str):
     """Refuse nodes with no DC path to ground (ngspice would solve them with gmin alone: a made-up voltage)."""
-    import networkx as nx
     graph = nx.Graph()
     graph.add_node("0")
     for e in circuit.elements:

@@ -26,19 +26,25 @@ and by the nudged phases.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
 import networkx as nx
 import numpy as np
 
-from ...model.energy import neuron_current, node_conductances
 from ...kernels.fused import crossbar_sums
 from ...kernels.fused import input_voltages as input_voltages_of
-from ...kernels.shockley import clipped_neurons, ideal_chain_sweeps, shockley_current, shockley_neurons, shockley_residual
+from ...kernels.shockley import (
+    clipped_neurons,
+    ideal_chain_sweeps,
+    shockley_current,
+    shockley_neurons,
+    shockley_residual,
+)
 from ...model import Network
+from ...model.energy import cocontent, neuron_current, node_conductances
 from ..base import ConvergenceError, Solution
-from ...model.energy import cocontent
 
 
 @dataclass
@@ -411,7 +417,6 @@ def report_failure(config: FastSolverConfig, message: str) -> None:
     if config.on_fail == "raise":
         raise ConvergenceError(message)
     if config.on_fail == "warn":
-        import warnings
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...model.energy import neuron_current
 from ...model import Network
+from ...model.energy import cocontent, neuron_current
 from ...model.wires import crossbar_lines
 from ..base import ConvergenceError, Solution
 from .solver import FastSolverConfig, PreparedNetwork, report_failure
-from ...model.energy import cocontent
 
 
 class WiredNetwork(PreparedNetwork):

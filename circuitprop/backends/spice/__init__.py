@@ -11,8 +11,7 @@ module          what it holds
                 time and transient energy, an independent ngspice run of a netlist file
 ==============  ============================================================================================
 """
-from .analyses import (operating_point, operating_point_isolated, run_ngspice_batch, settling_time,
-                       source_power)
+from .analyses import operating_point, operating_point_isolated, run_ngspice_batch, settling_time, source_power
 from .backend import SpiceBackend, check_solution, simulated_network
 from .ngspice import NgSpiceSession, SpiceError, SpiceOptions
 

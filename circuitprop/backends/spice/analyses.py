@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -176,9 +179,6 @@ def run_ngspice_batch(netlist_path, timeout: float = 600) -> dict:
     shared-library backend and exported files. Only for netlists circuitprop wrote or read through
     :func:`circuitprop.netlist.read_netlist`: the file is handed to ngspice as it is.
     """
-    import re
-    import tempfile
-    from pathlib import Path
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "out.raw"
         proc = subprocess.run(["ngspice", "-b", "-r", str(raw), str(netlist_path)], capture_output=True,
