@@ -5,7 +5,7 @@ import sys as _sys
 if "numpy" not in _sys.modules:
     # OpenBLAS's idle threads spin for 2**28 cycles (~0.1 s) after each product by default, and then take
     # the cores the numba kernels run on: a batch of 256 Shockley solves took 50 ms instead of 34
-    # (BENCHMARKS.md, section 6).  2**16 cycles (~25 us) keeps them warm within a product sequence.  It
+    # (CHANGELOG.md, measurement history of 0.1.0).  2**16 cycles (~25 us) keeps them warm within a product sequence.  It
     # must be set before numpy loads OpenBLAS, so it applies to the CLI and to scripts that import
     # circuitprop first; it only changes timing, never results, and a value set by the user wins.
     _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")

@@ -73,7 +73,7 @@ def _numba_available() -> bool:
         # numba's OpenMP threads keep spinning after each parallel loop, and OpenBLAS's after each product: on
         # two cores they starve each other (the solver ran 4x slower, measured). Passive OpenMP threads sleep
         # instead (set before numba starts its threads; the workqueue layer avoids the spinning too but costs
-        # about 0.2 ms per parallel loop, which doubled a training step). BENCHMARKS.md, section 6.
+        # about 0.2 ms per parallel loop, which doubled a training step). CHANGELOG.md, measurement history of 0.1.0.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         _NUMBA_IMPORTED = True
     return _NUMBA_IMPORTED

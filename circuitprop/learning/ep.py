@@ -17,7 +17,7 @@ derivatives ``dP/dg = 1/2 * dV**2`` is the gradient estimate
 
 Measurement noise
 -----------------
-Measurement noise on node voltages (uncertainty paper; DESIGN.md section 1).
+Measurement noise on node voltages (the uncertainty paper: Peters & Talatchian 2025).
 
 Relaxation is deterministic; noise enters only when node voltages are
 measured: ``V_meas = V + sigma * xi`` with ``xi ~ N(0, 1)`` independent per

@@ -6,7 +6,7 @@ netlist is never re-rendered or re-parsed between samples or phases.  With
 ``fold_inputs=True`` (the default for training loops) the input crossbars are
 replaced by their Norton equivalents, which is exact for linear resistors and
 ideal input sources and makes each ``op`` about 1000x cheaper on MNIST-size
-circuits (``DESIGN.md`` section 4).  Use ``fold_inputs=False`` to simulate the
+circuits (BENCHMARKS.md, "ngspice operating points").  Use ``fold_inputs=False`` to simulate the
 full flat netlist that is exported.  In both, each backward amplifier (CCCS) senses
 its forward amplifier's (VCVS) branch current directly, which only ngspice accepts
 (``build_circuit(sense_sources=False)``): the same circuit as the exported one, whose
