@@ -9,6 +9,11 @@ if "numpy" not in _sys.modules:
     # must be set before numpy loads OpenBLAS, so it applies to the CLI and to scripts that import
     # circuitprop first; it only changes timing, never results, and a value set by the user wins.
     _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+if "numba" not in _sys.modules:
+    # numba's disk cache goes to a user cache folder, not into the installed package (read-only installs,
+    # several Python environments, and a damaged cache that one `rm -r` clears); a value set by the user wins.
+    _os.environ.setdefault("NUMBA_CACHE_DIR", _os.path.join(
+        _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache"), "circuitprop", "numba"))
 from ._version import __version__
 from .backends import ConvergenceError, FastBackend, FastSolverConfig, Solution, SpiceBackend, get_backend
 from .config import CircuitConfig, DeviceConfig, EPConfig, NeuronConfig, OptimizerConfig, SolverConfig, TrainingConfig

@@ -227,8 +227,15 @@ class SolverConfig(Config):
                                  low=1, high=64, metavar="N")
 
     def check_together(self):
+        # a setting that would do nothing with this backend is refused, not silently ignored
         if self.backend == "spice" and self.dtype != "float64":
             raise ConfigError("dtype='float32' is for the fast backend; ngspice computes in float64")
+        if self.backend == "spice" and self.solver_sweeps is not None:
+            raise ConfigError("solver_sweeps applies to the fast backend; ngspice solves every phase to its own "
+                              "convergence tolerances (drop --solver-sweeps, or use --backend fast)")
+        if self.backend == "fast" and not self.fold_inputs:
+            raise ConfigError("fold_inputs=False (--no-fold-inputs) applies to the spice backend; the fast solver "
+                              "always uses the exact Norton drive of the inputs")
 
 
 @dataclass

@@ -143,6 +143,29 @@ def test_ctrl_c_during_spice_training_stops_with_the_checkpoint_saved(unverified
     assert trainer.position_[0] * 50 + trainer.position_[1] > 0
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_training_like_ctrl_c(unverified, tmp_path, signum):
+    """kill, timeout, SLURM and docker stop send SIGTERM; a closed terminal SIGHUP: the run saves its checkpoint
+    after the current batch and exits with 128 + the signal; --resume then finishes it."""
+    out = tmp_path / "m.npz"
+    code = ("import sys; from circuitprop.io import datasets; from circuitprop.cli import main; "
+            f"datasets.MD5['mnist'] = {json.dumps(datasets.MD5['mnist'])}; "
+            "sys.exit(main(sys.argv[1:]))")
+    args = train_args(unverified, out)
+    args[args.index("--epochs") + 1] = "400"
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().startswith("training")
+    time.sleep(1.5)
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, stderr
+    assert f"interrupted ({signal.Signals(signum).name})" in stdout and "saved" in stdout
+    trainer = EPTrainer.from_checkpoint(tmp_path / "m.ckpt.npz", verbose=False)
+    assert trainer.position_ != (0, 0)
+    assert trainer.position_[0] < 400
+
+
 # -- 5. model files --------------------------------------------------------------------------------------
 
 def small_net():
@@ -457,3 +480,26 @@ def test_bad_input_arrays_are_refused(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert main(["export", str(model), "--fold-inputs"]) == 2
     assert "--fold-inputs needs --inputs" in capsys.readouterr().err
+
+
+def test_a_full_disk_names_the_file_and_a_resumed_run_logs_each_epoch_once(tmp_path, monkeypatch):
+    """The checkpoint of epoch 1 cannot be written (ENOSPC): the error names the file, the previous checkpoint
+    stays, the epoch is not logged; the resumed run then logs epochs 1 and 2 once each."""
+    import errno
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(0, 1, (40, 5)), rng.integers(0, 3, 40)
+    ckpt, log = tmp_path / "m.ckpt.npz", tmp_path / "m.log.jsonl"
+    fit_run(ckpt_trainer(epochs=2, batch_size=8), X, y, checkpoint=ckpt, log=log, stop_after_batches=2)
+    before = ckpt.read_bytes()
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=f"cannot write {ckpt} .*No space left on device"):
+        fit_run(ckpt_trainer(epochs=2, batch_size=8), X, y, checkpoint=ckpt, log=log, resume=True)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert ckpt.read_bytes() == before and not log.exists()
+    assert not list(tmp_path.glob(".m.ckpt.npz.*.tmp"))
+    fit_run(ckpt_trainer(epochs=2, batch_size=8), X, y, checkpoint=ckpt, log=log, resume=True)
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2]

@@ -2,6 +2,7 @@
 estimator's parameters are derived from the declarations."""
 import argparse
 import ast
+import re
 import copy
 import dataclasses
 from pathlib import Path
@@ -257,3 +258,25 @@ def test_every_option_of_release_0_1_still_parses(command):
     assert (old.doubled_inputs, old.doubled_outputs, old.diode) == (False, False, "1n4148")
     lr = parser.parse_args(["train", "--lr", "3e5", "3e4"])
     assert lr.learning_rate == [3e5, 3e4]
+
+
+def test_device_parameters_are_named_wherever_they_come_from():
+    from circuitprop.studies.sweep import SweepError, check_spec
+    bad = {"name": "x", "pieces": [{"type": "DeviceToDevice", "sigma": 0.1, "seed": -1}]}
+    with pytest.raises(ConfigError, match="DeviceConfig.device: DeviceToDevice.seed must be an integer >= 0, got -1"):
+        EPTrainer(device=bad)
+    with pytest.raises(SweepError, match=r"ReadNoise.sigma must be a finite number >= 0 and <= 100, got 1e\+308"):
+        check_spec({"base": {"device": {"name": "x", "pieces": [{"type": "ReadNoise", "sigma": 1e308}]}}})
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "--backend", "spice", "--solver-sweeps", "4"], "solver_sweeps applies to the fast backend"),
+    (["train", "--no-fold-inputs"], "applies to the spice backend"),
+    (["eval", "m.npz", "--settling", "5"], "give --energy with it"),
+    (["eval", "m.npz", "--energy", "--capacitance", "2e-12"], "apply to --settling"),
+    (["eval", "m.npz", "--flat"], "apply to --backend spice"),
+])
+def test_options_that_would_do_nothing_are_refused(argv, match, capsys):
+    from circuitprop.cli import main
+    assert main(argv) == 2
+    assert re.search(match, capsys.readouterr().err)

@@ -1,4 +1,8 @@
 """The fused update kernel: low-rank gradient identity, numba == numpy == the dense optimizer, solver sums."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from conftest import fit_run, random_network
@@ -260,3 +264,44 @@ def test_kernels_load_from_the_disk_cache_in_a_second_process(tmp_path):
     runs = [subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
                            check=True).stdout.split() for _ in range(2)]
     assert runs == [["0", "0"], ["1", "1"]]  # compiled once, then loaded
+
+
+CACHE_USER = ("import warnings, numpy as np, circuitprop; warnings.simplefilter('always');"
+              "from circuitprop.kernels.fused import crossbar_sums;"
+              "g = np.linspace(1e-6, 2e-6, 64 * 40).reshape(64, 40);"
+              "r, c = crossbar_sums(g, rows=True); print(repr(float(r.sum() + c.sum())))")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "random", "swap"])
+def test_a_damaged_numba_cache_is_compiled_again_with_a_warning(tmp_path, damage):
+    """Truncated, emptied, random or swapped cache files gave a traceback on every start (UnpicklingError,
+    EOFError, OverflowError, TypeError, LLVM bitcode errors); now the kernel compiles again with a warning
+    naming the cache folder, and gives the same result."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+    run = lambda: subprocess.run([sys.executable, "-c", CACHE_USER], capture_output=True, text=True,  # noqa: E731
+                                 env=env, timeout=300)
+    first = run()
+    assert first.returncode == 0, first.stderr
+    files = sorted(p for p in cache.rglob("*") if p.suffix in (".nbi", ".nbc"))
+    assert files
+    rng = np.random.default_rng(0)
+    for path in files:
+        data = path.read_bytes()
+        if damage == "truncate":
+            path.write_bytes(data[:len(data) // 2])
+        elif damage == "empty":
+            path.write_bytes(b"")
+        elif damage == "random":
+            path.write_bytes(rng.integers(0, 256, len(data), dtype=np.uint8).tobytes())
+    if damage == "swap":  # each kernel's files hold another kernel's entries
+        contents = [p.read_bytes() for p in files]
+        for path, data in zip(files, contents[1:] + contents[:1]):
+            path.write_bytes(data)
+    second = run()
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    if damage != "swap":  # a swapped index that numba itself finds stale is recompiled silently
+        assert "unreadable" in second.stderr and str(cache) in second.stderr
+    third = run()  # the damaged entries were replaced: a clean start again
+    assert third.returncode == 0 and third.stdout == first.stdout and "unreadable" not in third.stderr

@@ -6,7 +6,7 @@ import pytest
 from conftest import GOLDEN, small_fixed_network
 
 from circuitprop.model import Network, NetworkError, replace
-from circuitprop.netlist import DIALECTS, NetlistError, build_circuit, parse_netlist, render, write_netlist
+from circuitprop.netlist import DIALECTS, NetlistError, build_circuit, parse_netlist, read_netlist, render, write_netlist
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -98,3 +98,54 @@ def test_write_netlist_is_atomic(tmp_path):
     path = write_netlist(small_fixed_network(), tmp_path / "a.cir")
     assert path.read_text().startswith("* golden 2-2-1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.cir"]
+
+
+# -- standard SPICE netlists (numeric nodes, ground aliases, parameters in any order) ----------------------------
+
+def test_numeric_node_names_and_ground_aliases_are_read_and_solved():
+    from circuitprop.backends.spice import operating_point
+    circuit = parse_netlist("divider\nv1 1 0 1\nr1 1 2 1k\nr2 2 gnd 1k\n.end\n")
+    assert sorted(circuit.node_names()) == ["1", "2"]
+    volts = operating_point(circuit)
+    assert volts["1"] == pytest.approx(1.0) and volts["2"] == pytest.approx(0.5, abs=1e-9)
+
+
+def test_parameters_may_name_earlier_ones_and_elements_later_ones():
+    circuit = parse_netlist("p\nv1 a 0 {p1}\n.param p0=2\n.param p1={0.5*p0}\nr1 a 0 1k\n.end\n")
+    assert circuit.parameters == {"p0": 2.0, "p1": 1.0}
+
+
+def test_an_over_long_continued_card_names_the_file(tmp_path):
+    path = tmp_path / "long.cir"
+    path.write_text("t\nr1 a 0\n" + "+ 1\n" * 6000 + ".end\n")
+    with pytest.raises(NetlistError, match=f"{path}:2: the card is longer"):
+        read_netlist(path)
+
+
+def test_many_parameters_are_read_in_linear_time():
+    import time
+    text = "t\n" + "".join(f".param p{i}={i + 1}\n" for i in range(20000)) + "v1 a 0 {p19999}\nr1 a 0 1k\n.end\n"
+    start = time.perf_counter()
+    circuit = parse_netlist(text)
+    assert len(circuit.parameters) == 20000
+    assert time.perf_counter() - start < 5.0  # 100,000 lines took 470 s when each .param copied them all
+
+
+@pytest.mark.parametrize("option, match", [("rshunt=1", "'rshunt' is not accepted"), ("temp=100", "'temp' is not"),
+                                           ("reltol=1e6", "reltol=1e\\+06 is outside"), ("itl1=1", "itl1=1 is outside"),
+                                           ("gmin=1e-3", "gmin=0.001 is outside")])
+def test_options_that_change_the_circuit_or_loosen_tolerances_are_refused(option, match):
+    with pytest.raises(NetlistError, match=match):
+        parse_netlist(f"t\nv1 a 0 1\nr1 a 0 1k\n.options {option}\n.end\n")
+
+
+def test_a_solution_that_violates_kcl_is_refused_not_printed():
+    """1 kA into a diode with IS = 1e-30 A, N = 0.001: ngspice stops at 1.846 mV where the diode carries about
+    10 A (the steady state is 1.965 mV); the check finds 990 A missing at the node."""
+    from circuitprop.backends.base import ConvergenceError
+    from circuitprop.backends.spice import operating_point
+    circuit = parse_netlist("d\ni1 0 a 1000\nd1 a 0 dm\n.model dm d is=1e-30 n=0.001\n.end\n")
+    with pytest.raises(ConvergenceError, match="violates KCL at node 'a'"):
+        operating_point(circuit)
+    sound = parse_netlist("d\nv1 a 0 1\nr1 a b 1k\nd1 b 0 dm\n.model dm d is=1e-14 n=1 rs=10\n.end\n")
+    assert 0.5 < operating_point(sound)["b"] < 0.7

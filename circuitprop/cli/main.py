@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..config import CircuitConfig, DeviceConfig, NeuronConfig, architecture_fro
 from ..declare import declared
 from ..errors import NetworkError
 from ..io.files import atomic_write_bytes
+from ..io.safety import StopOnSignal
 from ..model import Network, make_architecture
 from ..netlist import DIALECTS, SUFFIXES, NetlistError, read_netlist, write_netlist
 from ..studies.plots import plot_accuracy_vs_noise, plot_beta_lr_maps, plot_critical_vs_samples
@@ -194,8 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_sweep(args):
     spec = load_spec(args.spec)
     results = Path(args.results or Path("sweeps") / spec["name"])
-    counts = run_sweep(spec, results, scheduler=args.scheduler, n_workers=args.workers,
-                       retry_failed=args.retry_failed)
+    with StopOnSignal():  # SIGTERM/SIGHUP close the cluster like Ctrl-C; finished runs are on disk already
+        counts = run_sweep(spec, results, scheduler=args.scheduler, n_workers=args.workers,
+                           retry_failed=args.retry_failed)
     print(f"sweep {spec['name']}: {counts['total']} runs, {counts['skipped']} already done, {counts['ok']} ok, "
           f"{counts['failed']} failed; results in {results}")
 
@@ -259,9 +262,10 @@ def main(argv=None) -> int:
             FloatingPointError) as exc:
         print(f"circuitprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"circuitprop {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Interrupted): exit status 128 + signal
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"circuitprop {args.command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + int(signum)
     return 0
 
 

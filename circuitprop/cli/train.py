@@ -178,6 +178,13 @@ def _check_spice(trainer, X, y):
 
 
 def cmd_eval(args):
+    # options that would do nothing in this combination are refused, not ignored
+    if args.settling and not args.energy:
+        raise ValueError("--settling measures the settling time beside the static power: give --energy with it")
+    if (args.capacitance != 1e-12 or args.settling_tolerance != 1e-3) and not args.settling:
+        raise ValueError("--capacitance and --settling-tolerance apply to --settling N (with --energy)")
+    if args.backend == "fast" and (args.flat or args.spice_workers != 1):
+        raise ValueError("--flat and --spice-workers apply to --backend spice")
     net = Network.load(args.model)
     if args.wire_resistance is not None or args.wire_layout is not None:
         arch = net.architecture

@@ -15,10 +15,17 @@ from ..errors import NetworkError
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (never half-written).
+
+    A failure (a full disk, a read-only folder) raises :class:`OSError` naming ``path``; the temporary file is
+    removed and a previous file at ``path`` is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -28,11 +35,14 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, f"cannot write {path} ({len(data):,} bytes): {exc.strerror or exc}; the "
+                                     "previous file, if any, is unchanged") from None
         raise
     return path
 
@@ -105,6 +115,8 @@ def load_npz_with_spec(path, expected_format: str, members=None):
             spec = json.loads(raw.tobytes().decode())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise NetworkError(f"{path}: corrupt JSON spec: {exc}") from None
+        except RecursionError:
+            raise NetworkError(f"{path}: the JSON spec is nested too deep to be a circuitprop spec") from None
         if not isinstance(spec, dict):
             raise NetworkError(f"{path}: the spec is a JSON {type(spec).__name__}, expected an object")
         if spec.get("format") != expected_format:

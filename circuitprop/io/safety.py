@@ -7,7 +7,7 @@
 * :func:`clean_stale_temporaries` removes the temporary files that
   :func:`circuitprop.network.atomic_write_bytes` leaves when a process is killed
   in the middle of a write (never a finished file).
-* :class:`DeferredInterrupt` turns the first Ctrl-C (SIGINT) into a flag that the
+* :class:`DeferredInterrupt` turns the first Ctrl-C (SIGINT), SIGTERM or SIGHUP into a flag that the
   training loop checks between batches, so it stops at a consistent state with
   its checkpoint saved.  This matters with ngspice: a ``KeyboardInterrupt`` raised
   inside one of PySpice's cffi callbacks is printed and swallowed, so without it
@@ -84,32 +84,80 @@ def clean_stale_temporaries(path) -> int:
     return removed
 
 
+#: The signals that ask a run to stop: Ctrl-C, ``kill``/``timeout``/SLURM/``docker stop``, a closed terminal.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal; ``signum`` says which (the command line exits with ``128 + signum``)."""
+
+    def __init__(self, signum: int = signal.SIGINT, message: str = ""):
+        super().__init__(message or signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
 class DeferredInterrupt:
-    """Context manager: the first SIGINT sets :attr:`requested`; a second one raises at once.
+    """Context manager: the first SIGINT, SIGTERM or SIGHUP sets :attr:`requested` (and :attr:`signum`); a
+    second one raises :class:`Interrupted` at once.
 
     Outside the main thread (Dask workers, Jupyter background threads) it does nothing.
     """
 
-    def __init__(self):
+    def __init__(self, signals=STOP_SIGNALS):
+        self.signals = tuple(signals)
         self.requested = False
-        self._previous = None
+        self.signum = None
+        self._previous = {}
 
     def _handler(self, signum, frame):
         if self.requested:
-            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-            raise KeyboardInterrupt
+            self._restore()
+            raise Interrupted(signum)
         self.requested = True
+        self.signum = signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handler)
-            except ValueError:  # pragma: no cover - e.g. a sub-interpreter
-                self._previous = None
+            for sig in self.signals:
+                try:
+                    self._previous[sig] = signal.signal(sig, self._handler)
+                except (ValueError, OSError):  # pragma: no cover - e.g. a sub-interpreter
+                    pass
+        return self
+
+    def _restore(self):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def __exit__(self, *exc):
+        self._restore()
+        return False
+
+
+class StopOnSignal:
+    """Context manager: SIGTERM and SIGHUP raise :class:`Interrupted` at once, as Ctrl-C raises
+    ``KeyboardInterrupt``, so that ``finally`` blocks run (a sweep closes its Dask cluster; its finished runs are
+    already on disk).  Outside the main thread it does nothing."""
+
+    def __init__(self):
+        self._previous = {}
+
+    def _handler(self, signum, frame):
+        raise Interrupted(signum)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                if sig != signal.SIGINT:
+                    try:
+                        self._previous[sig] = signal.signal(sig, self._handler)
+                    except (ValueError, OSError):  # pragma: no cover
+                        pass
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
         return False

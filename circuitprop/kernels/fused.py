@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import types
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -75,8 +76,51 @@ def _numba_available() -> bool:
         # instead (set before numba starts its threads; the workqueue layer avoids the spinning too but costs
         # about 0.2 ms per parallel loop, which doubled a training step). CHANGELOG.md, measurement history of 0.1.0.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        guard_numba_cache()
         _NUMBA_IMPORTED = True
     return _NUMBA_IMPORTED
+
+
+def guard_numba_cache() -> bool:
+    """Make numba recompile, with a one-line warning naming the cache folder, when a cached kernel cannot be
+    loaded (a truncated, emptied, random or swapped file: UnpicklingError, EOFError, OverflowError, TypeError,
+    "LLVM bitcode parsing error", ...) instead of failing on every start; a cache entry that cannot be saved
+    over a damaged index replaces the index.  Returns whether the guard is installed (numba's ``Cache`` class
+    as this version of numba has it)."""
+    try:
+        from numba.core import caching
+    except ImportError:  # pragma: no cover - numba is optional
+        return False
+    cache = getattr(caching, "Cache", None)
+    if cache is None or getattr(cache.load_overload, "_circuitprop_guard", False):
+        return cache is not None
+    load, save = cache.load_overload, cache.save_overload
+
+    def load_overload(self, sig, target_context):
+        try:
+            return load(self, sig, target_context)
+        except Exception as exc:  # noqa: BLE001 - any damage to the cache files
+            warnings.warn(f"numba cache of {getattr(self, '_name', 'a kernel')} in "
+                          f"{getattr(self, '_cache_path', '?')} is unreadable ({type(exc).__name__}: "
+                          f"{str(exc)[:120]}); compiling it again", RuntimeWarning, stacklevel=2)
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            return save(self, sig, data)
+        except Exception:  # noqa: BLE001 - the index is damaged: start it afresh
+            index = getattr(getattr(self, "_cache_file", None), "_index_path", None)
+            if index:
+                try:
+                    os.unlink(index)
+                    return save(self, sig, data)
+                except Exception:  # noqa: BLE001 - the cache stays unusable; the kernel still runs
+                    return None
+            return None
+
+    load_overload._circuitprop_guard = True
+    cache.load_overload, cache.save_overload = load_overload, save_overload
+    return True
 
 
 # -- numpy fallback -------------------------------------------------------------------------------------------

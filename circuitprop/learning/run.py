@@ -9,7 +9,7 @@ dead-network check, as callbacks of :meth:`EPTrainer.fit <circuitprop.learning.E
 * The checkpoint is written atomically every ``checkpoint_every`` batches and at each epoch's end; the
   epoch's log line is written only once the checkpoint holding it is safe on disk, so a resumed run never logs
   an epoch twice.
-* Ctrl-C (SIGINT) or SIGTERM stops the run after the current batch with its checkpoint saved (a second
+* Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the run after the current batch with its checkpoint saved (a second
   Ctrl-C stops at once); ``resume=True`` then continues exactly: same conductances, optimizer, random state
   and position in the epoch.
 * A lock beside the checkpoint stops two runs from writing the same files.
@@ -17,11 +17,12 @@ dead-network check, as callbacks of :meth:`EPTrainer.fit <circuitprop.learning.E
 from __future__ import annotations
 
 import json
+import signal
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
-from ..io.safety import DeferredInterrupt, OutputLock, clean_stale_temporaries
+from ..io.safety import DeferredInterrupt, Interrupted, OutputLock, clean_stale_temporaries
 from .checkpoint import jsonable, read_checkpoint
 from .diagnostics import DeadNetworkWarning, dead_state
 
@@ -103,7 +104,8 @@ class StopAfter:
 
 
 class InterruptGuard:
-    """Turn Ctrl-C or SIGTERM into a stop after the current batch, with the checkpoint saved."""
+    """Turn Ctrl-C, SIGTERM or SIGHUP into a stop after the current batch, with the checkpoint saved
+    (raises :class:`~circuitprop.io.safety.Interrupted` naming the signal)."""
 
     def __init__(self, interrupt: DeferredInterrupt, checkpointer: Checkpointer | None = None):
         self.interrupt = interrupt
@@ -114,9 +116,10 @@ class InterruptGuard:
             epoch, batch = trainer.position_
             if self.checkpointer is not None:
                 self.checkpointer.save(trainer)
-                print(f"interrupted: checkpoint {self.checkpointer.path} saved after epoch {epoch + 1}, batch {batch}; "
-                      "continue with --resume", flush=True)
-            raise KeyboardInterrupt
+                print(f"interrupted ({signal.Signals(self.interrupt.signum).name}): checkpoint "
+                      f"{self.checkpointer.path} saved after epoch {epoch + 1}, batch {batch}; continue with --resume",
+                      flush=True)
+            raise Interrupted(self.interrupt.signum)
         return False
 
     def on_epoch_end(self, trainer, record):

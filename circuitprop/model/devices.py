@@ -47,7 +47,7 @@ class DeviceToDevice(_Piece):
     """Fixed per-device step scale ``max(0, 1 + sigma * N(0, 1))`` (drawn once per device from ``seed``)."""
 
     sigma: float = setting(0.1, "device-to-device spread of the step size", low=0.0, high=MAX_SIGMA)
-    seed: int = setting(0, "seed of the per-device scales", kind=int, low=0, high=2**63 - 1)
+    seed: int = setting(0, "seed of the per-device scales", kind=int, low=0)
 
     def scales(self, key, shape):
         rng = np.random.default_rng([int(self.seed), int(key[0]), int(key[1])])

@@ -17,12 +17,14 @@ from ..model import Network, NetworkError
 from ..model.wires import line_orders
 
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SAFE_NODE = re.compile(r"^[a-z0-9_]+$")
 
 
-def check_name(name: str) -> str:
-    """A node or element name: lower-case letters, digits and '_' only, starting with a letter."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise NetworkError(f"unsafe name for a netlist: {name!r}")
+def check_name(name: str, node: bool = False) -> str:
+    """An element name (lower-case letters, digits and '_', starting with a letter) or, with ``node``, a node
+    name (the same characters, digits first allowed: SPICE's ``1``, ``2``): nothing else reaches a netlist."""
+    if not isinstance(name, str) or not (_SAFE_NODE if node else _SAFE_NAME).match(name):
+        raise NetworkError(f"unsafe {'node ' if node else ''}name for a netlist: {name!r}")
     return name
 
 
@@ -83,7 +85,7 @@ class Circuit:
         check_name(name)
         for n in nodes:
             if n != "0":
-                check_name(n)
+                check_name(n, node=True)
         if control:
             check_name(control)
         if not isinstance(value, Param):
@@ -98,10 +100,10 @@ class Circuit:
         values = np.asarray(values, dtype=np.float64).reshape(-1)
         if not (len(names) == len(nodes) == values.size):
             raise NetworkError(f"extend: {len(names)} names, {len(nodes)} node pairs and {values.size} values")
-        words = dict.fromkeys(names)
-        words.update(dict.fromkeys(n for pair in nodes for n in pair if n != "0"))
-        for word in words:
+        for word in dict.fromkeys(names):
             check_name(word)
+        for word in dict.fromkeys(n for pair in nodes for n in pair if n != "0"):
+            check_name(word, node=True)
         if not np.all(np.isfinite(values)):
             bad = names[int(np.argmax(~np.isfinite(values)))]
             raise NetworkError(f"element {bad}: non-finite value")

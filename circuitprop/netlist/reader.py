@@ -24,6 +24,10 @@ _SUFFIX = {"t": 1e12, "g": 1e9, "meg": 1e6, "k": 1e3, "mil": 25.4e-6, "m": 1e-3,
 _NUMBER = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(meg|mil|[tgkmunpf])?[a-z]*$")
 _PARAM_EXPR = re.compile(r"^\{\s*(?:([+-]?[0-9.e+-]+)\s*\*\s*)?([a-z_][a-z0-9_]*)\s*\}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Node names: SPICE allows digits first (``1``, ``2``), which writers emit as they are.
+_NODE = re.compile(r"^[a-z0-9_]+$")
+#: Names ngspice takes for the ground node besides ``0``.
+GROUND_ALIASES = {"0", "gnd"}
 
 #: Dot commands refused because they can execute commands or read arbitrary files.
 _DANGEROUS = {".control", ".endc", ".include", ".inc", ".lib", ".exec", ".endl", ".func", ".csparam",
@@ -37,6 +41,12 @@ MAX_LINE = 10_000
 DIODE_LIMITS = {"IS": (0.0, 1.0, True), "N": (0.0, 100.0, True), "RS": (0.0, 1e9, False)}
 #: Largest magnitude of a current source, amperes.
 MAX_CURRENT = 1e3
+#: ``.options`` a netlist may set, with the range accepted (inclusive): tolerances no looser than ngspice's
+#: defaults allow, iteration limits that still converge.  Options that change the circuit itself (``rshunt``,
+#: ``temp``, ``tnom``, ``gmin`` above 1e-9 S, ...) or anything else are refused: circuitprop checks every
+#: solution against KCL for the circuit as written.
+OPTION_LIMITS = {"reltol": (1e-12, 1e-3), "abstol": (1e-18, 1e-6), "vntol": (1e-15, 1e-3), "gmin": (0.0, 1e-9),
+                 "itl1": (10, 1e6), "itl2": (10, 1e6), "gminsteps": (0, 1000), "srcsteps": (0, 1000)}
 
 
 def _show(text: str, width: int = 40) -> str:
@@ -70,12 +80,23 @@ def _number(token: str, where: str, params: dict) -> float | Param:
                        "{scale*param} are not supported)")
 
 
-def _name(token: str, where: str) -> str:
+def _node(token: str, where: str) -> str:
+    """A node name: letters, digits and '_' (digits first allowed, as in ``v1 1 0 1``); ground aliases -> ``0``."""
     token = token.lower()
-    if token == "0" or token == "gnd":
+    if token in GROUND_ALIASES or (token.isdigit() and int(token) == 0):
         return "0"
-    if not _NAME.match(token):
-        raise NetlistError(f"{where}: name {_show(token)} has characters other than letters, digits and '_'")
+    if not _NODE.match(token):
+        raise NetlistError(f"{where}: node name {_show(token)} has characters other than letters, digits and '_'")
+    return _name(token, where, node=True)
+
+
+def _name(token: str, where: str, node: bool = False) -> str:
+    token = token.lower()
+    if not node and token in GROUND_ALIASES:
+        return "0"
+    if not node and not _NAME.match(token):
+        raise NetlistError(f"{where}: name {_show(token)} must start with a letter and hold only letters, digits "
+                           "and '_'")
     if token in RESERVED_NAMES:
         raise NetlistError(f"{where}: {token!r} is a name ngspice reserves ({', '.join(sorted(RESERVED_NAMES))}); "
                            "rename the node or element")
@@ -84,13 +105,14 @@ def _name(token: str, where: str) -> str:
     return token
 
 
-def _logical_lines(text: str):
+def _logical_lines(text: str, source: str = "<netlist>"):
     """Yield ``(line_number, text)`` with continuation lines joined and comments removed."""
     current, start = None, 0
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(";", 1)[0]
         if current is not None and len(current) > MAX_LINE:
-            raise NetlistError(f"line {start}: the card is longer than {MAX_LINE} characters (with continuations)")
+            raise NetlistError(f"{source}:{start}: the card is longer than {MAX_LINE} characters (with "
+                               "continuations)")
         line = re.split(r"\s\$\s", line, maxsplit=1)[0].strip()
         if number == 1:
             continue  # SPICE: the first line is the title, never a card
@@ -98,7 +120,7 @@ def _logical_lines(text: str):
             continue
         if line.startswith("+"):
             if current is None:
-                raise NetlistError(f"line {number}: continuation '+' with no line before it")
+                raise NetlistError(f"{source}:{number}: continuation '+' with no line before it")
             current += " " + line[1:]
             continue
         if current is not None:
@@ -135,7 +157,8 @@ def parse_netlist(text: str, source: str = "<netlist>") -> Circuit:
                 raise NetlistError(f"{source}:{number}: refused {_show(first)}: netlists with executable "
                                    "content (.control blocks, shell commands, includes) are not run")
     ended = False
-    for number, line in _logical_lines(text):
+    elements = []  # parsed once every .param is known (SPICE reads .param wherever it stands)
+    for number, line in _logical_lines(text, source):
         where = f"{source}:{number}"
         if ended:
             raise NetlistError(f"{where}: text after .end")
@@ -149,22 +172,41 @@ def parse_netlist(text: str, source: str = "<netlist>") -> Circuit:
                 ended = True
             elif head == ".param":
                 for key, value in _pairs(tokens[1:], where):
-                    params[_name(key, where)] = _number(value, where, {})
-                circuit.parameters.update(params)
+                    number = _number(value, where, params)  # an earlier parameter may be named: {2*p0}
+                    if isinstance(number, Param):
+                        number = params[number.name] * number.scale
+                    name = _name(key, where)
+                    params[name] = circuit.parameters[name] = number
             elif head in (".options", ".option"):
                 for key, value in _pairs(tokens[1:], where):
-                    options[_name(key, where)] = _number(value, where, {})
+                    options[_option(key, value, where)] = _number(value, where, {})
             elif head == ".model":
                 _parse_model(tokens, circuit, where)
             elif head == ".title":
                 circuit.title = " ".join(tokens[1:])
             continue
+        elements.append((tokens, where))
+    for tokens, where in elements:
         _parse_element(tokens, circuit, where, params)
     _check_references(circuit, source)
     _check_values(circuit, source)
     _check_dc_paths(circuit, source)
     circuit.options = options
     return circuit
+
+
+def _option(key: str, value: str, where: str) -> str:
+    """An accepted ``.options`` name whose value lies in :data:`OPTION_LIMITS`."""
+    key = key.lower()
+    if key not in OPTION_LIMITS:
+        raise NetlistError(f"{where}: .options {_show(key)} is not accepted (it may change the circuit or the "
+                           f"check of its solution); accepted: {', '.join(OPTION_LIMITS)}")
+    number = _number(value, where, {})
+    low, high = OPTION_LIMITS[key]
+    if not low <= number <= high:
+        raise NetlistError(f"{where}: .options {key}={number:g} is outside [{low:g}, {high:g}]: a looser setting "
+                           "lets ngspice stop far from the circuit's steady state")
+    return key
 
 
 def _pairs(tokens, where):
@@ -215,7 +257,7 @@ def _parse_element(tokens, circuit, where, params):
     n = _ARITY[kind]
     if len(tokens) < n + 2:
         raise NetlistError(f"{where}: element {_show(tokens[0])} needs {n} nodes and a value")
-    nodes = tuple(_name(t, where) for t in tokens[1:1 + n])
+    nodes = tuple(_node(t, where) for t in tokens[1:1 + n])
     rest = tokens[1 + n:]
     if kind == "d":
         if len(rest) != 1:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import platform
 import re
@@ -72,6 +73,10 @@ def load_spec(path) -> dict:
         raise SweepError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise SweepError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SweepError(f"{path}: arrays or tables nested too deep to be a sweep spec") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SweepError(f"{path}: cannot read it ({exc})") from None
     return check_spec(spec, str(path))
 
 
@@ -115,21 +120,43 @@ def check_spec(spec: dict, where: str = "<spec>") -> dict:
     if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
         raise SweepError(f"{where}: name {str(name)[:60]!r} must be a plain folder name (letters, digits, '_', '-', "
                          "'.', no '..' and no '/'): results go to sweeps/<name>")
-    return {"name": name, "base": base, "axes": axes}
+    checked = {"name": name, "base": base, "axes": axes}
+    if count_runs(checked) > MAX_RUNS:
+        expand(checked)  # raises, naming the count
+    return checked
 
 
-def expand(spec: dict) -> list:
-    """All run configurations of a spec (cartesian product of the axes), in a stable order."""
+#: Largest number of runs a sweep may hold: beyond it a spec is almost certainly a mistake (10 axes of 10
+#: values make 10**10 runs), and even listing the runs would exhaust memory.
+MAX_RUNS = 100_000
+
+
+def count_runs(spec: dict) -> int:
+    """Number of runs of a spec: the product of its axes' lengths (computed, not listed)."""
+    return math.prod(len(values) for values in spec["axes"].values())
+
+
+def iter_runs(spec: dict):
+    """Every run configuration of a spec (cartesian product of the axes), in a stable order, one at a time."""
     keys = sorted(spec["axes"])
-    runs = []
     for values in itertools.product(*(spec["axes"][k] for k in keys)):
         config = dict(spec["base"])
         config.update(zip(keys, values))
         if "effective_learning_rate" in config:
             config["learning_rate"] = config.pop("effective_learning_rate") * config.get("beta", 1e-6)
         config.setdefault("verbose", False)
-        runs.append(config)
-    return runs
+        yield config
+
+
+def expand(spec: dict) -> list:
+    """All run configurations of a spec, as a list (see :func:`iter_runs`); refuses more than
+    :data:`MAX_RUNS`, naming the count, before listing any."""
+    n = count_runs(spec)
+    if n > MAX_RUNS:
+        axes = " x ".join(f"{len(v)} {k}" for k, v in sorted(spec["axes"].items()))
+        raise SweepError(f"sweep {spec.get('name', '')!r} has {n:,} runs ({axes}); circuitprop runs at most "
+                         f"{MAX_RUNS:,} per sweep: split it into several specs")
+    return list(iter_runs(spec))
 
 
 def run_id(config: dict) -> str:
@@ -193,7 +220,7 @@ def finished_ids(results_dir) -> set:
 def _read_record(path):
     try:
         record = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     if not isinstance(record, dict) or record.get("status") not in ("ok", "failed") or "config" not in record:
         return None

@@ -2,6 +2,7 @@
 process), source power, settling time and transient energy, and an independent ngspice run of a netlist file."""
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
@@ -13,12 +14,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ...model import Network
-from ...model.energy import node_conductances, static_power
-from ...netlist.circuit import Circuit, build_circuit
+from ...model import DiodeModel, Network
+from ...model.energy import diode_current, node_conductances, static_power
+from ...netlist.circuit import Circuit, Param, build_circuit
 from ...netlist.writers import render
 from ..base import ConvergenceError
 from .ngspice import NgSpiceSession, SpiceError, SpiceOptions, vector_array
+
+
+def _effective_options(circuit: Circuit, options: SpiceOptions | None) -> dict:
+    """The ngspice ``.options`` of a solve: circuitprop's tolerances, then the netlist's own ``.options``
+    (within the reader's bounds), then the caller's."""
+    opts = SpiceOptions().simulator_options() if options is None else {}
+    opts.update(getattr(circuit, "options", {}) or {})
+    if options is not None:
+        opts.update(options.simulator_options())
+    return opts
 
 
 @contextmanager
@@ -26,9 +37,7 @@ def _circuit_op(circuit: Circuit, options: SpiceOptions | None):
     """Load ``circuit`` (rendered anew by circuitprop's writer), run ``op``, yield ``(session, plot)``, and
     always leave ngspice without the circuit and its results."""
     session = NgSpiceSession.get()
-    opts = dict(getattr(circuit, "options", {}) or {})
-    if options is not None:
-        opts.update(options.simulator_options())
+    opts = _effective_options(circuit, options)
     session.load(render(circuit, "ngspice", options=opts or None, analysis=False), key=("circuit", id(circuit)))
     try:
         yield session, session.op(what=f"netlist {circuit.title!r}")
@@ -38,18 +47,78 @@ def _circuit_op(circuit: Circuit, options: SpiceOptions | None):
 
 
 def operating_point(circuit: Circuit, options: SpiceOptions | None = None) -> dict:
-    """Node voltages (volts) of a parsed or generated :class:`Circuit`, solved by ngspice.
+    """Node voltages (volts) of a parsed or generated :class:`Circuit`, solved by ngspice and checked.
 
-    The circuit is rendered anew by circuitprop's writer, so only safe cards
-    reach ngspice.  Free parameters keep their values in the circuit.
+    The circuit is rendered anew by circuitprop's writer, so only safe cards reach ngspice.  Free parameters
+    keep their values in the circuit.  Every node's KCL residual is recomputed from ngspice's voltages and
+    branch currents (:func:`circuit_residual`); a node whose residual exceeds ``residual_rtol`` of its current
+    scale (plus ``1000 * abstol``) raises :class:`ConvergenceError` instead of returning a wrong voltage.
     """
     names = circuit.node_names()
     with _circuit_op(circuit, options) as (session, plot):
         values = session.vectors(plot, names)
+        branch = {e.name: session.vector(plot, f"{e.name}#branch") for e in circuit.elements if e.kind in ("V", "E")}
     if not np.all(np.isfinite(values)):
         bad = names[int(np.argmax(~np.isfinite(values)))]
         raise ConvergenceError(f"ngspice returned a non-finite voltage at node {bad!r} of {circuit.title!r}")
-    return dict(zip(names, values))
+    volts = dict(zip(names, values))
+    check = options or SpiceOptions()
+    residual, scale = circuit_residual(circuit, volts, branch, gmin=_effective_options(circuit, options)["gmin"])
+    for name in names:
+        r, c = residual[name], scale[name]
+        if not (np.isfinite(r) and abs(r) <= check.residual_rtol * c + 1e3 * check.abstol):
+            raise ConvergenceError(
+                f"ngspice's operating point of {circuit.title!r} violates KCL at node {name!r}: residual {r:.3g} A "
+                f"against a current scale of {c:.3g} A (tolerance residual_rtol={check.residual_rtol:g} relative). "
+                "ngspice stopped short of the steady state; check for extreme element values")
+    return volts
+
+
+def circuit_residual(circuit: Circuit, volts: dict, branch: dict, gmin: float = 0.0) -> tuple:
+    """KCL at every node of ``circuit``: ``({node: net current leaving it}, {node: sum of |currents|})``, amperes.
+
+    From the node voltages (``volts``) and the branch currents of the voltage sources and VCVS (``branch``,
+    flowing from the ``+`` node through the element, ngspice's convention): resistors by Ohm's law, current
+    sources and CCCS from their values, diodes as ngspice models them: the Shockley law with the series
+    resistance, SPICE's reverse-bias law ``-IS * (1 + (3 N V_T / (e v))**3)`` below ``-3 N V_T``, and ``gmin``
+    (siemens) across the junction.
+    """
+    v = dict(volts, **{"0": 0.0})
+    net = {n: 0.0 for n in v}
+    scale = {n: 0.0 for n in v}
+    params = circuit.parameters
+
+    def value(e):
+        return params[e.value.name] * e.value.scale if isinstance(e.value, Param) else float(e.value)
+
+    def leave(a, b, current):
+        net[a] += current
+        net[b] -= current
+        scale[a] += abs(current)
+        scale[b] += abs(current)
+
+    for e in circuit.elements:
+        a, b = e.nodes[0], e.nodes[1]
+        if e.kind == "R":
+            leave(a, b, (v[a] - v[b]) / value(e))
+        elif e.kind == "I":
+            leave(a, b, value(e))
+        elif e.kind in ("V", "E"):
+            leave(a, b, branch[e.name])
+        elif e.kind == "F":
+            leave(a, b, value(e) * branch[e.control])
+        elif e.kind == "D":
+            card = circuit.models[e.model]
+            diode = DiodeModel(kind="shockley", saturation_current=card.get("IS", 1e-14),
+                               emission_coefficient=card.get("N", 1.0), series_resistance=card.get("RS", 0.0))
+            drop = v[a] - v[b]
+            nvt = diode.emission_coefficient * diode.thermal_voltage
+            if drop < -3.0 * nvt:  # SPICE's reverse-bias law (no breakdown voltage given)
+                current = -diode.saturation_current * (1.0 + (3.0 * nvt / (math.e * drop)) ** 3)
+            else:
+                current = float(diode_current(drop, diode)[0])
+            leave(a, b, current + gmin * drop)
+    return net, scale
 
 
 def source_power(circuit: Circuit, options: SpiceOptions | None = None) -> float:
