@@ -196,9 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_sweep(args):
     spec = load_spec(args.spec)
     results = Path(args.results or Path("sweeps") / spec["name"])
-    with StopOnSignal():  # SIGTERM/SIGHUP close the cluster like Ctrl-C; finished runs are on disk already
-        counts = run_sweep(spec, results, scheduler=args.scheduler, n_workers=args.workers,
-                           retry_failed=args.retry_failed)
+    counts = run_sweep(spec, results, scheduler=args.scheduler, n_workers=args.workers,
+                       retry_failed=args.retry_failed)  # SIGTERM closes the cluster (main's StopOnSignal)
     print(f"sweep {spec['name']}: {counts['total']} runs, {counts['skipped']} already done, {counts['ok']} ok, "
           f"{counts['failed']} failed; results in {results}")
 
@@ -257,7 +256,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        with StopOnSignal():  # SIGTERM/SIGHUP stop any command cleanly (training defers them to a batch's end)
+            args.func(args)
     except (CLIError, NetworkError, NetlistError, ConvergenceError, SpiceError, SweepError, ValueError, OSError,
             FloatingPointError) as exc:
         print(f"circuitprop {args.command}: error: {exc}", file=sys.stderr)

@@ -72,7 +72,10 @@ def _number(token: str, where: str, params: dict) -> float | Param:
         name = m.group(2)
         if name not in params:
             raise NetlistError(f"{where}: unknown parameter {name!r}")
-        scale = float(m.group(1)) if m.group(1) else 1.0
+        try:
+            scale = float(m.group(1)) if m.group(1) else 1.0
+        except ValueError:
+            raise NetlistError(f"{where}: scale in {_show(token)} is not a number") from None
         if not math.isfinite(scale):
             raise NetlistError(f"{where}: scale in {_show(token)} is not a finite number")
         return Param(name, scale)
@@ -168,6 +171,8 @@ def parse_netlist(text: str, source: str = "<netlist>") -> Circuit:
             if head not in _ALLOWED_DOT:
                 raise NetlistError(f"{where}: unsupported command {_show(head)} (allowed: "
                                    f"{', '.join(sorted(_ALLOWED_DOT))})")
+            if head in (".end", ".op") and len(tokens) > 1:
+                raise NetlistError(f"{where}: {head} takes no arguments, got {_show(' '.join(tokens[1:]))}")
             if head == ".end":
                 ended = True
             elif head == ".param":
