@@ -380,7 +380,7 @@ def test_eval_needs_only_the_test_files(tmp_path, monkeypatch, capsys):
     model = tmp_path / "m.npz"
     assert main(["init", "--layers", "16-4-10", "-o", str(model)]) == 0
     capsys.readouterr()
-    assert main(["eval", str(model), "--dataset", "kmnist", "--data-dir", str(tmp_path), "--energy"]) == 0
+    assert main(["eval", str(model), "--dataset", "kmnist", "--data-dir", str(tmp_path), "--energy", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["images"] == 12 and 0 <= result["accuracy"] <= 1
     assert 0 < result["static_power_W_min"] <= result["static_power_W_mean"] <= result["static_power_W_max"]

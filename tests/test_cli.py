@@ -50,3 +50,70 @@ def test_help_mentions_every_command(capsys):
     out = capsys.readouterr().out
     for cmd in ("init", "export", "op", "train", "eval"):
         assert cmd in out
+
+
+def test_eval_prints_a_summary_and_json_on_request(tmp_path, capsys):
+    import json
+
+    from conftest import write_two_class_mnist
+
+    from circuitprop.io import datasets
+    data = write_two_class_mnist(tmp_path, 40, 12)
+    sums = {p.name: datasets._md5(p) for p in (data / "mnist").iterdir()}
+    datasets.MD5["mnist"], saved = sums, datasets.MD5["mnist"]
+    try:
+        model = tmp_path / "m.npz"
+        assert main(["init", "--layers", "784-4-10", "-o", str(model)]) == 0
+        capsys.readouterr()
+        assert main(["eval", str(model), "--data-dir", str(data), "--energy"]) == 0
+        text = capsys.readouterr().out
+        assert "accuracy" in text and "% on 12 mnist test images (fast backend)" in text and "mW" in text
+        assert main(["eval", str(model), "--data-dir", str(data), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["images"] == 12
+    finally:
+        datasets.MD5["mnist"] = saved
+
+
+def test_help_shows_each_default_once_and_every_option_has_help(capsys):
+    for command in ("init", "export", "op", "train", "eval", "sweep", "sweep-report", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert text.count("(default: None)") == 0, command
+        assert "examples:" in text, command
+        parser_text = " ".join(text.split())
+        assert "default: model name with the dialect's suffix) (default" not in parser_text
+    from circuitprop.cli import build_parser
+    for action in build_parser()._subparsers._group_actions[0].choices["train"]._actions:
+        assert action.help, action.option_strings
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("circuitprop 0.")
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(tmp_path):
+    import subprocess
+    import sys
+    model = tmp_path / "m.npz"
+    assert main(["init", "--layers", "784-10-10", "-o", str(model)]) == 0
+    proc = subprocess.run(f"{sys.executable} -m circuitprop op {model} --backend fast | head -2", shell=True,
+                          capture_output=True, text=True)
+    assert proc.stdout.splitlines() == ["sample,node,voltage_V", "0,n0_0,0"]
+    assert "Broken pipe" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_off_a_terminal_progress_is_plain_lines():
+    import io
+
+    from circuitprop.io.progress import progress
+    stream = io.StringIO()
+    bar = progress(range(5), total=5, desc="epoch 1/2", interval=0.0, stream=stream)
+    bar.set_postfix(loss="1.2e-05")
+    assert list(bar) == [0, 1, 2, 3, 4]
+    lines = stream.getvalue().splitlines()
+    assert lines[-1].startswith("epoch 1/2: 5/5 (100 %), ") and lines[-1].endswith("loss=1.2e-05")
+    quiet = io.StringIO()
+    assert list(progress(range(3), enabled=False, stream=quiet)) == [0, 1, 2] and quiet.getvalue() == ""

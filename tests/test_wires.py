@@ -270,7 +270,7 @@ def test_cli_eval_with_wire_resistance(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     results = {}
     for ohms in ("0", "1000"):
-        assert main(["eval", str(model), "--data-dir", str(tmp_path), "--wire-resistance", ohms, "--energy"]) == 0
+        assert main(["eval", str(model), "--data-dir", str(tmp_path), "--wire-resistance", ohms, "--energy", "--json"]) == 0
         results[ohms] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert results["1000"]["wire_resistance_ohm"] == 1000.0
     # the lines dissipate and drop voltage: less power reaches the circuit than with ideal wires

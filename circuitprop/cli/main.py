@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .._version import __version__
 from ..backends import ConvergenceError, FastBackend, SpiceBackend, SpiceError, get_backend
 from ..backends.spice import operating_point_isolated
 from ..config import CircuitConfig, DeviceConfig, NeuronConfig, architecture_from
@@ -25,7 +27,7 @@ from ..studies.plots import plot_accuracy_vs_noise, plot_beta_lr_maps, plot_crit
 from ..studies.sweep import SweepError, converged, critical_levels, fit_power_law, load_results, load_spec, run_sweep
 from . import argtypes as A
 from . import train as train_commands
-from .options import add_group, add_off_alias, add_setting, collect
+from .options import HelpFormatter, add_group, add_off_alias, add_setting, collect, examples, paragraph
 
 #: The settings ``init`` takes (those of the circuit, its neurons and its devices, and the seed).
 INIT_SETTINGS = tuple(declared(CircuitConfig)) + tuple(declared(NeuronConfig)) + ("g_min", "g_max", "g_init", "seed")
@@ -144,16 +146,26 @@ def cmd_demo(args):
     print(f"wrote {out / 'demo.npz'} and {path}")
 
 
+EPILOG = examples(
+    "bash scripts/main.sh                                   # train MNIST on the defaults, check it in ngspice",
+    "circuitprop train --dataset mnist --epochs 3            # the same, step by step",
+    "circuitprop COMMAND --help                              # every option, with its unit, range and default")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="circuitprop", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"circuitprop {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     s = sub.add_parser("init", help="write a random network to a file", formatter_class=fmt,
-                       description="Write a random network. The circuit, neuron and device settings are those of "
-                                   "train (same defaults and ranges); conductances are drawn uniformly in g_init "
-                                   "within [g_min, g_max].")
+                       description=paragraph("Write a random network. The circuit, neuron and device settings are "
+                                             "those of train (same defaults and ranges); conductances are drawn "
+                                             "uniformly in g_init within [g_min, g_max]."),
+                       epilog=examples("circuitprop init --layers 784-100-10 -o model.npz",
+                                       "circuitprop init --layers 4-3-2 --diode 1n4148 --skip 0-2 -o small.npz",
+                                       "circuitprop init --layers 196-32-10 --wire-resistance 10 -o wired.npz"))
     s.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     add_group(s, CircuitConfig, "circuit")
     add_group(s, NeuronConfig, "neurons")
@@ -163,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_off_alias(s, "doubled_outputs", "--single-outputs")
     s.set_defaults(func=cmd_init)
 
-    s = sub.add_parser("export", help="write a model as a netlist", formatter_class=fmt)
+    s = sub.add_parser("export", help="write a model as a netlist", formatter_class=fmt,
+                       epilog=examples("circuitprop export model.npz                        # ngspice, inputs as "
+                                       "parameters x_0, x_1, ...",
+                                       "circuitprop export model.npz --format spectre -o model.scs",
+                                       "circuitprop export model.npz --inputs x.npy --fold-inputs"))
     s.add_argument("model", help="model file (.npz)")
     s.add_argument("--format", choices=DIALECTS, default="ngspice", help="netlist dialect")
     s.add_argument("-o", "--output", help="netlist file (default: model name with the dialect's suffix)")
@@ -175,7 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("op", help="solve the operating point of a model or netlist, print node voltages as CSV",
-                       formatter_class=fmt)
+                       formatter_class=fmt,
+                       epilog=examples("circuitprop op netlist.cir                           # ngspice, KCL-checked",
+                                       "circuitprop op model.npz --backend fast --inputs 0.1,0.5,0.9,0.2",
+                                       "circuitprop op model.npz --inputs x.npy -o volts.csv"))
     s.add_argument("file", help="model file (.npz) or SPICE netlist (executable content is refused)")
     s.add_argument("--backend", choices=("spice", "fast"), default="spice", help="solver")
     s.add_argument("--inputs", help="input vectors (model files only): comma-separated or .npy/.csv")
@@ -184,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_op)
 
     s = sub.add_parser("demo", help="solve a small example network with ngspice and write its netlist",
-                       formatter_class=fmt)
+                       formatter_class=fmt, epilog=examples("circuitprop demo --output-dir out"))
     s.add_argument("--output-dir", default="out", help="folder for the model and netlist")
     s.set_defaults(func=cmd_demo)
 
@@ -229,7 +248,10 @@ def cmd_sweep_report(args):
 
 
 def _add_sweep_commands(sub, fmt):
-    s = sub.add_parser("sweep", help="run a sweep of trainings on Dask (resumable)", formatter_class=fmt)
+    s = sub.add_parser("sweep", help="run a sweep of trainings on Dask (resumable)", formatter_class=fmt,
+                       epilog=examples("circuitprop sweep experiments/sweeps/noise_curve.toml --results sweeps/noise",
+                                       "circuitprop sweep spec.toml --scheduler tcp://10.0.0.5:8786    # a Dask cluster",
+                                       "circuitprop sweep spec.toml --retry-failed"))
     s.add_argument("spec", help="TOML sweep spec ([base] settings, [axes] lists of values)")
     s.add_argument("--results", help="results folder (default: sweeps/<name>)")
     s.add_argument("--scheduler", help="address of an existing Dask scheduler (default: "
@@ -237,7 +259,9 @@ def _add_sweep_commands(sub, fmt):
     s.add_argument("--workers", type=A.positive_int, help="LocalCluster worker processes (default: one per core)")
     s.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
     s.set_defaults(func=cmd_sweep)
-    s = sub.add_parser("sweep-report", help="tables and figures from a sweep's results", formatter_class=fmt)
+    s = sub.add_parser("sweep-report", help="tables and figures from a sweep's results", formatter_class=fmt,
+                       epilog=examples("circuitprop sweep-report sweeps/noise",
+                                       "circuitprop sweep-report sweeps/noise --threshold 0.9 -o figures"))
     s.add_argument("results", help="results folder of a sweep")
     s.add_argument("-o", "--output", help="folder for CSV and PNG files (default: the results folder)")
     s.add_argument("--threshold", type=A.real(0.0, 1.0), default=None,
@@ -258,6 +282,9 @@ def main(argv=None) -> int:
     try:
         with StopOnSignal():  # SIGTERM/SIGHUP stop any command cleanly (training defers them to a batch's end)
             args.func(args)
+    except BrokenPipeError:  # the reader of our output went away (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
     except (CLIError, NetworkError, NetlistError, ConvergenceError, SpiceError, SweepError, ValueError, OSError,
             FloatingPointError) as exc:
         print(f"circuitprop {args.command}: error: {exc}", file=sys.stderr)

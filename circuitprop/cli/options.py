@@ -9,10 +9,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import textwrap
 
 from ..config import CONFIGS, FLAT, TrainingConfig, parse_pair, spec_of
 from ..declare import Setting, declared, default_of
 from ..errors import ConfigError
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default shown once (not for options whose help already says what the
+    default is, nor for flags and options without a default), and descriptions and examples kept as written
+    (:func:`paragraph` wraps a description)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS))
+                or isinstance(action, (argparse._StoreTrueAction, argparse._VersionAction, argparse._HelpAction))):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def paragraph(text: str) -> str:
+    """A description wrapped for ``--help``."""
+    return textwrap.fill(" ".join(text.split()), 96)
+
+
+def examples(*lines: str) -> str:
+    """An ``--help`` epilog of example command lines."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def flag_of(name: str, spec: Setting) -> str:

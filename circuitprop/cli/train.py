@@ -14,6 +14,7 @@ from ..backends import SpiceBackend, get_backend
 from ..backends.spice import settling_time
 from ..config import CONFIGS, FLAT, TrainingConfig
 from ..io.datasets import load_dataset, load_split
+from ..io.progress import progress
 from ..io.safety import OutputLock
 from ..learning import EPTrainer, TrainingRun
 from ..learning.diagnostics import DeadNetworkWarning
@@ -22,7 +23,7 @@ from ..model.energy import static_power
 from ..netlist import SUFFIXES, write_netlist
 from ..studies.plots import plot_training_curve
 from . import argtypes as A
-from .options import add_group, add_off_alias, add_setting, collect
+from .options import add_group, add_off_alias, add_setting, collect, examples, paragraph
 
 GROUP_TITLES = {"circuit": "circuit", "neuron": "neurons", "ep": "equilibrium propagation", "optimizer": "optimizer",
                 "devices": "devices", "solver": "solver"}
@@ -39,8 +40,16 @@ def image_size(text):
 
 def add_commands(sub, fmt):
     s = sub.add_parser("train", help="train a circuit with equilibrium propagation", formatter_class=fmt,
-                       description="Train a circuit with equilibrium propagation. Every setting below is declared "
-                                   "once in circuitprop.config; init shares the circuit and neuron settings.")
+                       description=paragraph("Train a circuit with equilibrium propagation. Every setting below is "
+                                             "declared once in circuitprop.config (unit and range in brackets); init "
+                                             "shares the circuit, neuron and device settings."),
+                       epilog=examples(
+                           "circuitprop train --dataset mnist --epochs 3 --check-spice 200 --export ngspice",
+                           "circuitprop train --layers 784-1024-10 --batch-size 4 --solver-sweeps 4 --dtype float32",
+                           "circuitprop train --dataset fashion-mnist --noise-sigma 1e-5 --noise-samples 4",
+                           "circuitprop train --backend spice --spice-workers 2 --diode 1n4148 --input-gain 30 "
+                           "--target 0.8 --lr 300 --g-max 1e-5",
+                           "circuitprop train ... --resume                        # continue a stopped run exactly"))
     data = s.add_argument_group("data")
     data.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "kmnist"),
                       help="dataset (official IDX files)")
@@ -68,7 +77,11 @@ def add_commands(sub, fmt):
                      help="also write the trained network as a netlist in this dialect")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("eval", help="test accuracy of a trained model", formatter_class=fmt)
+    s = sub.add_parser("eval", help="test accuracy of a trained model", formatter_class=fmt,
+                       epilog=examples("circuitprop eval out/model.npz",
+                                       "circuitprop eval out/model.npz --backend spice --limit 200 --spice-workers 2",
+                                       "circuitprop eval out/model.npz --energy --settling 20 --capacitance 1e-12",
+                                       "circuitprop eval out/model.npz --wire-resistance 1 --json"))
     s.add_argument("model", help="model file (.npz) written by train")
     s.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "kmnist"),
                    help="dataset whose test split is scored")
@@ -89,6 +102,7 @@ def add_commands(sub, fmt):
                    help="with --energy: free-phase settling time of the first N images from ngspice transients")
     s.add_argument("--capacitance", type=A.positive, default=1e-12,
                    help="node capacitance to ground for --settling, farads")
+    s.add_argument("--json", action="store_true", help="print the result as one JSON object instead of a summary")
     s.add_argument("--settling-tolerance", type=A.positive, default=1e-3,
                    help="a node has settled when it stays within this many volts of its DC value")
     s.set_defaults(func=cmd_eval)
@@ -200,7 +214,8 @@ def cmd_eval(args):
     backend = get_backend(args.backend, **options)
     chunk = 50 if args.backend == "spice" else 1000
     scores, power = [], []
-    for i in range(0, len(Xt), chunk):
+    starts = range(0, len(Xt), chunk)
+    for i in progress(starts, total=len(starts), desc=f"{args.backend}: {len(Xt):,} images in chunks of {chunk}"):
         solution = backend.solve(net, Xt[i:i + chunk])
         scores.append(net.scores(solution.outputs))
         if args.energy:
@@ -222,4 +237,17 @@ def cmd_eval(args):
                           static_power_x_settling_J_mean=float(energy.mean()),
                           transient_energy_J_mean=float(transient.mean()),
                           transient_energy_J_max=float(transient.max()))
-    print(json.dumps(result))
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{args.model}: accuracy {acc * 100:.2f} % on {len(Xt)} {args.dataset} test images "
+          f"({args.backend} backend{', wire resistance %g ohm per cell (%s)' % (net.architecture.wire_resistance, net.architecture.wire_layout) if net.architecture.wire_resistance else ''})")
+    if args.energy:
+        print(f"static power per inference: mean {result['static_power_W_mean'] * 1e3:.4g} mW "
+              f"(min {result['static_power_W_min'] * 1e3:.4g}, max {result['static_power_W_max'] * 1e3:.4g})")
+    if args.settling:
+        print(f"settling to {args.settling_tolerance:g} V with {args.capacitance:g} F per node ({result['settling_images']} "
+              f"images): mean {result['settling_time_s_mean'] * 1e9:.4g} ns, max {result['settling_time_s_max'] * 1e9:.4g} ns; "
+              f"energy per inference: static x settling {result['static_power_x_settling_J_mean'] * 1e12:.4g} pJ, "
+              f"transient {result['transient_energy_J_mean'] * 1e12:.4g} pJ (max "
+              f"{result['transient_energy_J_max'] * 1e12:.4g} pJ)")

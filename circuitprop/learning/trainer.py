@@ -28,7 +28,6 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..backends import get_backend
 from ..config import (
@@ -46,6 +45,7 @@ from ..config import (
 )
 from ..declare import declared, default_of
 from ..errors import ConfigError
+from ..io.progress import progress
 from ..model import Network
 from ..model.devices import make_device
 from .checkpoint import read_checkpoint, write_checkpoint
@@ -332,8 +332,8 @@ class EPTrainer:
         start_epoch, start_batch = self.position_
         for epoch in range(start_epoch, int(self.epochs)):
             t0 = time.perf_counter()
-            bar = _progress(range(start_batch, n_batches), total=n_batches, initial=start_batch,
-                            desc=f"epoch {epoch + 1}/{self.epochs}", disable=None if self.verbose else True)
+            bar = progress(range(start_batch, n_batches), total=n_batches, initial=start_batch,
+                           desc=f"epoch {epoch + 1}/{self.epochs}", enabled=bool(self.verbose))
             order = np.random.default_rng([self.seed, epoch]).permutation(n)
             losses = []
             stop = False
@@ -386,10 +386,13 @@ class EPTrainer:
         return self._session.solve(_check_X(X))
 
     def decision_function(self, X, batch_size=500) -> np.ndarray:
-        """Class scores (volts) of the free phase."""
+        """Class scores (volts) of the free phase (a progress display for more than 2,000 samples when
+        ``verbose``)."""
         X = _check_X(X)
-        out = [self.network_.scores(self.free_phase(X[i:i + batch_size]).outputs)
-               for i in range(0, X.shape[0], batch_size)]
+        starts = range(0, X.shape[0], batch_size)
+        if self.verbose and X.shape[0] > 2000:
+            starts = progress(starts, total=len(starts), desc=f"scoring {X.shape[0]:,} samples")
+        out = [self.network_.scores(self.free_phase(X[i:i + batch_size]).outputs) for i in starts]
         return np.concatenate(out) if out else np.zeros((0, self.network_.architecture.n_classes))
 
     def predict(self, X) -> np.ndarray:
@@ -462,10 +465,6 @@ def _check_X(X):
     if not np.all(np.isfinite(X)):
         raise ValueError("X contains non-finite values")
     return X
-
-
-def _progress(iterable, **kw):
-    return tqdm(iterable, leave=False, mininterval=0.5, **kw)
 
 
 __all__ = ["EPTrainer", "CircuitConfig", "NeuronConfig", "EPConfig", "OptimizerConfig", "DeviceConfig",
