@@ -117,3 +117,12 @@ def test_off_a_terminal_progress_is_plain_lines():
     assert lines[-1].startswith("epoch 1/2: 5/5 (100 %), ") and lines[-1].endswith("loss=1.2e-05")
     quiet = io.StringIO()
     assert list(progress(range(3), enabled=False, stream=quiet)) == [0, 1, 2] and quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", b"<?xml")])
+def test_figures_are_written_in_the_format_their_name_says(tmp_path, fmt, magic):
+    from circuitprop.studies.plots import plot_training_curve
+    path = plot_training_curve([{"epoch": 1, "train_loss": 3e-5, "test_accuracy": 0.96}], tmp_path / f"c.{fmt}")
+    assert path.read_bytes().startswith(magic)
+    with pytest.raises(ValueError, match="not '.jpg'"):
+        plot_training_curve([{"epoch": 1, "train_loss": 3e-5}], tmp_path / "c.jpg")

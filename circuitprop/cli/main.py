@@ -23,7 +23,7 @@ from ..io.files import atomic_write_bytes
 from ..io.safety import StopOnSignal
 from ..model import Network, make_architecture
 from ..netlist import DIALECTS, SUFFIXES, NetlistError, read_netlist, write_netlist
-from ..studies.plots import plot_accuracy_vs_noise, plot_beta_lr_maps, plot_critical_vs_samples
+from ..studies.plots import FORMATS, plot_accuracy_vs_noise, plot_beta_lr_maps, plot_critical_vs_samples
 from ..studies.sweep import SweepError, converged, critical_levels, fit_power_law, load_results, load_spec, run_sweep
 from . import argtypes as A
 from . import train as train_commands
@@ -231,7 +231,7 @@ def cmd_sweep_report(args):
     print(f"{len(df)} runs ({int((df.status == 'failed').sum())} failed); wrote {out / 'runs.csv'}")
     single_setting = df[["beta", "learning_rate"]].drop_duplicates().shape[0] == 1
     if df["noise_sigma"].nunique() > 1 and single_setting:
-        print(f"wrote {plot_accuracy_vs_noise(df, out / 'accuracy_vs_noise.png', noise_samples=1)}")
+        print(f"wrote {plot_accuracy_vs_noise(df, out / f'accuracy_vs_noise.{args.format}', noise_samples=1)}")
         levels = critical_levels(df, args.threshold)
         atomic_write_bytes(out / "critical_levels.csv", levels.to_csv(index=False).encode())
         for dataset, g in levels.groupby("dataset"):
@@ -242,9 +242,9 @@ def cmd_sweep_report(args):
                 a, k, k_err = fit_power_law(g["noise_samples"], g["sigma_c"])
                 print(f"{dataset}: sigma_c ~ N^{k:.3f} +- {k_err:.3f} (central limit theorem: N^0.5)")
         if levels["noise_samples"].nunique() > 1:
-            print(f"wrote {plot_critical_vs_samples(levels, out / 'critical_vs_samples.png')}")
+            print(f"wrote {plot_critical_vs_samples(levels, out / f'critical_vs_samples.{args.format}')}")
     if df["beta"].nunique() > 1 and df["effective_learning_rate"].nunique() > 1:
-        print(f"wrote {plot_beta_lr_maps(df, out / 'beta_lr_maps.png')}")
+        print(f"wrote {plot_beta_lr_maps(df, out / f'beta_lr_maps.{args.format}')}")
 
 
 def _add_sweep_commands(sub, fmt):
@@ -263,7 +263,8 @@ def _add_sweep_commands(sub, fmt):
                        epilog=examples("circuitprop sweep-report sweeps/noise",
                                        "circuitprop sweep-report sweeps/noise --threshold 0.9 -o figures"))
     s.add_argument("results", help="results folder of a sweep")
-    s.add_argument("-o", "--output", help="folder for CSV and PNG files (default: the results folder)")
+    s.add_argument("-o", "--output", help="folder for the CSV tables and figures (default: the results folder)")
+    s.add_argument("--format", choices=FORMATS, default="png", help="file format of the figures")
     s.add_argument("--threshold", type=A.real(0.0, 1.0), default=None,
                    help="accuracy defining the critical noise level (default: halfway between chance and "
                         "the noiseless accuracy of each dataset)")

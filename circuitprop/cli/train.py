@@ -21,7 +21,7 @@ from ..learning.diagnostics import DeadNetworkWarning
 from ..model import Network, parse_layers
 from ..model.energy import static_power
 from ..netlist import SUFFIXES, write_netlist
-from ..studies.plots import plot_training_curve
+from ..studies.plots import FORMATS, plot_training_curve
 from . import argtypes as A
 from .options import add_group, add_off_alias, add_setting, collect, examples, paragraph
 
@@ -73,6 +73,8 @@ def add_commands(sub, fmt):
     out.add_argument("--log", help="per-epoch metrics, JSON lines (default: OUTPUT with .log.jsonl)")
     out.add_argument("--check-spice", type=A.nonnegative_int, default=0, metavar="N",
                      help="after training, evaluate N test images with ngspice and compare with the fast solver")
+    out.add_argument("--figure-format", choices=FORMATS, default="png",
+                     help="file format of the training curve (pdf and svg are vector, for papers)")
     out.add_argument("--export", choices=("ngspice", "xyce", "ltspice", "spectre"),
                      help="also write the trained network as a netlist in this dialect")
     s.set_defaults(func=cmd_train)
@@ -130,6 +132,7 @@ def prepare_outputs(*paths) -> None:
 
 def cmd_train(args):
     out, ckpt, log, png = _paths(args.output)
+    png = png.with_suffix("." + args.figure_format)
     ckpt = Path(args.checkpoint) if args.checkpoint else ckpt
     log = Path(args.log) if args.log else log
     settings = collect(args, FLAT)
@@ -164,7 +167,7 @@ def cmd_train(args):
         print(f"test accuracy ({trainer.solver.backend} backend, {Xt.shape[0]} images): {acc * 100:.2f} %")
         print(f"wrote model {out}, checkpoint {ckpt}, log {log}")
         if trainer.history_:
-            plot_training_curve(trainer.history_, png, title=f"{trainer.circuit.layers} on {args.dataset}")
+            plot_training_curve(trainer.history_, png, title=curve_title(trainer, args.dataset))
             print(f"wrote training curve {png}")
         if args.check_spice:
             _check_spice(trainer, Xt[:args.check_spice], yt[:args.check_spice])
@@ -172,6 +175,19 @@ def cmd_train(args):
             path = write_netlist(trainer.network_, out.with_suffix(SUFFIXES[args.export]), args.export,
                                  input_parameters=True)
             print(f"wrote {args.export} netlist {path} (inputs as parameters x_0..x_{n_features - 1})")
+
+
+def curve_title(trainer, dataset: str) -> str:
+    """What a training curve shows: circuit, data, neurons, devices, backend."""
+    net = trainer.network_
+    nodes = "-".join(str(n) for n in net.layer_sizes)
+    diode = trainer.neuron.diode
+    device = trainer.devices.device if isinstance(trainer.devices.device, str) else (
+        "custom" if trainer.devices.device is not None else "ideal")
+    extras = [f"{diode} diodes", f"{device} devices", f"{trainer.solver.backend} solver"]
+    if net.architecture.wire_resistance:
+        extras.append(f"{net.architecture.wire_resistance:g} ohm/cell wires")
+    return f"{trainer.circuit.layers} ({nodes} nodes) on {dataset}\n" + ", ".join(extras)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -1,4 +1,7 @@
-"""Figures (matplotlib, Agg backend: works without a display)."""
+"""Figures (matplotlib, Agg backend: works without a display).
+
+Every function writes the format its path names: ``.png`` (200 dpi), ``.pdf`` or ``.svg`` (vector, for papers).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,18 +12,30 @@ from .sweep import converged, fit_power_law
 
 
 def plot_training_curve(history, path, title="training") -> Path:
-    """Train loss and test accuracy per epoch, written to ``path`` (PNG)."""
-    plt, fig, ax = _figure((6, 3.5))
+    """Train loss and test accuracy per epoch, written to ``path`` (``.png``, ``.pdf`` or ``.svg``)."""
+    from matplotlib.ticker import MaxNLocator
+    plt, fig, ax = _figure((6.4, 3.6))
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", color="tab:blue", label="train loss (V$^2$)")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("train loss (V$^2$)", color="tab:blue")
+    ax.set_ylabel("train loss (V$^2$, mean of ½|error|²)", color="tab:blue")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(epochs) == 1:  # one point: a readable axis around it, not 0.96-1.04
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     if any("test_accuracy" in h for h in history):
         ax2 = ax.twinx()
-        ax2.plot(epochs, [100 * h.get("test_accuracy", float("nan")) for h in history], "s-", color="tab:red")
+        accuracy = [100 * h.get("test_accuracy", float("nan")) for h in history]
+        ax2.plot(epochs, accuracy, "s-", color="tab:red")
         ax2.set_ylabel("test accuracy (%)", color="tab:red")
-    ax.set_title(title)
+        for e, a in zip(epochs[-1:], accuracy[-1:]):
+            ax2.annotate(f"{a:.2f} %", (e, a), textcoords="offset points", xytext=(4, 6), color="tab:red", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
     return _save(plt, fig, path)
+
+
+#: File formats the figures can be written in (by the path's suffix).
+FORMATS = ("png", "pdf", "svg")
 
 
 def _figure(figsize=(6, 4)):
@@ -31,13 +46,18 @@ def _figure(figsize=(6, 4)):
 
 
 def _save(plt, fig, path, tight=True) -> Path:
-    """Write ``fig`` to ``path`` atomically (temporary file, then rename) and close it."""
+    """Write ``fig`` to ``path`` atomically (temporary file, then rename) in the format its suffix names, and
+    close it."""
     path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        plt.close(fig)
+        raise ValueError(f"{path}: figures are written as {', '.join('.' + f for f in FORMATS)}, not {path.suffix!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    tmp = path.with_name(f".{path.name}.tmp.{fmt}")
     if tight:
         fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, format=fmt, dpi=200)
     plt.close(fig)
     tmp.replace(path)
     return path
@@ -97,7 +117,10 @@ def plot_beta_lr_maps(df, path) -> Path:
     import matplotlib.pyplot as plt
     ok = df[df["status"] == "ok"]
     sigmas = sorted(ok["noise_sigma"].unique())
-    fig, axes = plt.subplots(1, len(sigmas), figsize=(3.6 * len(sigmas), 3.4), squeeze=False)
+    n_beta, n_lr = ok["beta"].nunique(), ok["effective_learning_rate"].nunique()
+    width = max(2.2, 0.55 * n_beta + 1.0)
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(width * len(sigmas) + 1.2, max(2.6, 0.4 * n_lr + 1.4)),
+                             squeeze=False)
     for ax, sigma in zip(axes[0], sigmas):
         g = ok[ok["noise_sigma"] == sigma]
         table = g.pivot_table(index="effective_learning_rate", columns="beta", values="test_accuracy",
@@ -110,8 +133,10 @@ def plot_beta_lr_maps(df, path) -> Path:
         ax.set_xlabel("beta (S)")
         ax.set_title(f"sigma = {sigma:g} V", fontsize=9)
     axes[0][0].set_ylabel("eta / beta")
-    fig.subplots_adjust(bottom=0.25, left=0.1, wspace=0.35)
-    fig.colorbar(im, ax=axes[0].tolist(), label="test accuracy (%)")
+    datasets = ", ".join(sorted(ok["dataset"].unique())) if "dataset" in ok else "?"
+    layers = ", ".join(sorted(ok["layers"].unique())) if "layers" in ok else ""
+    fig.suptitle(f"test accuracy (%) over (beta, eta/beta): {datasets}" + (f", {layers}" if layers else ""), fontsize=10)
+    fig.colorbar(im, ax=axes[0].tolist(), label="test accuracy (%)", fraction=0.05)
     return _save(plt, fig, path, tight=False)
 
 
