@@ -15,14 +15,18 @@ import numpy as np
 
 from .._version import __version__
 from ..backends import ConvergenceError, FastBackend, SpiceBackend, SpiceError, get_backend
-from ..backends.spice import operating_point_isolated
+from ..backends.spice import SpiceOptions, operating_point, operating_point_isolated
+from ..backends.vacask import VacaskError
+from ..backends.vacask import operating_point as vacask_operating_point
 from ..config import CircuitConfig, DeviceConfig, NeuronConfig, architecture_from
 from ..declare import declared
 from ..errors import NetworkError
 from ..io.files import atomic_write_bytes
 from ..io.safety import StopOnSignal
 from ..model import Network, make_architecture
-from ..netlist import DIALECTS, SUFFIXES, NetlistError, read_netlist, write_netlist
+from ..io.datasets import load_split
+from ..io.progress import progress
+from ..netlist import DIALECTS, SUFFIXES, NetlistError, build_circuit, read_netlist, write_netlist
 from ..studies.plots import FORMATS, plot_accuracy_vs_noise, plot_beta_lr_maps, plot_critical_vs_samples
 from ..studies.sweep import SweepError, converged, critical_levels, fit_power_law, load_results, load_spec, run_sweep
 from . import argtypes as A
@@ -127,6 +131,38 @@ def cmd_op(args):
         atomic_write_bytes(args.output, out.getvalue().encode())
 
 
+def cmd_verify(args):
+    """Export the model's circuit for each of the first N test images, solve it in another simulator, and compare
+    every node voltage and the predicted class with the fast solver."""
+    net = _load_network(args.model)
+    size = int(round(np.sqrt(net.architecture.n_features)))
+    if size * size != net.architecture.n_features:
+        raise CLIError(f"{args.model} has {net.architecture.n_features} input features, not square images")
+    X, y = load_split(args.dataset, "test", args.data_dir, size=size, limit=args.images)
+    fast = FastBackend(tol=1e-14, max_sweeps=100000).solve(net, X)
+    skip = net.layer_sizes[0]  # the input nodes are voltage sources (a folded netlist has none)
+    names = net.node_names()[skip:]
+    flat = args.flat or net.architecture.wire_resistance > 0
+    worst, agree, correct = 0.0, 0, 0
+    for i in progress(range(len(X)), total=len(X), desc=f"{args.simulator}: {len(X)} images"):
+        circuit = build_circuit(net, X[i], fold_inputs=not flat)
+        if args.simulator == "vacask":
+            volts = vacask_operating_point(circuit)
+        else:
+            volts = operating_point(circuit, SpiceOptions.tight())
+        simulated = np.array([volts[n] for n in names])
+        worst = max(worst, float(np.max(np.abs(simulated - fast.flat()[i, skip:]))))
+        out = simulated[-net.layer_sizes[-1]:][None, :]
+        label = int(np.argmax(net.scores(out)[0]))
+        agree += label == int(np.argmax(net.scores(fast.outputs[i:i + 1])[0]))
+        correct += label == int(y[i])
+    ideal = net.architecture.diode.kind == "ideal"
+    print(f"{args.simulator} on {len(X)} {args.dataset} test images ({'flat' if flat else 'Norton-folded'} netlist, "
+          f"{len(names)} hidden and output nodes each): largest |V_{args.simulator} - V_fast| = {worst:.3g} V; same class as the fast "
+          f"solver on {agree}/{len(X)}; accuracy {100 * correct / len(X):.1f} %"
+          + (" (ideal diodes are near-ideal Shockley diodes in SPICE: expect millivolts)" if ideal else ""))
+
+
 def cmd_demo(args):
     """Build a small example network, solve it with ngspice, print voltages, write its netlist."""
     arch = make_architecture("4-3-2", v_low=0.0, v_high=0.6, name="circuitprop demo 4-3-2")
@@ -201,6 +237,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fold-inputs", action="store_true", help="spice backend: Norton-fold the input crossbars")
     s.add_argument("-o", "--output", help="CSV file to write instead of standard output")
     s.set_defaults(func=cmd_op)
+
+    s = sub.add_parser("verify", help="solve a model's exported circuit in ngspice or VACASK and compare with the "
+                                      "fast solver", formatter_class=fmt,
+                       epilog=examples("circuitprop verify out/model.npz --simulator vacask --images 5",
+                                       "circuitprop verify out/model.npz --simulator ngspice --images 20 --flat"))
+    s.add_argument("model", help="model file (.npz)")
+    s.add_argument("--simulator", choices=("ngspice", "vacask"), default="ngspice", help="the other simulator")
+    s.add_argument("--images", type=A.positive_int, default=5, help="first N test images")
+    s.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "kmnist"), help="test images of")
+    s.add_argument("--data-dir", help="folder holding <dataset>/<official .gz files> "
+                                      "(default: $CIRCUITPROP_DATA or ~/.cache/circuitprop)")
+    s.add_argument("--flat", action="store_true", help="the full flat netlist, as exported (default: the input "
+                                                       "crossbars Norton-folded, exact and faster; wired models are "
+                                                       "always flat)")
+    s.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("demo", help="solve a small example network with ngspice and write its netlist",
                        formatter_class=fmt, epilog=examples("circuitprop demo --output-dir out"))
@@ -286,8 +337,8 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # the reader of our output went away (`| head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 0
-    except (CLIError, NetworkError, NetlistError, ConvergenceError, SpiceError, SweepError, ValueError, OSError,
-            FloatingPointError) as exc:
+    except (CLIError, NetworkError, NetlistError, ConvergenceError, SpiceError, VacaskError, SweepError, ValueError,
+            OSError, FloatingPointError) as exc:
         print(f"circuitprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Interrupted): exit status 128 + signal

@@ -20,7 +20,7 @@ from ..learning import EPTrainer, TrainingRun
 from ..learning.diagnostics import DeadNetworkWarning
 from ..model import Network, parse_layers
 from ..model.energy import static_power
-from ..netlist import SUFFIXES, write_netlist
+from ..netlist import DIALECTS, SUFFIXES, write_netlist
 from ..studies.plots import FORMATS, plot_training_curve
 from . import argtypes as A
 from .options import add_group, add_off_alias, add_setting, collect, examples, paragraph
@@ -75,7 +75,7 @@ def add_commands(sub, fmt):
                      help="after training, evaluate N test images with ngspice and compare with the fast solver")
     out.add_argument("--figure-format", choices=FORMATS, default="png",
                      help="file format of the training curve (pdf and svg are vector, for papers)")
-    out.add_argument("--export", choices=("ngspice", "xyce", "ltspice", "spectre"),
+    out.add_argument("--export", choices=DIALECTS,
                      help="also write the trained network as a netlist in this dialect")
     s.set_defaults(func=cmd_train)
 

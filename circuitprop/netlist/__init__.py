@@ -6,7 +6,7 @@ from .circuit import Circuit, Element, Param, build_circuit
 from .reader import NetlistError, parse_netlist, read_netlist
 from .writers import DIALECTS, render
 
-SUFFIXES = {"ngspice": ".cir", "xyce": ".cir", "ltspice": ".net", "spectre": ".scs"}
+SUFFIXES = {"ngspice": ".cir", "xyce": ".cir", "ltspice": ".net", "spectre": ".scs", "vacask": ".sim"}
 
 
 def write_netlist(network, path, dialect="ngspice", *, inputs=None, output_currents=None,
