@@ -1,16 +1,12 @@
 """Every setting of circuitprop, declared once, grouped by what it configures.
 
-=====================  ==================================================================================
-config                 what it sets
-=====================  ==================================================================================
-:class:`CircuitConfig`  topology and sources: layer sizes, skip crossbars, amplifiers, inputs, outputs, wires
-:class:`NeuronConfig`   the hidden neurons: diode model and its bias voltages
-:class:`EPConfig`       the EP rule: nudging strength, estimator, local rule, target, measurement noise
-:class:`OptimizerConfig`  learning rate, its schedule, momentum
-:class:`DeviceConfig`   the programmable conductances: device range, initial range, non-idealities
-:class:`SolverConfig`   which backend solves the phases, and how
-:class:`TrainingConfig`  epochs, batch size, seed, progress output
-=====================  ==================================================================================
+- :class:`CircuitConfig`: topology and sources: layer sizes, skip crossbars, amplifiers, inputs, outputs, wires;
+- :class:`NeuronConfig`: the hidden neurons: diode model and its bias voltages;
+- :class:`EPConfig`: the EP rule: nudging strength, estimator, local rule, target, measurement noise;
+- :class:`OptimizerConfig`: learning rate, its schedule, momentum;
+- :class:`DeviceConfig`: the programmable conductances: device range, initial range, non-idealities;
+- :class:`SolverConfig`: which backend solves the phases, and how;
+- :class:`TrainingConfig`: epochs, batch size, seed, progress output.
 
 Each field is declared with :func:`circuitprop.declare.setting` (type, unit, default, range, help): the
 command-line options of ``init``, ``train`` and ``eval`` and their ``--help``, the checks, checkpoints and sweep
@@ -317,6 +313,6 @@ def split(flat: dict, where: str = "") -> tuple:
     return groups, top
 
 
-__all__ = ["architecture_from", "OPTIONAL_IN_FILES", "CircuitConfig", "NeuronConfig", "EPConfig", "OptimizerConfig", "DeviceConfig", "SolverConfig",
-           "TrainingConfig", "CONFIGS", "FLAT", "LEGACY", "ConfigError", "defaults", "split", "spec_of",
-           "parse_pair", "plain"]
+__all__ = ["CircuitConfig", "NeuronConfig", "EPConfig", "OptimizerConfig", "DeviceConfig", "SolverConfig",
+           "TrainingConfig", "CONFIGS", "FLAT", "LEGACY", "OPTIONAL_IN_FILES", "architecture_from", "defaults",
+           "split", "spec_of", "parse_pair"]

@@ -32,7 +32,7 @@ from .errors import ConfigError
 class Setting:
     """What is declared about one field (kept in the field's ``metadata["setting"]``).
 
-    Attributes
+    Parameters
     ----------
     help : str
         One line for ``--help`` and the docs.

@@ -28,7 +28,7 @@ stamp=.venv/.circuitprop-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "[bootstrap] installing circuitprop and its dependencies into .venv" >&2
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    .venv/bin/python -m pip install -q -e '.[test,sweep]' 2>&1 | grep -v -i 'warning' >&2 || true
+    .venv/bin/python -m pip install -q -e '.[test,sweep,docs]' 2>&1 | grep -v -i 'warning' >&2 || true
     .venv/bin/python -c 'import circuitprop, PySpice, numpy, scipy' || { echo "[bootstrap] error: install failed" >&2; exit 1; }
     touch "$stamp"
 fi

@@ -58,6 +58,9 @@ _TRAINING = {name: default_of(f) for name, (f, _) in declared(TrainingConfig).it
 class EPTrainer:
     """Train an analog network with equilibrium propagation.
 
+    Every setting is declared once in :mod:`circuitprop.config` (type, unit, default, range, help).  Nested
+    parameters follow scikit-learn: ``get_params()["ep__beta"]``, ``set_params(optimizer__learning_rate=1e5)``.
+
     Parameters
     ----------
     circuit : CircuitConfig or dict, optional
@@ -77,12 +80,9 @@ class EPTrainer:
     warm_start : bool
         ``fit`` continues from the fitted state (network, optimizer, random state, position in the run)
         instead of starting afresh; :meth:`from_checkpoint` sets it.
-    **settings
+    **settings : optional
         Any setting by its own name (``beta=1e-6``, ``layers="784-100-10"``, ``device="reram"``, ...): a
         shortcut for the field of the config that holds it (:data:`circuitprop.config.FLAT`).
-
-    Every setting is declared once in :mod:`circuitprop.config` (type, unit, default, range, help).  Nested
-    parameters follow scikit-learn: ``get_params()["ep__beta"]``, ``set_params(optimizer__learning_rate=1e5)``.
 
     Attributes
     ----------
@@ -290,6 +290,8 @@ class EPTrainer:
     def fit(self, X, y, eval_set=None, validation_fraction=None, callbacks=()):
         """Train on ``X`` (n, features) and integer labels ``y``.
 
+        With ``warm_start=True`` and a fitted state, the run goes on from :attr:`position_`.
+
         Parameters
         ----------
         eval_set : (X, y), optional
@@ -300,8 +302,6 @@ class EPTrainer:
             Objects with ``on_batch_end(trainer) -> bool`` (True stops the run after this batch) and
             ``on_epoch_end(trainer, record)``; :class:`~circuitprop.learning.run.TrainingRun` uses them for
             checkpoints, logs, interrupts and the dead-network check.
-
-        With ``warm_start=True`` and a fitted state, the run goes on from :attr:`position_`.
         """
         X = _check_X(X)
         y = np.asarray(y)
@@ -467,5 +467,4 @@ def _check_X(X):
     return X
 
 
-__all__ = ["EPTrainer", "CircuitConfig", "NeuronConfig", "EPConfig", "OptimizerConfig", "DeviceConfig",
-           "SolverConfig"]
+__all__ = ["EPTrainer"]
