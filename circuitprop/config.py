@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from .declare import declared, default_of, from_dict, inherit, plain, setting, to_dict, validate
+from .declare import declared, default_of, from_dict, inherit, setting, to_dict, validate
 from .errors import ConfigError
 from .model import (
     DIODE_CARDS,

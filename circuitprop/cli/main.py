@@ -21,11 +21,11 @@ from ..backends.vacask import operating_point as vacask_operating_point
 from ..config import CircuitConfig, DeviceConfig, NeuronConfig, architecture_from
 from ..declare import declared
 from ..errors import NetworkError
+from ..io.datasets import load_split
 from ..io.files import atomic_write_bytes
+from ..io.progress import progress
 from ..io.safety import StopOnSignal
 from ..model import Network, make_architecture
-from ..io.datasets import load_split
-from ..io.progress import progress
 from ..netlist import DIALECTS, SUFFIXES, NetlistError, build_circuit, read_netlist, write_netlist
 from ..studies.plots import FORMATS, plot_accuracy_vs_noise, plot_beta_lr_maps, plot_critical_vs_samples
 from ..studies.sweep import SweepError, converged, critical_levels, fit_power_law, load_results, load_spec, run_sweep

@@ -18,7 +18,8 @@ import json
 
 import numpy as np
 
-from ..config import CONFIGS, FLAT, LEGACY, OPTIONAL_IN_FILES, TrainingConfig, architecture_from, plain, split
+from ..config import CONFIGS, FLAT, LEGACY, OPTIONAL_IN_FILES, TrainingConfig, architecture_from, split
+from ..declare import plain
 from ..errors import ConfigError, NetworkError
 from ..io.files import atomic_savez, load_npz_with_spec
 

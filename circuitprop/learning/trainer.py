@@ -30,19 +30,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..backends import get_backend
-from ..config import (
-    CONFIGS,
-    FLAT,
-    CircuitConfig,
-    DeviceConfig,
-    EPConfig,
-    NeuronConfig,
-    OptimizerConfig,
-    SolverConfig,
-    TrainingConfig,
-    architecture_from,
-    split,
-)
+from ..config import CONFIGS, FLAT, TrainingConfig, architecture_from, split
 from ..declare import declared, default_of
 from ..errors import ConfigError
 from ..io.progress import progress

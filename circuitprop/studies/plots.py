@@ -20,6 +20,9 @@ def plot_training_curve(history, path, title="training") -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("train loss (V$^2$, mean of ½|error|²)", color="tab:blue")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if history and history[-1].get("train_loss") is not None:
+        ax.annotate(f"{history[-1]['train_loss']:.3g} V²", (epochs[-1], history[-1]["train_loss"]),
+                    textcoords="offset points", xytext=(4, -14), color="tab:blue", fontsize=8)
     if len(epochs) == 1:  # one point: a readable axis around it, not 0.96-1.04
         ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     if any("test_accuracy" in h for h in history):
@@ -57,7 +60,7 @@ def _save(plt, fig, path, tight=True) -> Path:
     tmp = path.with_name(f".{path.name}.tmp.{fmt}")
     if tight:
         fig.tight_layout()
-    fig.savefig(tmp, format=fmt, dpi=200)
+    fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
     return path
@@ -119,8 +122,8 @@ def plot_beta_lr_maps(df, path) -> Path:
     sigmas = sorted(ok["noise_sigma"].unique())
     n_beta, n_lr = ok["beta"].nunique(), ok["effective_learning_rate"].nunique()
     width = max(2.2, 0.55 * n_beta + 1.0)
-    fig, axes = plt.subplots(1, len(sigmas), figsize=(width * len(sigmas) + 1.2, max(2.6, 0.4 * n_lr + 1.4)),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(width * len(sigmas) + 1.6, max(3.0, 0.45 * n_lr + 2.0)),
+                             squeeze=False, layout="constrained")
     for ax, sigma in zip(axes[0], sigmas):
         g = ok[ok["noise_sigma"] == sigma]
         table = g.pivot_table(index="effective_learning_rate", columns="beta", values="test_accuracy",

@@ -43,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy
-from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..config import FLAT, spec_of
@@ -51,6 +50,7 @@ from ..config import defaults as setting_defaults
 from ..errors import ConfigError
 from ..io.datasets import load_dataset
 from ..io.files import atomic_write_bytes
+from ..io.progress import progress
 from ..learning.trainer import EPTrainer
 
 DATA_KEYS = ("dataset", "size", "limit_train", "limit_test", "data_dir", "verify_checksums")
@@ -324,7 +324,7 @@ def _n_threads(client) -> int:
 def _bar(total, initial, name, enabled):
     if not enabled:
         return None
-    return tqdm(total=total, initial=initial, desc=f"sweep {name}", unit="run")
+    return progress(None, total=total, initial=initial, desc=f"sweep {name}")
 
 
 # -- analysis ---------------------------------------------------------------------------------------------
