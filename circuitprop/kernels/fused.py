@@ -544,11 +544,92 @@ def _kernel():
     # the element arithmetic is the same, so results do not depend on the choice.  Narrow crossbars have
     # their own loop (a crossbar always takes the same one, so runs stay reproducible).
     options = dict(cache=True, nogil=True, fastmath=True)
-    _KERNEL = (numba.njit(parallel=True, **options)(renamed(fused, "parallel")),
-               numba.njit(parallel=False, **options)(renamed(fused, "serial")),
-               numba.njit(parallel=True, **options)(renamed(narrow, "parallel")),
-               numba.njit(parallel=False, **options)(renamed(narrow, "serial")))
+    _KERNEL = tuple(CacheConsistent(lambda f=f, p=p, name=name: numba.njit(parallel=p, **options)(renamed(f, name)),
+                                    (__name__, "_kernel", i))
+                    for i, (f, p, name) in enumerate(((fused, True, "parallel"), (fused, False, "serial"),
+                                                      (narrow, True, "parallel"), (narrow, False, "serial"))))
     return _KERNEL
+
+
+class CacheConsistent:
+    """A cached numba kernel that runs the same machine code in every process: the code of its disk cache.
+
+    numba's code for a function it has just compiled in a process differs from the same function loaded from
+    its disk cache (``parallel=True`` kernels round differently in the last bit: 0.15 % of the conductances of a
+    1570 x 100 crossbar after one fused update, measured; numba issue 10617 reports a speed difference), and a
+    process that compiled a kernel keeps running its own copy even after saving it.  So a run that compiled its
+    kernels and a run, or a resume, that loaded them would drift apart.  Here a signature the cache lacks is
+    compiled by a child process (``python -m circuitprop.kernels.compile``), which saves it; this process then
+    loads it.  Calls with a known signature go straight to the dispatcher, whose compilation is disabled (a new
+    signature raises ``TypeError`` there and is primed).  When the child cannot do it (no writable cache, no
+    numba internals of the expected shape), the kernel compiles here as numba would.
+
+    ``key`` names the kernel for the child: ``(module, builder function, index into what it returns)``.
+    Attributes (``py_func``, ``signatures``, ``stats``, ...) are the dispatcher's.
+    """
+
+    def __init__(self, make, key):
+        self._make = make
+        self._key = key
+        self._dispatcher = make()
+        self._ready = False  # a signature is compiled (and compilation disabled)
+
+    def __getattr__(self, name):
+        return getattr(self._dispatcher, name)
+
+    def __call__(self, *args):
+        if self._ready:
+            try:
+                return self._dispatcher(*args)
+            except TypeError as exc:
+                if "No matching definition" not in str(exc):
+                    raise
+        self._prime(args)
+        return self._dispatcher(*args)
+
+    def _prime(self, args):
+        import numba
+        dispatcher = self._dispatcher
+        signature = tuple(numba.typeof(a) for a in args)
+        if not self._cached(signature):
+            compile_in_child(self._key, signature)
+        dispatcher.disable_compile(False)
+        dispatcher.compile(signature)  # from the cache when the child saved it, else here
+        dispatcher.disable_compile()
+        self._ready = True
+
+    def _cached(self, signature) -> bool:
+        try:
+            cache = self._dispatcher._cache
+            key = cache._index_key(signature, self._dispatcher.targetctx.codegen())
+            return key in cache._cache_file._load_index()
+        except Exception:  # noqa: BLE001 - numba internals of another shape: compile here
+            return True
+
+
+def compile_in_child(key, signature, timeout: float = 900) -> bool:
+    """Compile kernel ``key`` for ``signature`` in a child process, which saves it to numba's disk cache."""
+    import pickle
+    import subprocess
+    import sys
+    try:
+        proc = subprocess.run([sys.executable, "-m", "circuitprop.kernels.compile"],
+                              input=pickle.dumps((key, signature)), capture_output=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def kernel_by_key(key):
+    """The :class:`CacheConsistent` kernel that ``key`` names (see there)."""
+    import importlib
+    module, builder, index = key
+    built = getattr(importlib.import_module(module), builder)()
+    if index is None:
+        return built
+    for part in (index if isinstance(index, tuple) else (index,)):
+        built = built[part]
+    return built
 
 
 #: Crossbars with fewer columns than this take the narrow kernel (per-row views cost more than the row).
@@ -565,7 +646,6 @@ def _project_kernel():
     import numba
     _project_row()
 
-    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
     def project_rows(conductance, project, drive_parts):
         n, m = conductance.shape
         chunks = drive_parts.shape[0]
@@ -573,8 +653,9 @@ def _project_kernel():
         for c in numba.prange(chunks):
             for i in range(c * per, min(n, (c + 1) * per)):
                 _PROJECT_ROW(conductance, project, drive_parts, c, i)
-    _PROJECT = project_rows
-    return project_rows
+    _PROJECT = CacheConsistent(lambda: numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)(project_rows),
+                               (__name__, "_project_kernel", None))
+    return _PROJECT
 
 
 def project(voltages, conductance):

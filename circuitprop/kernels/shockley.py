@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from ..model.energy import EXP_LIMIT
-from .fused import PARALLEL_MIN_SIZE, _numba_available, renamed
+from .fused import PARALLEL_MIN_SIZE, CacheConsistent, _numba_available, renamed
 
 #: Below this ``z`` the series guess of omega, ``e - e**2 + 3/2 e**3 - 8/3 e**4 + 125/24 e**5`` (``e = exp(z)``),
 #: is exact to rounding (the next term, ``54/5 e**6``, is below 4e-19 of ``w``), so no correction is needed
@@ -537,19 +537,21 @@ def _build():
                 for r in range(m):
                     out[s, r] = (forward_gain * total[r] + fixed_out[s, r] + currents[s, r]) / coef_out[r]
 
-    def pair(func, opts):
+    def pair(name, func, opts):
         """(parallel, serial) compilations of ``func``, under distinct names (see ``kernels.renamed``)."""
-        return (numba.njit(parallel=True, **opts)(renamed(func, "parallel")),
-                numba.njit(**opts)(renamed(func, "serial")))
+        return (CacheConsistent(lambda: numba.njit(parallel=True, **opts)(renamed(func, "parallel")),
+                                (__name__, "_build", (name, 0))),
+                CacheConsistent(lambda: numba.njit(**opts)(renamed(func, "serial")), (__name__, "_build", (name, 1))))
 
     options = dict(cache=True, nogil=True, error_model="numpy")
     _KERNELS = {
-        "scalar": pair(scalar_rows, options),
-        "vector": pair(vector_rows, dict(options, fastmath=_FASTMATH)),
-        "current": pair(current_rows, options),
-        "residual": pair(residual_rows, dict(options, fastmath=_FASTMATH)),
-        "clip": pair(clip_rows, options),
-        "chain": numba.njit(fastmath=True, **options)(chain_sweeps),
+        "scalar": pair("scalar", scalar_rows, options),
+        "vector": pair("vector", vector_rows, dict(options, fastmath=_FASTMATH)),
+        "current": pair("current", current_rows, options),
+        "residual": pair("residual", residual_rows, dict(options, fastmath=_FASTMATH)),
+        "clip": pair("clip", clip_rows, options),
+        "chain": CacheConsistent(lambda: numba.njit(fastmath=True, **options)(chain_sweeps),
+                                 (__name__, "_build", "chain")),
         "omega": numba.njit(error_model="numpy")(omega.py_func),
         "vexp": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vexp.py_func),
         "vlog": numba.njit(error_model="numpy", fastmath=_FASTMATH)(vlog.py_func),
