@@ -139,3 +139,14 @@ def test_report_writes_tables_and_figures(tmp_path, data_dir, capsys):
     assert "critical sigma" in out
     for name in ("runs.csv", "critical_levels.csv", "accuracy_vs_noise.png", "critical_vs_samples.png"):
         assert (tmp_path / "res" / name).exists(), name
+
+
+def test_a_sweep_can_tune_on_a_validation_split_without_reading_the_test_set(tmp_path, data_dir):
+    spec = spec_for(data_dir, seeds=(0,))
+    spec["base"].update(validation=8, limit_test=1)
+    assert run_sweep(spec, tmp_path / "res", n_workers=1, progress=False)["ok"] == 1
+    record = json.loads(next((tmp_path / "res" / "runs").glob("*.json")).read_text())
+    assert record["evaluated_on"] == "validation: the last 8 training images"
+    spec["base"]["validation"] = 10 ** 6
+    spec["name"] = "too-many"
+    assert run_sweep(spec, tmp_path / "res2", n_workers=1, progress=False)["failed"] == 1

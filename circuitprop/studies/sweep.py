@@ -5,7 +5,8 @@ A sweep spec is a TOML file::
     name = "noise-mnist"
     [base]                       # one training: EPTrainer parameters plus data options
     dataset = "mnist"            # data options: dataset, size, limit_train, limit_test, data_dir,
-                                 # verify_checksums (false for data that are not the official files)
+                                 # verify_checksums (false for data that are not the official files),
+                                 # validation (evaluate on the last N training images, not the test set)
     limit_train = 10000
     layers = "784-100-10"
     epochs = 2
@@ -53,7 +54,7 @@ from ..io.files import atomic_write_bytes
 from ..io.progress import progress
 from ..learning.trainer import EPTrainer
 
-DATA_KEYS = ("dataset", "size", "limit_train", "limit_test", "data_dir", "verify_checksums")
+DATA_KEYS = ("dataset", "size", "limit_train", "limit_test", "data_dir", "verify_checksums", "validation")
 #: Derived settings: ``effective_learning_rate`` (eta/beta) sets ``learning_rate = eta/beta * beta``.
 DERIVED_KEYS = ("effective_learning_rate",)
 
@@ -194,6 +195,15 @@ def run_one(config: dict, results_dir) -> dict:
                              bool(config.get("verify_checksums", True)))
         n_features = X.shape[1]
         params.setdefault("layers", f"{n_features}-100-10")
+        held_out = config.get("validation")
+        if held_out:  # tune on the last N training images; the test set is not read
+            held_out = int(held_out)
+            if not 0 < held_out < len(X):
+                raise ValueError(f"validation = {held_out} must be between 1 and the {len(X) - 1} training images")
+            X, y, Xt, yt = X[:-held_out], y[:-held_out], X[-held_out:], y[-held_out:]
+            record["evaluated_on"] = f"validation: the last {held_out} training images"
+        else:
+            record["evaluated_on"] = "test set"
         trainer = EPTrainer(**params).fit(X, y, eval_set=(Xt, yt))
         history = trainer.history_
         record.update(status="ok", history=history,
@@ -362,7 +372,9 @@ def load_results(results_dir):
             elif not isinstance(defaults[col], (list, tuple)):
                 df[col] = df[col].fillna(defaults[col])
         # eta/beta, rounded so that values built as eta/beta * beta compare equal again
-        df["effective_learning_rate"] = (df["learning_rate"] / df["beta"]).map(lambda v: float(f"{v:.10g}"))
+        single = df["learning_rate"].map(lambda v: isinstance(v, (int, float)))  # per-crossbar lists have no one eta
+        df["effective_learning_rate"] = [float(f"{lr / b:.10g}") if ok else float("nan")
+                                         for lr, b, ok in zip(df["learning_rate"], df["beta"], single)]
     return df
 
 
