@@ -503,3 +503,15 @@ def test_a_full_disk_names_the_file_and_a_resumed_run_logs_each_epoch_once(tmp_p
     assert not list(tmp_path.glob(".m.ckpt.npz.*.tmp"))
     fit_run(ckpt_trainer(epochs=2, batch_size=8), X, y, checkpoint=ckpt, log=log, resume=True)
     assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2]
+
+
+def test_an_ignored_sighup_stays_ignored_under_nohup():
+    """nohup starts a command with SIGHUP ignored; circuitprop's handlers must not make it react to it."""
+    from circuitprop.io.safety import DeferredInterrupt, StopOnSignal
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with StopOnSignal(), DeferredInterrupt():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing happens
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -119,6 +119,8 @@ class DeferredInterrupt:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in self.signals:
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # ignored on purpose (nohup ignores SIGHUP): keep it ignored
                 try:
                     self._previous[sig] = signal.signal(sig, self._handler)
                 except (ValueError, OSError):  # pragma: no cover - e.g. a sub-interpreter
@@ -149,7 +151,7 @@ class StopOnSignal:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
-                if sig != signal.SIGINT:
+                if sig != signal.SIGINT and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup: keep ignoring
                     try:
                         self._previous[sig] = signal.signal(sig, self._handler)
                     except (ValueError, OSError):  # pragma: no cover
