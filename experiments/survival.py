@@ -15,7 +15,6 @@ printed. The data are generated (two separable classes in the official IDX layou
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import os
@@ -30,28 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
+from circuitprop.io.datasets import write_two_class_mnist
+
 OUT = Path(__file__).resolve().parent / "results" / "survival"
 
 
-def write_idx(path, array):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + array.astype(np.uint8).tobytes())
-
-
 def make_data(root: Path, n_train: int, n_test: int) -> Path:
-    folder = root / "mnist"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 2, n)
-        images = np.zeros((n, 28, 28))
-        images[labels == 0, :14] = 255
-        images[labels == 1, 14:] = 255
-        images = np.clip(images + rng.integers(0, 60, images.shape), 0, 255)
-        write_idx(folder / f"{split}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
-    for path in folder.iterdir():
+    write_two_class_mnist(root, n_train, n_test)
+    for path in (root / "mnist").iterdir():
         SUMS[path.name] = hashlib.md5(path.read_bytes()).hexdigest()
     return root
 

@@ -1,9 +1,9 @@
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from circuitprop.io.datasets import write_idx, write_two_class_mnist  # noqa: F401 (used by tests)
 from circuitprop.model import Architecture, HiddenLayer, Network, make_architecture
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -28,29 +28,6 @@ def random_network(spec="5-4-3", seed=0, **kw):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
-
-
-def write_idx(path, array):
-    """Write ``array`` as a gzipped IDX file of unsigned bytes (the official MNIST format)."""
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + array.astype(np.uint8).tobytes())
-
-
-def write_two_class_mnist(root, n_train, n_test, seed=0):
-    """A small generated dataset in the official MNIST layout (two separable classes among ten labels)."""
-    folder = Path(root) / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 2, n)
-        images = np.zeros((n, 28, 28))
-        images[labels == 0, :14] = 255
-        images[labels == 1, 14:] = 255
-        images = np.clip(images + rng.integers(0, 60, images.shape), 0, 255)
-        write_idx(folder / f"{split}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
-    return Path(root)
 
 
 def fit_run(trainer, X, y, eval_set=None, stop_after_batches=None, **run_options):

@@ -183,3 +183,31 @@ def load_dataset(name="mnist", data_dir=None, size=28, download=True, verify=Tru
     train = load_split(name, "train", data_dir, size, download, verify, limit_train)
     test = load_split(name, "test", data_dir, size, download, verify, limit_test)
     return train + test
+
+
+def write_idx(path, array) -> Path:
+    """Write ``array`` as a gzipped IDX file of unsigned bytes (the official MNIST format)."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path = Path(path)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + np.asarray(array).astype(np.uint8).tobytes())
+    return path
+
+
+def write_two_class_mnist(root, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """A small generated dataset in the official MNIST layout under ``root/mnist`` (two separable classes among
+    ten labels: the top or the bottom half of the image lit), for tests and demonstrations without the real
+    files. Its MD5 sums are not the official ones: load it with ``verify=False``."""
+    folder = Path(root) / "mnist"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 2, n)
+        images = np.zeros((n, 28, 28))
+        images[labels == 0, :14] = 255
+        images[labels == 1, 14:] = 255
+        images = np.clip(images + rng.integers(0, 60, images.shape), 0, 255)
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
+    return Path(root)
+

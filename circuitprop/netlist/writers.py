@@ -67,6 +67,29 @@ def _spectre_value(value) -> str:
     return fmt(value)
 
 
+def _instance_lines(circuit: Circuit, source: str, cccs) -> list:
+    """Element instances in the syntax Spectre and VACASK share (``name (nodes) master params``); ``source`` is
+    what precedes a source's value, ``cccs(element)`` the parameters of a CCCS."""
+    lines = []
+    for e in circuit.elements:
+        n = "(" + " ".join(e.nodes) + ")"
+        if e.kind == "R":
+            lines.append(f"{e.name} {n} resistor r={_spectre_value(e.value)}")
+        elif e.kind == "C":
+            lines.append(f"{e.name} {n} capacitor c={_spectre_value(e.value)}")
+        elif e.kind in ("V", "I"):
+            lines.append(f"{e.name} {n} {'vsource' if e.kind == 'V' else 'isource'} {source}{_spectre_value(e.value)}")
+        elif e.kind == "D":
+            lines.append(f"{e.name} {n} {e.model}")
+        elif e.kind == "E":
+            lines.append(f"{e.name} {n} vcvs gain={fmt(e.value)}")
+        elif e.kind == "F":
+            lines.append(f"{e.name} {n} cccs {cccs(e)}")
+        else:  # pragma: no cover - Circuit only builds the kinds above
+            raise ValueError(f"unknown element kind {e.kind!r}")
+    return lines
+
+
 def _spectre_lines(circuit: Circuit, analysis: bool) -> list:
     lines = ["// " + safe_comment(circuit.title)]
     lines += ["// " + safe_comment(c) for c in circuit.comments]
@@ -77,24 +100,7 @@ def _spectre_lines(circuit: Circuit, analysis: bool) -> list:
     for name, params in circuit.models.items():
         body = " ".join(f"{k.lower()}={fmt(v)}" for k, v in params.items())
         lines.append(f"model {name} diode {body}")
-    for e in circuit.elements:
-        n = "(" + " ".join(e.nodes) + ")"
-        if e.kind == "R":
-            lines.append(f"{e.name} {n} resistor r={_spectre_value(e.value)}")
-        elif e.kind == "C":
-            lines.append(f"{e.name} {n} capacitor c={_spectre_value(e.value)}")
-        elif e.kind == "V":
-            lines.append(f"{e.name} {n} vsource type=dc dc={_spectre_value(e.value)}")
-        elif e.kind == "I":
-            lines.append(f"{e.name} {n} isource type=dc dc={_spectre_value(e.value)}")
-        elif e.kind == "D":
-            lines.append(f"{e.name} {n} {e.model}")
-        elif e.kind == "E":
-            lines.append(f"{e.name} {n} vcvs gain={fmt(e.value)}")
-        elif e.kind == "F":
-            lines.append(f"{e.name} {n} cccs gain={fmt(e.value)} probe={e.control}")
-        else:  # pragma: no cover
-            raise ValueError(f"unknown element kind {e.kind!r}")
+    lines += _instance_lines(circuit, source="type=dc dc=", cccs=lambda e: f"gain={fmt(e.value)} probe={e.control}")
     if analysis:
         lines.append("dcOp dc")
     return lines
@@ -116,24 +122,7 @@ def _vacask_lines(circuit: Circuit, options: dict | None, analysis: bool) -> lis
     if circuit.parameters:
         lines.append("// inputs left as parameters: set x_<k> (feature values) before simulating")
         lines.append("parameters " + " ".join(f"{k}={fmt(v)}" for k, v in circuit.parameters.items()))
-    for e in circuit.elements:
-        n = "(" + " ".join(e.nodes) + ")"
-        if e.kind == "R":
-            lines.append(f"{e.name} {n} resistor r={_spectre_value(e.value)}")
-        elif e.kind == "C":
-            lines.append(f"{e.name} {n} capacitor c={_spectre_value(e.value)}")
-        elif e.kind == "V":
-            lines.append(f"{e.name} {n} vsource dc={_spectre_value(e.value)}")
-        elif e.kind == "I":
-            lines.append(f"{e.name} {n} isource dc={_spectre_value(e.value)}")
-        elif e.kind == "D":
-            lines.append(f"{e.name} {n} {e.model}")
-        elif e.kind == "E":
-            lines.append(f"{e.name} {n} vcvs gain={fmt(e.value)}")
-        elif e.kind == "F":
-            lines.append(f'{e.name} {n} cccs ctlinst="{e.control}" gain={fmt(e.value)}')
-        else:  # pragma: no cover
-            raise ValueError(f"unknown element kind {e.kind!r}")
+    lines += _instance_lines(circuit, source="dc=", cccs=lambda e: f'ctlinst="{e.control}" gain={fmt(e.value)}')
     if analysis:
         opts = {k: v for k, v in (options or {}).items() if k in VACASK_OPTIONS}
         opts["temp"] = VACASK_TEMPERATURE
