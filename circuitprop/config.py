@@ -283,10 +283,15 @@ def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
                              wire_layout=circuit.wire_layout, name=circuit.name or f"circuitprop EP {circuit.layers}")
 
 
+def declaration(name: str) -> tuple:
+    """``(dataclasses.Field, Setting)`` of a setting by its name."""
+    cls = TrainingConfig if FLAT[name] is None else CONFIGS[FLAT[name]]
+    return declared(cls)[name]
+
+
 def spec_of(name: str):
     """The :class:`~circuitprop.declare.Setting` of a setting by its name."""
-    cls = TrainingConfig if FLAT[name] is None else CONFIGS[FLAT[name]]
-    return declared(cls)[name][1]
+    return declaration(name)[1]
 
 
 def defaults() -> dict:
@@ -315,4 +320,4 @@ def split(flat: dict, where: str = "") -> tuple:
 
 __all__ = ["CircuitConfig", "NeuronConfig", "EPConfig", "OptimizerConfig", "DeviceConfig", "SolverConfig",
            "TrainingConfig", "CONFIGS", "FLAT", "LEGACY", "OPTIONAL_IN_FILES", "architecture_from", "defaults",
-           "split", "spec_of", "parse_pair"]
+           "split", "declaration", "spec_of", "parse_pair"]

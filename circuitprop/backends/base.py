@@ -1,6 +1,7 @@
 """The one small interface every backend implements: solve a batch of operating points."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -93,6 +94,10 @@ class Session(Protocol):
         """A free phase outside training (scoring the stored conductances)."""
         ...
 
+    def training(self):
+        """Context for a run of training batches (thread settings of the backend's kernels)."""
+        ...
+
 
 class SolveSession:
     """A :class:`Session` for any backend with ``solve``: each phase is one ``solve`` call; the nudged phases
@@ -125,6 +130,10 @@ class SolveSession:
     def solve(self, inputs) -> Solution:
         """A free phase outside training (scoring)."""
         return self.backend.solve(self.network, inputs)
+
+    def training(self):
+        """Nothing to set up: ngspice runs in its own processes."""
+        return nullcontext()
 
 
 def split_stacked(stacked: Solution, batch: int, k: int) -> list:

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import textwrap
 
-from ..config import CONFIGS, FLAT, TrainingConfig, parse_pair, spec_of
+from ..config import declaration, parse_pair
 from ..declare import Setting, declared, default_of
 from ..errors import ConfigError
 
@@ -72,8 +72,7 @@ def value_type(name: str, spec: Setting):
 
 def add_setting(parser, name: str, *, default=dataclasses.MISSING, help: str | None = None, aliases=True):
     """Add the option of setting ``name`` to ``parser`` (``default``/``help`` override the declared ones)."""
-    spec = spec_of(name)
-    cls_field = _field(name)
+    cls_field, spec = declaration(name)
     flags = [flag_of(name, spec)] + (list(spec.aliases) if aliases else [])
     kwargs = {"dest": name, "default": default_of(cls_field) if default is dataclasses.MISSING else default,
               "help": help or spec.describe()}
@@ -130,8 +129,3 @@ def _pair(text):
         return parse_pair(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _field(name):
-    cls = TrainingConfig if FLAT[name] is None else CONFIGS[FLAT[name]]
-    return declared(cls)[name][0]

@@ -96,7 +96,38 @@ class Interrupted(KeyboardInterrupt):
         self.signum = int(signum)
 
 
-class DeferredInterrupt:
+class _SignalHandlers:
+    """Install ``self._handler`` for ``self.signals`` on entry (main thread only; a signal ignored on purpose,
+    as ``nohup`` ignores SIGHUP, stays ignored) and put the previous handlers back on exit."""
+
+    signals = STOP_SIGNALS
+
+    def _handler(self, signum, frame):  # pragma: no cover - defined by subclasses
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue
+                try:
+                    self._previous[sig] = signal.signal(sig, self._handler)
+                except (ValueError, OSError):  # pragma: no cover - e.g. a sub-interpreter
+                    pass
+        return self
+
+    def _restore(self):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def __exit__(self, *exc):
+        self._restore()
+        return False
+
+
+class DeferredInterrupt(_SignalHandlers):
     """Context manager: the first SIGINT, SIGTERM or SIGHUP sets :attr:`requested` (and :attr:`signum`); a
     second one raises :class:`Interrupted` at once.
 
@@ -116,50 +147,13 @@ class DeferredInterrupt:
         self.requested = True
         self.signum = signum
 
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.signals:
-                if signal.getsignal(sig) is signal.SIG_IGN:
-                    continue  # ignored on purpose (nohup ignores SIGHUP): keep it ignored
-                try:
-                    self._previous[sig] = signal.signal(sig, self._handler)
-                except (ValueError, OSError):  # pragma: no cover - e.g. a sub-interpreter
-                    pass
-        return self
 
-    def _restore(self):
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
-        self._previous = {}
-
-    def __exit__(self, *exc):
-        self._restore()
-        return False
-
-
-class StopOnSignal:
+class StopOnSignal(_SignalHandlers):
     """Context manager: SIGTERM and SIGHUP raise :class:`Interrupted` at once, as Ctrl-C raises
     ``KeyboardInterrupt``, so that ``finally`` blocks run (a sweep closes its Dask cluster; its finished runs are
     already on disk).  Outside the main thread it does nothing."""
 
-    def __init__(self):
-        self._previous = {}
+    signals = tuple(sig for sig in STOP_SIGNALS if sig != signal.SIGINT)
 
     def _handler(self, signum, frame):
         raise Interrupted(signum)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                if sig != signal.SIGINT and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup: keep ignoring
-                    try:
-                        self._previous[sig] = signal.signal(sig, self._handler)
-                    except (ValueError, OSError):  # pragma: no cover
-                        pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
-        self._previous = {}
-        return False

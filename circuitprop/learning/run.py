@@ -30,7 +30,18 @@ from .diagnostics import DeadNetworkWarning, dead_state
 EXECUTION_SETTINGS = ("verbose", "spice_workers")
 
 
-class Checkpointer:
+class Callback:
+    """What :meth:`EPTrainer.fit <circuitprop.learning.EPTrainer.fit>` calls; both hooks do nothing here."""
+
+    def on_batch_end(self, trainer) -> bool:
+        """After each batch; True stops the run."""
+        return False
+
+    def on_epoch_end(self, trainer, record):
+        """After each epoch, with its record (already in ``trainer.history_``)."""
+
+
+class Checkpointer(Callback):
     """Save the trainer's state to ``path`` every ``every`` batches and at each epoch's end."""
 
     def __init__(self, path, every: int = 500):
@@ -51,30 +62,24 @@ class Checkpointer:
         self.save(trainer)
 
 
-class EpochLog:
+class EpochLog(Callback):
     """Append each epoch's record to a JSON-lines file."""
 
     def __init__(self, path):
         self.path = Path(path)
-
-    def on_batch_end(self, trainer) -> bool:
-        return False
 
     def on_epoch_end(self, trainer, record):
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
 
-class DeadNetworkCheck:
+class DeadNetworkCheck(Callback):
     """After each epoch, warn (:class:`DeadNetworkWarning`) and mark the record ``dead`` when the network can
     no longer learn (every neuron of a hidden layer clipped, or scores independent of the input), judged on
     the first ``n_examples`` training examples."""
 
     def __init__(self, X, n_examples: int = 128):
         self.X = X[:n_examples]
-
-    def on_batch_end(self, trainer) -> bool:
-        return False
 
     def on_epoch_end(self, trainer, record):
         dead = dead_state(trainer, self.X)
@@ -83,7 +88,7 @@ class DeadNetworkCheck:
             warnings.warn(f"epoch {record['epoch']}: {dead}", DeadNetworkWarning, stacklevel=4)
 
 
-class StopAfter:
+class StopAfter(Callback):
     """Stop the run (after saving, when a checkpointer is given) once ``batches`` batches ran."""
 
     def __init__(self, batches: int, checkpointer: Checkpointer | None = None):
@@ -99,11 +104,8 @@ class StopAfter:
             return True
         return False
 
-    def on_epoch_end(self, trainer, record):
-        pass
 
-
-class InterruptGuard:
+class InterruptGuard(Callback):
     """Turn Ctrl-C, SIGTERM or SIGHUP into a stop after the current batch, with the checkpoint saved
     (raises :class:`~circuitprop.io.safety.Interrupted` naming the signal)."""
 
@@ -121,9 +123,6 @@ class InterruptGuard:
                       flush=True)
             raise Interrupted(self.interrupt.signum)
         return False
-
-    def on_epoch_end(self, trainer, record):
-        pass
 
 
 class TrainingRun:
@@ -194,4 +193,4 @@ class TrainingRun:
         trainer.restore(state, arrays)
 
 
-__all__ = ["TrainingRun", "Checkpointer", "EpochLog", "DeadNetworkCheck", "StopAfter", "InterruptGuard"]
+__all__ = ["TrainingRun", "Callback", "Checkpointer", "EpochLog", "DeadNetworkCheck", "StopAfter", "InterruptGuard"]

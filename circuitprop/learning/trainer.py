@@ -165,8 +165,6 @@ class EPTrainer:
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(config).__name__}")
             config.validate()
         TrainingConfig(**{name: getattr(self, name) for name in _TRAINING})
-        if self.solver.backend == "spice" and self.solver.dtype != "float64":
-            raise ConfigError("dtype='float32' is for the fast backend; ngspice computes in float64")
 
     # -- building blocks ------------------------------------------------------------------------------------
     def _architecture(self):
@@ -326,7 +324,7 @@ class EPTrainer:
             losses = []
             stop = False
             try:
-                with self._session_context():
+                with self._session.training():
                     x_next = None
                     for b in bar:
                         idx = order[b * batch_size:(b + 1) * batch_size]
@@ -362,10 +360,6 @@ class EPTrainer:
             if self.verbose:
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
                       flush=True)
-
-    def _session_context(self):
-        context = getattr(self._session, "training", None)
-        return context() if context is not None else _Nothing()
 
     def free_phase(self, X):
         """The free-phase :class:`~circuitprop.backends.base.Solution` of ``X`` with the stored conductances."""
@@ -436,14 +430,6 @@ def _config(cls, value, changes: dict, name: str):
     if not isinstance(value, cls):
         raise ConfigError(f"{name} must be a {cls.__name__} (or a dict of its settings), got {type(value).__name__}")
     return replace(value, **changes) if changes else value
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _check_X(X):
