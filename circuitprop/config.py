@@ -100,6 +100,13 @@ class Config:
         return from_dict(cls, values, where)
 
 
+def _normalize_gain(value):
+    """One gain of 0 means no amplifier (``None``); in a per-layer list a 0 stays (the architecture reads it)."""
+    if isinstance(value, list):
+        return value
+    return None if value == 0 else value
+
+
 @dataclass
 class CircuitConfig(Config):
     """Topology and sources of the circuit."""
@@ -108,9 +115,10 @@ class CircuitConfig(Config):
                           kind=str, check=parse_layers, metavar="SPEC")
     skip: tuple = setting((), "extra crossbar between layers a-b (repeatable), e.g. 0-2 (inputs to layer 2)",
                           kind=object, check=_check_skip, normalize=_normalize_skip, metavar="A-B")
-    amplifier_gain: float | None = setting(4.0, "gain of the bidirectional amplifier after every hidden layer "
-                                                "(0: none)", low=0.0, high=MAX_GAIN, optional=True,
-                                           normalize=lambda v: None if v == 0 else v)
+    amplifier_gain: float | list | None = setting(4.0, "gain of the bidirectional amplifier after every hidden "
+                                                       "layer, or one per hidden layer (0: none)", low=0.0,
+                                                  high=MAX_GAIN, optional=True, count="+",
+                                                  normalize=_normalize_gain)
     input_gain: float = setting(1.0, "volts per unit of input feature (pixel values are in [0, 1])", unit="V",
                                 low=0.0, low_open=True, high=MAX_GAIN)
     bias_input: bool = setting(True, "bias input nodes at +1 V and -1 V (a bias of either sign for every neuron "
@@ -160,6 +168,9 @@ class EPConfig(Config):
                                  unit="V", low=0.0, high=MAX_VOLTAGE)
     noise_samples: int = setting(1, "measurements per phase averaged by the rule", kind=int, low=1,
                                  high=1_000_000)
+    noise_inputs: bool = setting(True, "measure the input nodes too, each with its own noise (false: inputs are "
+                                       "sources of known voltage; only hidden and output nodes are measured, as "
+                                       "in the uncertainty paper)", kind=bool)
 
 
 @dataclass
@@ -217,6 +228,10 @@ class SolverConfig(Config):
                                         kind=int, low=1, high=MAX_SWEEPS, optional=True)
     solver_tol: float = setting(1e-10, "fast backend: KCL residual tolerance", unit="A", low=0.0, low_open=True,
                                 high=1.0)
+    solver_relaxation: float = setting(1.0, "fast backend: over-relaxation factor omega of each layer update "
+                                            "(1: plain coordinate descent; 1.5-1.8 speeds up deep networks; same "
+                                            "steady state; ideal diodes)", low=0.0, low_open=True, high=2.0,
+                                       high_open=True)
     fold_inputs: bool = setting(True, "spice backend: Norton-fold the input crossbars (exact for linear "
                                       "inputs; much faster)", kind=bool)
     spice_workers: int = setting(1, "spice backend: ngspice processes solving each batch in parallel", kind=int,
@@ -229,6 +244,9 @@ class SolverConfig(Config):
         if self.backend == "spice" and self.solver_sweeps is not None:
             raise ConfigError("solver_sweeps applies to the fast backend; ngspice solves every phase to its own "
                               "convergence tolerances (drop --solver-sweeps, or use --backend fast)")
+        if self.backend == "spice" and self.solver_relaxation != 1.0:
+            raise ConfigError("solver_relaxation applies to the fast backend (drop --solver-relaxation, or use "
+                              "--backend fast)")
         if self.backend == "fast" and not self.fold_inputs:
             raise ConfigError("fold_inputs=False (--no-fold-inputs) applies to the spice backend; the fast solver "
                               "always uses the exact Norton drive of the inputs")
@@ -256,10 +274,11 @@ FLAT.update({name: None for name in declared(TrainingConfig)})
 #: The value that files written before a setting existed were made with (where it differs from today's default).
 LEGACY = {"lr_schedule": "exponential", "dtype": "float64", "device": None, "spice_ideal_n": 0.001,
           "spice_workers": 1}
-#: Settings a checkpoint may lack: those added after the first checkpoints (``LEGACY``), those added with the
-#: configs (their defaults are what earlier releases built), and ``verbose`` (not a property of the run).
+#: Settings a checkpoint may lack: those added after the first checkpoints (``LEGACY``), those added later
+#: whose defaults are what earlier releases did (the configs' fields, ``noise_inputs``, ``solver_relaxation``),
+#: and ``verbose`` (not a property of the run).
 OPTIONAL_IN_FILES = set(LEGACY) | {"doubled_inputs", "name", "saturation_current", "emission_coefficient",
-                                   "series_resistance", "verbose"}
+                                   "series_resistance", "verbose", "noise_inputs", "solver_relaxation"}
 
 
 def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):

@@ -17,6 +17,10 @@ SHAPES = [
     dict(spec="5-4-3-2", amplifier_gain=3.0),
     dict(spec="4-6-3", diode=DiodeModel(series_resistance=200.0), bias_input=True),
     dict(spec="4-3-3-3-2", amplifier_gain=2.0, skip=((1, 4),)),
+    # deep, every kind of skip crossbar (inputs to every hidden layer, every hidden layer to the outputs,
+    # layer i to i+2), a gain per hidden layer (the middle one without amplifier)
+    dict(spec="5-4-4-4-2", amplifier_gain=(2.0, None, 3.0),
+         skip=((0, 2), (0, 3), (1, 3), (2, 4), (1, 4))),
 ]
 
 
@@ -148,3 +152,29 @@ def test_given_input_voltages_and_drive_give_the_same_solution(rng):
     with pytest.raises(ValueError, match="dtype"):
         prepared.solve(x, input_voltages=v_in.astype(np.float64))
 
+
+
+@pytest.mark.parametrize("omega", [1.5, 1.8])
+def test_over_relaxation_reaches_the_same_steady_state_in_fewer_sweeps(omega, rng):
+    # a deep chain without skips, amplifiers of gain 4: the layers move together and plain coordinate descent
+    # needs hundreds of sweeps; over-relaxation converges to the same KCL solution in far fewer
+    net = random_network("12-10-10-10-4", amplifier_gain=4.0, v_low=0.0, v_high=1.0, seed=5,
+                         diode=DiodeModel(kind="ideal"))
+    x = rng.uniform(0, 1, (6, 12))
+    currents = rng.normal(0, 1e-6, (6, net.layer_sizes[-1]))
+    plain = FastBackend(tol=1e-14, max_sweeps=100000).solve(net, x, currents)
+    fast = FastBackend(tol=1e-14, max_sweeps=100000, relaxation=omega).solve(net, x, currents)
+    assert plain.converged and fast.converged
+    assert max_abs_residual(kcl_residual(net, fast.voltages, currents)) < 1e-12
+    assert np.max(np.abs(fast.flat() - plain.flat())) < 1e-8
+    assert fast.iterations < plain.iterations / 2, (fast.iterations, plain.iterations)
+    clipped = np.concatenate([v.ravel() for v in fast.voltages[1:-1]])
+    assert np.any(clipped == 0.0) and np.any((clipped > 0) & (clipped < 1)), "some nodes must clip, some not"
+
+
+def test_over_relaxation_is_refused_where_it_is_not_exact(rng):
+    net = random_network("4-3-2", diode=DiodeModel(), v_low=-0.4, v_high=-0.3)
+    with pytest.raises(ValueError, match="ideal diodes"):
+        FastBackend(relaxation=1.5).solve(net, rng.uniform(0, 1, (2, 4)))
+    with pytest.raises(ValueError, match=r"in \(0, 2\)"):
+        FastBackend(relaxation=2.0)

@@ -69,6 +69,18 @@ def test_ep_gradient_matches_finite_differences_fast_backend():
     assert cos >= 0.999 and rel < 1e-3, (cos, rel)
 
 
+def test_ep_gradient_of_a_deep_skip_network_matches_finite_differences():
+    # three hidden layers, skip crossbars of every kind, one amplifier gain per hidden layer
+    X, y = data()
+    tr = small_trainer(layers="5-4-4-4-3", skip=((0, 2), (0, 3), (1, 3), (2, 4), (1, 4)),
+                       amplifier_gain=[2.0, 0.0, 1.5]).fit(X, y)
+    arch = tr.network_.architecture
+    assert len(arch.crossbars) == 9 and [h.amplifier_gain for h in arch.hidden] == [2.0, None, 1.5]
+    T = tr._targets(y)
+    cos, rel = cosine(ep_gradient(tr, X, T), fd_gradient(tr, X, T, FastBackend(tol=1e-16)))
+    assert cos >= 0.999 and rel < 1e-3, (cos, rel)
+
+
 @pytest.mark.spice
 def test_ep_gradient_with_ngspice_in_the_loop_matches_fast_and_finite_differences():
     from circuitprop.backends.spice import SpiceBackend, SpiceOptions
@@ -135,6 +147,35 @@ def test_noise_spread_shrinks_as_one_over_sqrt_n():
         spreads.append(np.std(np.array(estimates), axis=0).mean())
     slope = np.polyfit(np.log([1, 4, 16, 64]), np.log(spreads), 1)[0]
     assert -0.6 < slope < -0.4, (slope, spreads)
+
+
+@pytest.mark.parametrize("skip", [(), ((0, 2),)])
+def test_exact_inputs_give_the_sum_over_every_measured_copy(skip):
+    # MeasurementNoise(inputs=False): the input rows are kept once per sample and the rule collapses the
+    # n noisy copies of the other side; the result must equal the plain sum over all copies with the
+    # inputs repeated, crossbar by crossbar (the skip crossbar from the inputs included)
+    rng = np.random.default_rng(3)
+    X, y = data()
+    tr = small_trainer(layers="5-4-3" if not skip else "5-4-4-3", skip=skip).fit(X, y)
+    net = tr.network_
+    free = FastBackend().solve(net, X)
+    nudged = FastBackend().solve(net, X, rng.normal(0, 1e-9, (len(X), net.layer_sizes[-1])))
+    noise = MeasurementNoise(sigma=0.01, n_samples=5, inputs=False)
+    phases = []
+    for sol, w in ((free, -1.3), (nudged, 1.3)):
+        measured, row_weight = noise.measure(sol.voltages, rng)
+        assert measured[0].shape[0] == len(X) and measured[1].shape[0] == 5 * len(X)
+        np.testing.assert_array_equal(measured[0], sol.voltages[0])  # the inputs are not measured
+        phases.append((measured, w * row_weight))
+    collapsed = weighted_half_drop_squared(net, phases)
+    arch = net.architecture
+    for (a, b) in net.conductances:
+        expected = 0.0
+        for measured, w in phases:
+            u = arch.forward_gain(a) * np.repeat(measured[a], 5, axis=0) if a == 0 else \
+                arch.forward_gain(a) * measured[a]
+            expected = expected + w * 0.5 * ((u[:, :, None] - measured[b][:, None, :]) ** 2).sum(axis=0)
+        np.testing.assert_allclose(collapsed[(a, b)], expected, rtol=1e-9, atol=1e-15)
 
 
 def test_noise_is_reproducible_with_a_seed():

@@ -53,6 +53,10 @@ def test_spec_checks_and_expansion(tmp_path):
     assert len(runs) == 6 and len({run_id(r) for r in runs}) == 6
     maps = expand(check_spec({"axes": {"beta": [1e-7, 1e-6], "effective_learning_rate": [1e11]}}))
     assert sorted(r["learning_rate"] for r in maps) == pytest.approx([1e4, 1e5])
+    per_crossbar = expand(check_spec({"base": {"beta": 1e-6}, "axes": {"effective_learning_rate": [[3e12, 3e11]]}}))
+    assert per_crossbar[0]["learning_rate"] == pytest.approx([3e6, 3e5])
+    with pytest.raises(SweepError, match="positive number or a list"):
+        check_spec({"axes": {"effective_learning_rate": [[3e12, -1.0]]}})
     with pytest.raises(SweepError, match="not both"):
         check_spec({"base": {"learning_rate": 1.0}, "axes": {"effective_learning_rate": [1e11]}})
     with pytest.raises(SweepError, match="unknown settings"):

@@ -121,10 +121,15 @@ class MeasurementNoise:
         Standard deviation of one measurement, volts (variance ``sigma**2`` V^2).
     n_samples : int
         Measurements per node per phase, averaged by the rule.
+    inputs : bool
+        Whether the input nodes are measured too (each with its own noise).  ``False``: the inputs are
+        sources of known voltage and only the free nodes (hidden and output: the network's state) are
+        measured, as in the uncertainty paper; the input crossbar's update then costs what one sample costs.
     """
 
     sigma: float = 0.0
     n_samples: int = 1
+    inputs: bool = True
 
     def __post_init__(self):
         if not (self.sigma >= 0 and np.isfinite(self.sigma)):
@@ -136,14 +141,19 @@ class MeasurementNoise:
         """Measured voltages of every layer and the weight of each measurement row.
 
         Returns ``(layers, row_weight)``: each layer has ``batch * n_samples`` rows
-        (``n_samples`` noisy copies of each sample); ``row_weight = 1/n_samples``.
+        (``n_samples`` noisy copies of each sample, side by side); ``row_weight = 1/n_samples``.
+        With ``inputs=False`` the input layer keeps its ``batch`` exact rows (each stands for its
+        ``n_samples`` identical copies; see :func:`low_rank_gradients`).
         With ``sigma = 0`` the voltages are returned unchanged with weight 1.
         """
         if self.sigma == 0.0:
             return list(voltages), 1.0
         n = int(self.n_samples)
         measured = []
-        for v in voltages:  # input nodes are measured too: the rule needs the drop across each resistor
+        for layer, v in enumerate(voltages):
+            if layer == 0 and not self.inputs:
+                measured.append(v)
+                continue
             rep = np.repeat(v, n, axis=0)
             dtype = rep.dtype if rep.dtype in (np.float32, np.float64) else np.float64
             measured.append(rep + dtype.type(self.sigma) * rng.standard_normal(rep.shape, dtype=dtype))
@@ -163,18 +173,40 @@ def low_rank_gradients(network, phases) -> dict:
         raise ValueError("with wire resistance the drop across a cell is not A_a V_a,i - V_b,j: use "
                          "wired_gradients (DeltaVSquaredRule does this by itself)")
     stacked, lefts, halves = {}, {}, {}  # per layer: every phase's rows; gain * w_r * V_r; 1/2 sum_r w_r V_r**2
-    weights = np.concatenate([np.full(p[0][0].shape[0], p[1]) for p in phases])  # w_r
     sources = {a for a, _ in network.conductances}
     for layer in sorted({layer for key in network.conductances for layer in key}):
         rows = np.concatenate([p[0][layer] for p in phases], axis=0)
+        # w_r; a layer measured once per sample while the others were measured n times (exact inputs,
+        # MeasurementNoise(inputs=False)) has one row standing for n copies: weight n * w
+        weights = np.concatenate([np.full(p[0][layer].shape[0], p[1] * _copies(p[0], layer)) for p in phases])
         stacked[layer] = rows
         lefts[layer], halves[layer] = weighted_rows(rows, weights, arch.forward_gain(layer), left=layer in sources)
     out = {}
     for (a, b) in network.conductances:
         ga = arch.forward_gain(a)
         a_term = halves[a] if ga == 1.0 else halves[a].dtype.type(ga * ga) * halves[a]
-        out[(a, b)] = LowRankGradient(a=a_term, b=halves[b], left=lefts[a], right=stacked[b])
+        right = stacked[b]
+        if right.shape[0] != stacked[a].shape[0]:  # sum_k w u_i V_k,j = (n w) u_i mean_k V_k,j: n times fewer rows
+            n = right.shape[0] // stacked[a].shape[0]
+            right = right.reshape(stacked[a].shape[0], n, right.shape[1]).mean(axis=1, dtype=np.float64)
+            right = right.astype(stacked[b].dtype, copy=False)
+        out[(a, b)] = LowRankGradient(a=a_term, b=halves[b], left=lefts[a], right=right)
     return out
+
+
+def _copies(layers, layer) -> int:
+    """How many measured copies one row of ``layer`` stands for (1 unless it was measured fewer times)."""
+    most = max(v.shape[0] for v in layers)
+    rows = layers[layer].shape[0]
+    if most % rows:
+        raise ValueError(f"layer {layer} has {rows} measured rows, not a divisor of the other layers' {most}")
+    return most // rows
+
+
+def _same_rows(layers, layer):
+    """The rows of ``layer`` repeated to the other layers' count (its exact copies), for dense rules."""
+    n = _copies(layers, layer)
+    return layers[layer] if n == 1 else np.repeat(layers[layer], n, axis=0)
 
 
 def wired_gradients(network, phases) -> dict:
@@ -189,7 +221,7 @@ def wired_gradients(network, phases) -> dict:
     for (a, b), g in network.conductances.items():
         acc = np.zeros(g.shape)
         for voltages, weight in phases:
-            drops = cell_drops(network, (a, b), arch.forward_gain(a) * voltages[a], voltages[b])
+            drops = cell_drops(network, (a, b), arch.forward_gain(a) * _same_rows(voltages, a), voltages[b])
             acc += 0.5 * weight * np.einsum("rij,rij->ij", drops, drops)
         out[(a, b)] = acc
     return out
@@ -242,10 +274,11 @@ class SignRule:
         for (a, b) in network.conductances:
             ga = arch.forward_gain(a)
             acc = np.zeros(network.conductances[(a, b)].shape)
-            rows = p1[a].shape[0]
+            rows = p1[b].shape[0]
+            u1, u2 = _same_rows(p1, a), _same_rows(p2, a)
             for r in range(rows):
-                d1 = np.abs(cell_drops(network, (a, b), ga * p1[a][r:r + 1], p1[b][r:r + 1])[0])
-                d2 = np.abs(cell_drops(network, (a, b), ga * p2[a][r:r + 1], p2[b][r:r + 1])[0])
+                d1 = np.abs(cell_drops(network, (a, b), ga * u1[r:r + 1], p1[b][r:r + 1])[0])
+                d2 = np.abs(cell_drops(network, (a, b), ga * u2[r:r + 1], p2[b][r:r + 1])[0])
                 acc += np.sign(d1 - d2)
             out[(a, b)] = acc / rows
         return out

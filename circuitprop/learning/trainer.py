@@ -173,7 +173,7 @@ class EPTrainer:
     def _make_backend(self):
         s = self.solver
         if s.backend == "fast":
-            options = {"tol": s.solver_tol, "dtype": s.dtype}
+            options = {"tol": s.solver_tol, "dtype": s.dtype, "relaxation": s.solver_relaxation}
             if s.solver_sweeps:
                 options["fixed_sweeps"] = int(s.solver_sweeps)
                 options["fixed_sweeps_residual"] = False  # nobody reads it in the loop; it costs a sweep
@@ -204,7 +204,7 @@ class EPTrainer:
         self._estimator = get_estimator(self.ep.estimator)
         self._rule = get_rule(self.ep.rule)
         self._schedule = get_schedule(self.optimizer.lr_schedule, self.optimizer.lr_decay)
-        self._noise = MeasurementNoise(self.ep.noise_sigma, int(self.ep.noise_samples))
+        self._noise = MeasurementNoise(self.ep.noise_sigma, int(self.ep.noise_samples), bool(self.ep.noise_inputs))
         self._device = make_device(self.devices.device)
         self._open_session()
 

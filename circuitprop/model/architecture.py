@@ -325,12 +325,20 @@ def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_l
     """Build an :class:`Architecture` from a spec such as ``"784-100-10"``.
 
     ``layers`` counts features, hidden neurons and classes (not doubled nodes).
-    ``skip`` adds crossbars between non-adjacent layers.  Other keyword arguments
+    ``skip`` adds crossbars between non-adjacent layers.  ``amplifier_gain`` is one gain for every hidden
+    layer or a list with one per hidden layer (``None``: no amplifier).  Other keyword arguments
     go to :class:`Architecture`.
     """
     n_features, hidden_sizes, n_classes = parse_layers(layers)
-    hidden = tuple(HiddenLayer(size=s, v_low=v_low, v_high=v_high, amplifier_gain=amplifier_gain)
-                   for s in hidden_sizes)
+    if isinstance(amplifier_gain, (list, tuple)):  # one gain per hidden layer (None or 0: no amplifier)
+        if len(amplifier_gain) != len(hidden_sizes):
+            raise NetworkError(f"{len(amplifier_gain)} amplifier gains given for {len(hidden_sizes)} hidden layers "
+                               f"({layers}): give one gain, or one per hidden layer")
+        gains = [None if g is None or g == 0 else g for g in amplifier_gain]
+    else:
+        gains = [amplifier_gain] * len(hidden_sizes)
+    hidden = tuple(HiddenLayer(size=s, v_low=v_low, v_high=v_high, amplifier_gain=g)
+                   for s, g in zip(hidden_sizes, gains))
     crossbars = dense_crossbars(len(hidden) + 2) + tuple(tuple(p) for p in skip)
     return Architecture(n_features=n_features, hidden=hidden, n_classes=n_classes,
                         crossbars=crossbars, diode=diode or DiodeModel(), **kwargs)

@@ -100,17 +100,23 @@ def plot_critical_vs_samples(levels, path) -> Path:
         if np.isfinite(k):
             n = np.geomspace(stats["noise_samples"].min(), stats["noise_samples"].max(), 50)
             ax.plot(n, a * n ** k, color=eb[0].get_color(), label=f"{dataset} fit: N^{k:.2f} (+-{k_err:.2f})")
-    n = np.geomspace(max(1, levels["noise_samples"].min()), levels["noise_samples"].max(), 50)
     ref = levels.groupby("noise_samples")["sigma_c"].mean()
-    if np.isfinite(ref.iloc[0]):
-        ax.plot(n, ref.iloc[0] * (n / ref.index[0]) ** 0.5, "k--", lw=1, label="N^0.5 (central limit)")
+    _finish_critical_axes(ax, float(max(1, ref.index[0])), float(ref.iloc[0]), levels["noise_samples"].max(),
+                          "critical noise level vs samples")
     ax.set_xscale("log")
+    return _save(plt, fig, path)
+
+
+def _finish_critical_axes(ax, n0, sigma0, n_max, title):
+    """The sqrt(N) reference from ``(n0, sigma0)`` (when finite), log axes, labels, legend and title."""
+    if np.isfinite(sigma0):
+        n = np.geomspace(n0, n_max, 50)
+        ax.plot(n, sigma0 * (n / n0) ** 0.5, "k--", lw=1, label="N^0.5 (central limit)")
     ax.set_yscale("log")
     ax.set_xlabel("measurements per phase N")
     ax.set_ylabel("critical noise sigma_c (V)")
     ax.legend(fontsize=8)
-    ax.set_title("critical noise level vs samples")
-    return _save(plt, fig, path)
+    ax.set_title(title)
 
 
 def plot_beta_lr_maps(df, path) -> Path:
@@ -168,4 +174,65 @@ def plot_device_study(table, path) -> Path:
             ax.legend(fontsize=8)
     axes[0].set_ylabel("MNIST test accuracy (%)")
     fig.suptitle("784-100-10 (1570-100-20 circuit nodes), device range [1e-8, 1e-5] S, train defaults")
+    return _save(plt, fig, path)
+
+
+def plot_noise_curves_by_samples(curves, critical, path) -> Path:
+    """Mean test accuracy (+- std over seeds) versus noise sigma, one panel per dataset, one line per N, the
+    critical threshold dotted and each critical level marked with its bootstrap interval
+    (:func:`circuitprop.studies.noise.critical_analysis`)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    datasets = sorted(curves["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4), squeeze=False, sharey=True)
+    for ax, dataset in zip(axes[0], datasets):
+        g = curves[curves["dataset"] == dataset]
+        noisy = g[g["noise_sigma"] > 0]
+        floor = noisy["noise_sigma"].min()
+        for n, gn in g.groupby("noise_samples"):
+            gn = gn.sort_values("noise_sigma")
+            x = gn["noise_sigma"].where(gn["noise_sigma"] > 0, floor / 3)  # sigma = 0 drawn at the left edge
+            line = ax.errorbar(x, 100 * gn["mean"], yerr=100 * gn["std"].fillna(0), marker="o", ms=3, capsize=2,
+                               lw=1.2, label=f"N = {n}")
+            c = critical[(critical["dataset"] == dataset) & (critical["noise_samples"] == n)]
+            if len(c) and np.isfinite(c["sigma_c"].iloc[0]):
+                row = c.iloc[0]
+                err = [[row.sigma_c - row.sigma_c_low], [row.sigma_c_high - row.sigma_c]] \
+                    if np.isfinite(row.sigma_c_low) else None
+                ax.errorbar([row.sigma_c], [100 * row.threshold], xerr=err, marker="D", ms=6, capsize=3,
+                            color=line[0].get_color(), markeredgecolor="k")
+        thr = critical[critical["dataset"] == dataset]["threshold"]
+        if len(thr):
+            ax.axhline(100 * thr.iloc[0], color="k", ls=":", lw=1, label="threshold (sigma_c)")
+        ax.axvline(floor / 1.7, color="0.6", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("measurement noise sigma (V); left of the grey line: sigma = 0")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("test accuracy (%), mean +- std over seeds")
+    axes[0][0].legend(fontsize=8, loc="lower left")
+    return _save(plt, fig, path)
+
+
+def plot_critical_power_law(critical, power_law, path) -> Path:
+    """sigma_c versus N per dataset with bootstrap intervals, the fitted power law, and sqrt(N)."""
+    plt, fig, ax = _figure((6, 4.2))
+    for dataset, g in critical.groupby("dataset"):
+        g = g.sort_values("noise_samples")
+        low = (g["sigma_c"] - g["sigma_c_low"]).clip(lower=0).fillna(0)
+        high = (g["sigma_c_high"] - g["sigma_c"]).clip(lower=0).fillna(0)
+        eb = ax.errorbar(g["noise_samples"], g["sigma_c"], yerr=[low, high], marker="o", capsize=3, ls="none",
+                         label=dataset)
+        law = power_law[power_law["dataset"] == dataset]
+        if len(law) and np.isfinite(law["exponent"].iloc[0]):
+            r = law.iloc[0]
+            n = np.geomspace(g["noise_samples"].min(), g["noise_samples"].max(), 50)
+            ax.plot(n, r.prefactor * n ** r.exponent, color=eb[0].get_color(),
+                    label=f"{dataset}: N^{r.exponent:.3f} [{r.exponent_low:.3f}, {r.exponent_high:.3f}]")
+    first = critical.sort_values("noise_samples").groupby("dataset").first()
+    sigma0 = float(np.nanmean(first["sigma_c"])) if np.isfinite(first["sigma_c"]).any() else np.nan
+    _finish_critical_axes(ax, float(first["noise_samples"].min()), sigma0, critical["noise_samples"].max(),
+                          "critical noise level vs samples (95 % bootstrap intervals)")
+    ax.set_xscale("log", base=2)
     return _save(plt, fig, path)

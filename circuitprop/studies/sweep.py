@@ -55,7 +55,8 @@ from ..io.progress import progress
 from ..learning.trainer import EPTrainer
 
 DATA_KEYS = ("dataset", "size", "limit_train", "limit_test", "data_dir", "verify_checksums", "validation")
-#: Derived settings: ``effective_learning_rate`` (eta/beta) sets ``learning_rate = eta/beta * beta``.
+#: Derived settings: ``effective_learning_rate`` (eta/beta, one value or one per crossbar) sets
+#: ``learning_rate = eta/beta * beta`` (element by element for a list).
 DERIVED_KEYS = ("effective_learning_rate",)
 
 
@@ -111,6 +112,13 @@ def check_spec(spec: dict, where: str = "<spec>") -> dict:
                 spec_of(key).validate(key, value)
             except ConfigError as exc:
                 raise SweepError(f"{where}: [{section}] {exc}") from None
+    for section, value in ([("base", base["effective_learning_rate"])] if "effective_learning_rate" in base else []) \
+            + [("axes", v) for v in axes.get("effective_learning_rate", [])]:
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                 and math.isfinite(v) for v in values):
+            raise SweepError(f"{where}: [{section}] effective_learning_rate must be a positive number or a list of "
+                             f"them (one per crossbar), got {value!r:.60}")
     both = set(base) & set(axes)
     if "effective_learning_rate" in set(base) | set(axes) and "learning_rate" in set(base) | set(axes):
         raise SweepError(f"{where}: give learning_rate or effective_learning_rate, not both")
@@ -144,7 +152,8 @@ def iter_runs(spec: dict):
         config = dict(spec["base"])
         config.update(zip(keys, values))
         if "effective_learning_rate" in config:
-            config["learning_rate"] = config.pop("effective_learning_rate") * config.get("beta", 1e-6)
+            ratio, beta = config.pop("effective_learning_rate"), config.get("beta", 1e-6)
+            config["learning_rate"] = [r * beta for r in ratio] if isinstance(ratio, list) else ratio * beta
         config.setdefault("verbose", False)
         yield config
 
@@ -371,10 +380,11 @@ def load_results(results_dir):
                 df[col] = defaults[col]
             elif not isinstance(defaults[col], (list, tuple)):
                 df[col] = df[col].fillna(defaults[col])
-        # eta/beta, rounded so that values built as eta/beta * beta compare equal again
-        single = df["learning_rate"].map(lambda v: isinstance(v, (int, float)))  # per-crossbar lists have no one eta
-        df["effective_learning_rate"] = [float(f"{lr / b:.10g}") if ok else float("nan")
-                                         for lr, b, ok in zip(df["learning_rate"], df["beta"], single)]
+        # eta/beta, rounded so that values built as eta/beta * beta compare equal again; with one rate per
+        # crossbar, the first crossbar's (the others are in the learning_rate column)
+        first = df["learning_rate"].map(lambda v: v[0] if isinstance(v, (list, tuple)) and v else v)
+        df["effective_learning_rate"] = [float(f"{lr / b:.10g}") if isinstance(lr, (int, float)) else float("nan")
+                                         for lr, b in zip(first, df["beta"])]
     return df
 
 

@@ -75,6 +75,13 @@ class FastSolverConfig:
         With ``fixed_sweeps``, compute the KCL residual of the result (costs about
         one sweep).  ``False`` skips it: the solution then reports ``residual=nan``
         and ``converged=False`` (not checked); the training loop uses this.
+    relaxation : float
+        Over-relaxation factor omega in (0, 2): each node moves ``omega`` times the
+        way to its exact block minimum, then is clipped to its diode bounds
+        (projected successive over-relaxation, Cryer 1971).  1 is plain coordinate
+        descent.  The fixed point, and so the steady state and its KCL check, are
+        the same for every omega; omega > 1 speeds up deep chains whose layers
+        move together (``benchmarks/bench_deep.py``).  Ideal diodes only.
     """
 
     tol: float = 1e-12
@@ -85,6 +92,7 @@ class FastSolverConfig:
     dtype: str = "float64"
     newton_xtol: float | None = None
     fixed_sweeps_residual: bool = True
+    relaxation: float = 1.0
 
     def __post_init__(self):
         if self.on_fail not in ("raise", "warn", "flag"):
@@ -95,6 +103,8 @@ class FastSolverConfig:
             raise ValueError("tol must be > 0 A and max_sweeps >= 1")
         if self.fixed_sweeps is not None and self.fixed_sweeps < 1:
             raise ValueError("fixed_sweeps must be >= 1")
+        if not 0.0 < self.relaxation < 2.0:
+            raise ValueError(f"relaxation (over-relaxation factor omega) must be in (0, 2), got {self.relaxation!r}")
 
 
 class PreparedNetwork:
@@ -109,6 +119,10 @@ class PreparedNetwork:
         self.n_layers = arch.n_layers
         self.sizes = arch.layer_sizes
         self.diode = arch.diode
+        self.omega = float(config.relaxation)
+        if self.omega != 1.0 and self.diode.kind != "ideal":
+            raise ValueError(f"over-relaxation (relaxation={self.omega}) needs ideal diodes: the exact minimum of a "
+                             f"Shockley neuron is not a linear step away; use relaxation=1")
         self.xtol = config.newton_xtol or (1e-13 if dt == np.float64 else 1e-6)
         self.g = {k: v.astype(dt, copy=False) for k, v in network.conductances.items()}
         self.incoming = {l: [] for l in range(self.n_layers)}
@@ -203,7 +217,7 @@ class PreparedNetwork:
         """New voltages (V) of ``layer`` with its neighbours at ``state``: :meth:`drive` then :meth:`update`,
         or both in one kernel pass for a hidden layer with a low-rank drive (:meth:`low_rank_drive`),
         written into ``out`` when given (a buffer not aliasing ``state``)."""
-        split = self.low_rank_drive(layer, state, fixed_drive)
+        split = self.low_rank_drive(layer, state, fixed_drive) if self.omega == 1.0 else None
         if split is not None and self.diode.kind == "ideal" and split[0].size < IDEAL_KERNEL_MIN_SIZE:
             split = None  # numpy's three calls cost less than the kernel's call at this size
         if split is not None:
@@ -222,7 +236,7 @@ class PreparedNetwork:
         """Run all ``fixed_sweeps`` in one kernel call (:func:`~circuitprop.shockley.ideal_chain_sweeps`) when the
         network is inputs -> one ideal-diode hidden layer -> outputs (a skip crossbar from the inputs allowed),
         updating ``state`` in place; ``False`` (nothing done) otherwise."""
-        if (self.n_layers != 3 or self.diode.kind != "ideal" or self.sizes[2] > LOW_RANK_MAX
+        if (self.n_layers != 3 or self.diode.kind != "ideal" or self.sizes[2] > LOW_RANK_MAX or self.omega != 1.0
                 or [a for a, _ in self.incoming[1]] != [0] or (1, 2) not in self.g or 1 not in fixed_drive):
             return False
         transfer = self._transfer.get("chain")
@@ -242,6 +256,14 @@ class PreparedNetwork:
     def update(self, layer, drive, previous, coef=None):
         """New voltages of ``layer`` (or of the nodes whose total conductances ``coef`` are given) for ``drive``."""
         coef = self.coef[layer] if coef is None else coef
+        if self.omega != 1.0:  # projected SOR: a step omega times the way to the block minimum, then the clamp
+            step = drive / coef - previous
+            step *= self.dtype.type(self.omega)
+            v = previous + step
+            if layer == self.n_layers - 1:
+                return v
+            lo, hi = self.bounds[layer]
+            return np.clip(v, lo, hi, out=v)
         if layer == self.n_layers - 1:
             return drive / coef
         lo, hi = self.bounds[layer]

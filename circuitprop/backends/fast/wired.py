@@ -43,6 +43,9 @@ class WiredNetwork(PreparedNetwork):
         self.n_layers = arch.n_layers
         self.sizes = arch.layer_sizes
         self.diode = arch.diode
+        self.omega = 1.0  # node by node Gauss-Seidel; over-relaxation is not offered with wire resistance
+        if config.relaxation != 1.0:
+            raise ValueError("over-relaxation (relaxation != 1) is not offered with wire resistance")
         self.xtol = config.newton_xtol or 1e-13
         self.bounds = {l: (h.v_low, h.v_high) for l, h in enumerate(arch.hidden, start=1)}
         starts = np.cumsum((0,) + self.sizes[1:])

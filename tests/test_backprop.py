@@ -1,0 +1,57 @@
+"""The backpropagation reference: its gradients against finite differences, and that it learns."""
+import numpy as np
+import pytest
+
+from circuitprop.learning import BackpropMLP
+
+
+def _loss(model, X, T):
+    acts, _ = model._forward(X)
+    return 0.5 * np.sum((acts[-1] - T) ** 2) / len(X)
+
+
+def _finite_differences(model, X, T, array, h=1e-6):
+    """Central differences of the loss in every entry of ``array`` (a weight or bias array of ``model``)."""
+    fd = np.zeros_like(array)
+    for idx in np.ndindex(array.shape):
+        array[idx] += h
+        up = _loss(model, X, T)
+        array[idx] -= 2 * h
+        down = _loss(model, X, T)
+        array[idx] += h
+        fd[idx] = (up - down) / (2 * h)
+    return fd
+
+
+@pytest.mark.parametrize("skip", [(), ((0, 2), (1, 3), (0, 3))])
+def test_gradients_match_finite_differences(skip):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (7, 6))
+    y = rng.integers(0, 3, 7)
+    model = BackpropMLP(layers="6-5-4-3", skip=skip, epochs=0, verbose=False, v_low=-0.5, v_high=0.5).fit(X, y)
+    T = model._targets(y)
+    grads_w, grads_b = model._backward(*model._forward(X), T)
+    for key, w in model.weights_.items():
+        np.testing.assert_allclose(grads_w[key], _finite_differences(model, X, T, w), rtol=1e-5, atol=1e-9)
+    for layer, bias in model.biases_.items():
+        np.testing.assert_allclose(grads_b[layer], _finite_differences(model, X, T, bias), rtol=1e-5, atol=1e-9)
+    # some units must be clipped and some not, or the clip's derivative is not tested
+    pre = model._forward(X)[1][1]
+    assert np.any((pre > -0.5) & (pre < 0.5)) and np.any((pre <= -0.5) | (pre >= 0.5))
+
+
+def test_learns_a_separable_task_and_checks_its_input():
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(0, 1, (3, 8))
+    y = rng.integers(0, 3, 600)
+    X = centres[y] + rng.normal(0, 0.1, (600, 8))
+    model = BackpropMLP(layers="8-16-16-3", skip=((0, 2),), epochs=5, batch_size=8, learning_rate=0.05,
+                        verbose=False).fit(X[:500], y[:500], eval_set=(X[500:], y[500:]))
+    assert model.history_[-1]["test_accuracy"] > 0.95
+    assert model.history_[-1]["train_loss"] < model.history_[0]["train_loss"]
+    with pytest.raises(ValueError, match="needs"):
+        model.fit(X[:, :5], y)
+    with pytest.raises(ValueError, match="non-adjacent"):
+        BackpropMLP(layers="8-16-3", skip=((0, 1),)).fit(X, y)
+    with pytest.raises(ValueError, match="3 weight matrices"):
+        BackpropMLP(layers="8-16-16-3", learning_rate=[0.1, 0.1]).fit(X, y)
