@@ -28,7 +28,8 @@ def test_gradients_match_finite_differences(skip):
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 1, (7, 6))
     y = rng.integers(0, 3, 7)
-    model = BackpropMLP(layers="6-5-4-3", skip=skip, epochs=0, verbose=False, v_low=-0.5, v_high=0.5).fit(X, y)
+    model = BackpropMLP(layers="6-5-4-3", skip=skip, epochs=0, verbose=False, v_low=-0.5, v_high=0.5,
+                        dtype="float64").fit(X, y)
     T = model._targets(y)
     grads_w, grads_b = model._backward(*model._forward(X), T)
     for key, w in model.weights_.items():

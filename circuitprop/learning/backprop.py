@@ -43,12 +43,15 @@ class BackpropMLP:
         Cosine annealing of the step size to 0 over the run (per batch), or a constant step.
     epochs, batch_size, seed : int
         Passes over the data, examples per step, random seed (initial weights, example order).
+    dtype : {"float32", "float64"}
+        Floating-point type of weights and activations.
     verbose : bool
         Progress bar and one line per epoch.
     """
 
     def __init__(self, layers="784-100-10", skip=(), v_low=0.0, v_high=1.0, target=1.0, learning_rate=0.05,
-                 momentum=0.9, lr_schedule="cosine", epochs=10, batch_size=32, seed=0, verbose=True):
+                 momentum=0.9, lr_schedule="cosine", epochs=10, batch_size=32, seed=0, dtype="float32",
+                 verbose=True):
         self.layers = layers
         self.skip = skip
         self.v_low = v_low
@@ -60,13 +63,14 @@ class BackpropMLP:
         self.epochs = epochs
         self.batch_size = batch_size
         self.seed = seed
+        self.dtype = dtype
         self.verbose = verbose
 
     # -- scikit-learn protocol ------------------------------------------------------------------------------
     def get_params(self, deep=True) -> dict:
         return {k: getattr(self, k) for k in ("layers", "skip", "v_low", "v_high", "target", "learning_rate",
                                               "momentum", "lr_schedule", "epochs", "batch_size", "seed",
-                                              "verbose")}
+                                              "dtype", "verbose")}
 
     def set_params(self, **params):
         for k, v in params.items():
@@ -91,6 +95,8 @@ class BackpropMLP:
             raise ValueError(f"need v_low < v_high, got {self.v_low} and {self.v_high}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
         rates = self.learning_rate if isinstance(self.learning_rate, (list, tuple)) else \
@@ -106,10 +112,11 @@ class BackpropMLP:
         self.weights_ = {}
         for a, b in crossbars:  # uniform with the variance 1/fan_in of LeCun's initialisation
             bound = math.sqrt(3.0 / fan_in[b])
-            self.weights_[(a, b)] = rng.uniform(-bound, bound, (sizes[a], sizes[b]))
+            self.weights_[(a, b)] = rng.uniform(-bound, bound, (sizes[a], sizes[b])).astype(self.dtype)
         # biases put the hidden units inside their linear range at the start
         mid = 0.5 * (self.v_low + min(self.v_high, self.v_low + 1.0))
-        self.biases_ = {b: np.full(sizes[b], mid if b < len(sizes) - 1 else 0.0) for b in range(1, len(sizes))}
+        self.biases_ = {b: np.full(sizes[b], mid if b < len(sizes) - 1 else 0.0, dtype=self.dtype)
+                        for b in range(1, len(sizes))}
 
     def _forward(self, X):
         acts = [X]
@@ -136,7 +143,7 @@ class BackpropMLP:
         return grads_w, grads_b
 
     def _targets(self, y):
-        T = np.zeros((len(y), self.sizes_[-1]))
+        T = np.zeros((len(y), self.sizes_[-1]), dtype=self.dtype)
         T[np.arange(len(y)), y] = self.target
         return T
 
@@ -145,7 +152,7 @@ class BackpropMLP:
         """Train on ``X`` (n, features) with labels ``y`` (n,); ``eval_set=(X_test, y_test)`` is scored after
         every epoch (``history_``)."""
         sizes, crossbars, rates = self._check()
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X, dtype=self.dtype)
         y = np.asarray(y)
         if X.ndim != 2 or X.shape[1] != sizes[0]:
             raise ValueError(f"X has shape {X.shape}; the network {self.layers} needs (n, {sizes[0]})")
@@ -179,11 +186,11 @@ class BackpropMLP:
                 scale = 0.5 * (1 + math.cos(math.pi * step / total)) if self.lr_schedule == "cosine" else 1.0
                 for k, g in grads_w.items():
                     velocity_w[k] *= self.momentum
-                    velocity_w[k] -= rate_of[k] * scale * g
+                    velocity_w[k] -= np.asarray(rate_of[k] * scale, dtype=self.dtype) * g
                     self.weights_[k] += velocity_w[k]
                 for k, g in grads_b.items():
                     velocity_b[k] *= self.momentum
-                    velocity_b[k] -= bias_rate[k] * scale * g
+                    velocity_b[k] -= np.asarray(bias_rate[k] * scale, dtype=self.dtype) * g
                     self.biases_[k] += velocity_b[k]
                 step += 1
             record = {"epoch": epoch + 1, "train_loss": loss_sum / len(X)}
@@ -199,7 +206,7 @@ class BackpropMLP:
         """Scores (n, classes) of ``X``."""
         if not hasattr(self, "weights_"):
             raise ValueError("this BackpropMLP is not fitted yet: call fit first")
-        return self._forward(np.asarray(X, dtype=np.float64))[0][-1]
+        return self._forward(np.asarray(X, dtype=self.dtype))[0][-1]
 
     def predict(self, X) -> np.ndarray:
         return np.argmax(self.decision_function(X), axis=1)

@@ -1,0 +1,72 @@
+"""Issue 24: the backpropagation reference of the depth table (same layer sizes, skip crossbars and clipping
+activation as the circuits), trained in NumPy by circuitprop.learning.BackpropMLP.
+
+Each (dataset, topology, seed) is one run written atomically to
+experiments/results/depth/backprop/<dataset>_<topology>_s<seed>[_val].json; a rerun skips finished runs, so
+the script can be interrupted at any time.  --validation trains on the first 50,000 training images and
+scores the last 10,000 (for choosing settings); without it, the full training set and the test set.
+
+Run:  .venv/bin/python experiments/depth_backprop.py [--datasets mnist fashion-mnist] [--seeds 0]
+          [--topologies 1H 2H 3H 2H+skip 3H+skip] [--epochs 20] [--validation]
+"""
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from circuitprop.io.datasets import load_dataset
+from circuitprop.io.files import atomic_write_bytes
+from circuitprop.learning import BackpropMLP
+
+OUT = Path(__file__).resolve().parent / "results" / "depth" / "backprop"
+#: The depth table's topologies (1024 neurons per hidden layer); "+skip": crossbars from the inputs to every
+#: hidden layer and from every hidden layer to the outputs.
+TOPOLOGIES = {
+    "1H": ("784-1024-10", ()),
+    "2H": ("784-1024-1024-10", ()),
+    "3H": ("784-1024-1024-1024-10", ()),
+    "2H+skip": ("784-1024-1024-10", ((0, 2), (1, 3))),
+    "3H+skip": ("784-1024-1024-1024-10", ((0, 2), (0, 3), (1, 4), (2, 4))),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    parser.add_argument("--topologies", nargs="+", default=list(TOPOLOGIES), choices=list(TOPOLOGIES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--learning-rate", type=float, default=0.02)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--validation", action="store_true", help="score the last 10,000 training images")
+    args = parser.parse_args()
+    data_dir = os.environ.get("CIRCUITPROP_DATA")
+    for dataset in args.datasets:
+        X, y, Xt, yt = load_dataset(dataset, data_dir)
+        if args.validation:
+            X, y, Xt, yt = X[:-10000], y[:-10000], X[-10000:], y[-10000:]
+        for name in args.topologies:
+            layers, skip = TOPOLOGIES[name]
+            for seed in args.seeds:
+                path = OUT / f"{dataset}_{name}_s{seed}{'_val' if args.validation else ''}.json"
+                if path.exists():
+                    print(f"{path.name}: done")
+                    continue
+                model = BackpropMLP(layers=layers, skip=skip, epochs=args.epochs, batch_size=args.batch_size,
+                                    learning_rate=args.learning_rate, seed=seed, verbose=False)
+                t0 = time.perf_counter()
+                model.fit(X, y, eval_set=(Xt, yt))
+                record = {"dataset": dataset, "topology": name, "params": {**model.get_params(), "skip": skip},
+                          "evaluated_on": "validation: the last 10000 training images" if args.validation
+                          else "test set", "history": model.history_,
+                          "test_accuracy": model.history_[-1]["test_accuracy"],
+                          "wall_seconds": time.perf_counter() - t0, "host": platform.node()}
+                atomic_write_bytes(path, json.dumps(record, indent=1).encode())
+                print(f"{path.name}: {100 * record['test_accuracy']:.2f} % in {record['wall_seconds']:.0f} s",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
