@@ -44,6 +44,11 @@ def test_bootstrap_recovers_the_exponent_and_its_interval_covers_it():
     # the threshold is halfway between chance and the noiseless accuracy, so sigma_c is the logistic centre
     one = critical[(critical["dataset"] == "mnist") & (critical["noise_samples"] == 1)].iloc[0]
     assert one.sigma_c == pytest.approx(2e-6, rel=0.1) and one.sigma_c_low < one.sigma_c < one.sigma_c_high
+    # a point run for one seed only (a pilot's extra level) leaves the other seeds in the cell
+    extra = pd.DataFrame([dict(dataset="mnist", noise_samples=1, noise_sigma=3e-4, seed=0, status="ok",
+                               test_accuracy=0.1)])
+    again, _ = critical_analysis(pd.concat([df, extra]), n_boot=50)
+    assert (again["seeds"] == 4).all()
     # a different law is told apart
     _, law_one = critical_analysis(synthetic_runs(exponent=1.0), n_boot=300)
     assert (law_one["exponent_low"] > 0.8).all()

@@ -16,6 +16,8 @@ uncertainty
     A bootstrap over seeds: each draw resamples, with replacement, the seeds of every (dataset, N) cell
     (whole curves, since runs of one seed share their initial conductances and example order) and the
     noiseless runs that set the threshold; ``sigma_c`` and the power-law exponent are recomputed per draw.
+    The interval is the central ``level`` range of the draws; it is ``nan`` when a cell has one seed, or when
+    more than a tenth of the draws have no crossing on the grid.
 power law
     ``sigma_c = a N**k`` fitted by least squares in log-log over the N values of a dataset; the central-limit
     argument predicts ``k = 1/2``.
@@ -69,10 +71,12 @@ def critical_sigma(sigmas, accuracies, threshold) -> float:
 
 
 def _matrix(g):
-    """Accuracy as an array (seeds, sigmas) of one (dataset, N) cell, sigma > 0 increasing; seeds with a
-    missing point are dropped (their curve is incomplete)."""
+    """Accuracy as an array (seeds, sigmas) of one (dataset, N) cell, sigma > 0 increasing.  Noise levels run
+    for fewer seeds than the cell's others (e.g. a pilot's extra points) are left out, then seeds still
+    missing a point (runs in progress)."""
     table = g.pivot_table(index="seed", columns="noise_sigma", values="test_accuracy", aggfunc="mean")
-    table = table.dropna(axis=0, how="any")
+    counts = table.notna().sum(axis=0)
+    table = table.loc[:, counts == counts.max()].dropna(axis=0, how="any")
     return table.columns.to_numpy(float), table.to_numpy(float)
 
 
@@ -132,7 +136,8 @@ def critical_analysis(df, threshold=None, n_boot=2000, level=0.95, seed=0):
             slopes[b] = _fit(list(draws), [draws[n][b] for n in draws])[0]
         for n, (s, m) in cells.items():
             d = draws[n][np.isfinite(draws[n])]
-            lo, hi = (np.quantile(d, [alpha, 1 - alpha]) if d.size >= 0.9 * n_boot else (np.nan, np.nan))
+            enough = m.shape[0] >= 2 and d.size >= 0.9 * n_boot  # one seed has no spread to resample
+            lo, hi = np.quantile(d, [alpha, 1 - alpha]) if enough else (np.nan, np.nan)
             crit_rows.append({"dataset": dataset, "noise_samples": n, "threshold": thr, "sigma_c": point[n],
                               "sigma_c_low": float(lo), "sigma_c_high": float(hi), "seeds": int(m.shape[0]),
                               "sigmas": int(s.size),
@@ -145,7 +150,8 @@ def critical_analysis(df, threshold=None, n_boot=2000, level=0.95, seed=0):
             _, cov = np.polyfit(np.log(finite), np.log([point[n] for n in finite]), 1, cov=True)
             stderr = float(np.sqrt(cov[0, 0]))
         d = slopes[np.isfinite(slopes)]
-        lo, hi = np.quantile(d, [alpha, 1 - alpha]) if d.size >= 0.9 * n_boot else (np.nan, np.nan)
+        enough = min((m.shape[0] for _, m in cells.values()), default=0) >= 2 and d.size >= 0.9 * n_boot
+        lo, hi = np.quantile(d, [alpha, 1 - alpha]) if enough else (np.nan, np.nan)
         law_rows.append({"dataset": dataset, "exponent": k, "exponent_low": float(lo), "exponent_high": float(hi),
                          "exponent_stderr": stderr, "prefactor": a, "n_values": len(finite)})
     return pd.DataFrame(crit_rows), pd.DataFrame(law_rows)
