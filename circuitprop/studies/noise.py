@@ -36,13 +36,16 @@ def _ok(df):
 def noise_curves(df):
     """Mean, standard deviation and count over seeds of the test accuracy per (dataset, N, sigma).
 
-    The noiseless runs (``sigma = 0``, whatever their N) are the ``sigma = 0`` point of every N.
+    The noiseless runs (``sigma = 0``, whatever their N) are the ``sigma = 0`` point of every N.  Noise
+    levels run for fewer seeds than the others of their cell are left out (see :func:`critical_analysis`).
     """
     import pandas as pd
     ok = _ok(df)
     rows = []
     zero = ok[ok["noise_sigma"] == 0]
     for (dataset, n), g in ok[ok["noise_sigma"] > 0].groupby(["dataset", "noise_samples"]):
+        seeds = g.groupby("noise_sigma")["seed"].nunique()
+        g = g[g["noise_sigma"].isin(seeds.index[seeds == seeds.max()])]  # as in critical_analysis
         g = pd.concat([zero[zero["dataset"] == dataset], g])
         for sigma, cell in g.groupby("noise_sigma"):
             acc = cell["test_accuracy"].to_numpy(float)

@@ -190,11 +190,14 @@ def plot_noise_curves_by_samples(curves, critical, path) -> Path:
         g = curves[curves["dataset"] == dataset]
         noisy = g[g["noise_sigma"] > 0]
         floor = noisy["noise_sigma"].min()
-        for n, gn in g.groupby("noise_samples"):
+        zero = g[g["noise_sigma"] == 0].head(1)
+        if len(zero):  # the noiseless accuracy, shared by every N, drawn left of the grid
+            ax.errorbar([floor / 3], 100 * zero["mean"], yerr=100 * zero["std"].fillna(0), marker="*", ms=9,
+                        color="k", capsize=2, ls="none", label="sigma = 0")
+        for n, gn in noisy.groupby("noise_samples"):
             gn = gn.sort_values("noise_sigma")
-            x = gn["noise_sigma"].where(gn["noise_sigma"] > 0, floor / 3)  # sigma = 0 drawn at the left edge
-            line = ax.errorbar(x, 100 * gn["mean"], yerr=100 * gn["std"].fillna(0), marker="o", ms=3, capsize=2,
-                               lw=1.2, label=f"N = {n}")
+            line = ax.errorbar(gn["noise_sigma"], 100 * gn["mean"], yerr=100 * gn["std"].fillna(0), marker="o",
+                               ms=3, capsize=2, lw=1.2, label=f"N = {n}")
             c = critical[(critical["dataset"] == dataset) & (critical["noise_samples"] == n)]
             if len(c) and np.isfinite(c["sigma_c"].iloc[0]):
                 row = c.iloc[0]
