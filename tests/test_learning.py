@@ -4,7 +4,8 @@ import pytest
 from conftest import fit_run
 
 from circuitprop.backends import FastBackend
-from circuitprop.learning import CosineAnnealing, EPTrainer, ExponentialDecay, MeasurementNoise, get_schedule
+from circuitprop.learning import (CosineAnnealing, EPTrainer, ExponentialDecay, MeasurementNoise, SignRule,
+                                  get_schedule)
 from circuitprop.learning.ep import weighted_half_drop_squared
 
 
@@ -176,6 +177,11 @@ def test_exact_inputs_give_the_sum_over_every_measured_copy(skip):
                 arch.forward_gain(a) * measured[a]
             expected = expected + w * 0.5 * ((u[:, :, None] - measured[b][:, None, :]) ** 2).sum(axis=0)
         np.testing.assert_allclose(collapsed[(a, b)], expected, rtol=1e-9, atol=1e-15)
+    # the sign rule reads the input rows as their copies too
+    repeated = [([np.repeat(m[0], 5, axis=0)] + m[1:], w) for m, w in phases]
+    signs, reference = SignRule().gradient(net, phases), SignRule().gradient(net, repeated)
+    for key in signs:
+        np.testing.assert_array_equal(signs[key], reference[key])
 
 
 def test_noise_is_reproducible_with_a_seed():
