@@ -122,9 +122,15 @@ def test_two_trainings_on_one_output_the_second_refuses(unverified, tmp_path, ca
 
 # -- 4. Ctrl-C with ngspice in the loop ------------------------------------------------------------------
 
+#: The child starts with the default dispositions: run under nohup or as a background job, the test itself
+#: inherits SIGHUP or SIGINT ignored, which the trainer then rightly keeps ignored (tested on its own below).
+RESET_SIGNALS = ("import signal; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+                 "signal.signal(signal.SIGINT, signal.default_int_handler); ")
+
+
 def test_ctrl_c_during_spice_training_stops_with_the_checkpoint_saved(unverified, tmp_path):
     out = tmp_path / "m.npz"
-    code = ("import sys; from circuitprop.io import datasets; from circuitprop.cli import main; "
+    code = (RESET_SIGNALS + "import sys; from circuitprop.io import datasets; from circuitprop.cli import main; "
             f"datasets.MD5['mnist'] = {json.dumps(datasets.MD5['mnist'])}; "
             "sys.exit(main(sys.argv[1:]))")
     args = train_args(unverified, out, "--backend", "spice")
@@ -148,7 +154,7 @@ def test_sigterm_and_sighup_stop_training_like_ctrl_c(unverified, tmp_path, sign
     """kill, timeout, SLURM and docker stop send SIGTERM; a closed terminal SIGHUP: the run saves its checkpoint
     after the current batch and exits with 128 + the signal; --resume then finishes it."""
     out = tmp_path / "m.npz"
-    code = ("import sys; from circuitprop.io import datasets; from circuitprop.cli import main; "
+    code = (RESET_SIGNALS + "import sys; from circuitprop.io import datasets; from circuitprop.cli import main; "
             f"datasets.MD5['mnist'] = {json.dumps(datasets.MD5['mnist'])}; "
             "sys.exit(main(sys.argv[1:]))")
     args = train_args(unverified, out)
