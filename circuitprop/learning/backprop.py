@@ -13,6 +13,7 @@ Like :class:`~circuitprop.learning.EPTrainer` it follows scikit-learn's conventi
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -68,9 +69,9 @@ class BackpropMLP:
 
     # -- scikit-learn protocol ------------------------------------------------------------------------------
     def get_params(self, deep=True) -> dict:
-        return {k: getattr(self, k) for k in ("layers", "skip", "v_low", "v_high", "target", "learning_rate",
-                                              "momentum", "lr_schedule", "epochs", "batch_size", "seed",
-                                              "dtype", "verbose")}
+        """The parameters of ``__init__`` and their values (scikit-learn's convention)."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]
+        return {k: getattr(self, k) for k in names}
 
     def set_params(self, **params):
         for k, v in params.items():
