@@ -2,7 +2,7 @@
 activation as the circuits), trained in NumPy by circuitprop.learning.BackpropMLP.
 
 Each (dataset, topology, seed) is one run written atomically to
-experiments/results/depth/backprop/<dataset>_<topology>_s<seed>[_val].json; a rerun skips finished runs, so
+experiments/results/depth/backprop/e<epochs>/<dataset>_<topology>_s<seed>[_val].json; a rerun skips finished runs, so
 the script can be interrupted at any time.  --validation trains on the first 50,000 training images and
 scores the last 10,000 (for choosing settings); without it, the full training set and the test set.
 
@@ -50,7 +50,7 @@ def main():
         for name in args.topologies:
             layers, skip = TOPOLOGIES[name]
             for seed in args.seeds:
-                path = OUT / f"{dataset}_{name}_s{seed}{'_val' if args.validation else ''}.json"
+                path = OUT / f"e{args.epochs}" / f"{dataset}_{name}_s{seed}{'_val' if args.validation else ''}.json"
                 if path.exists():
                     print(f"{path.name}: done")
                     continue

@@ -1,0 +1,164 @@
+"""Issue 24: the depth table, its figure, and every circuit scored at its steady state.
+
+Reads the runs of ``experiments/run_depth.sh`` (experiments/results/depth/e<EPOCHS>/<dataset>_<cell>_s<seed>/)
+and the backpropagation references of ``experiments/depth_backprop.py`` (results/depth/backprop/e<EPOCHS>/),
+and writes into the e<EPOCHS> folder:
+
+* ``depth_table.md``: per dataset and cell, the test error after the last epoch (mean over the seeds found,
+  each seed listed), the error of the same circuit at its steady state, the backpropagation reference's error
+  and the seconds per training epoch;
+* ``depth_curves.png``: test error against epoch, EP (solid) and backpropagation (dashed), one panel per
+  dataset.
+
+Training and the per-epoch test accuracy use the trainer's fixed number of relaxation sweeps per phase (as
+published EP code does).  ``--steady-state N`` also solves the first N test images of every model to its
+steady state (every KCL residual below 1e-10 A, float64, over-relaxed), the circuit that ngspice would
+simulate, and records the accuracy and how many predictions the fixed sweeps got differently, in
+``steady_state.json`` beside the model (computed once).
+
+Run:  .venv/bin/python experiments/depth_table.py [--epochs 2] [--steady-state 10000]
+"""
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from circuitprop.backends import FastBackend
+from circuitprop.io.datasets import load_dataset
+from circuitprop.io.files import atomic_write_bytes
+from circuitprop.model import Network
+
+ROOT = Path(__file__).resolve().parent / "results" / "depth"
+CELLS = ["1H", "2H", "3H", "2H+skip", "3H+skip"]
+DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
+def read_log(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def steady_state(folder, X, y, batch=500):
+    """Accuracy of the model in ``folder`` at its steady state on (X, y), and disagreement with its fixed-sweep
+    solve (cached in steady_state.json for this number of images)."""
+    cache = folder / "steady_state.json"
+    if cache.exists():
+        record = json.loads(cache.read_text())
+        if record["images"] == len(X):
+            return record
+    net = Network.load(folder / "model.npz")
+    sweeps = _training_sweeps(folder)
+    exact = FastBackend(tol=1e-10, max_sweeps=20000, relaxation=1.5, on_fail="flag")
+    fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False)
+    correct = differ = unconverged = 0
+    most = 0
+    for i in range(0, len(X), batch):
+        xb, yb = X[i:i + batch], y[i:i + batch]
+        s = exact.solve(net, xb)
+        unconverged += int(not s.converged)
+        most = max(most, s.iterations)
+        p_exact = np.argmax(net.scores(s.outputs), axis=1)
+        p_fixed = np.argmax(net.scores(fixed.solve(net, xb).outputs), axis=1)
+        correct += int(np.sum(p_exact == yb))
+        differ += int(np.sum(p_exact != p_fixed))
+    record = {"images": len(X), "accuracy": correct / len(X), "fixed_sweeps": sweeps,
+              "predictions_differing_from_fixed_sweeps": differ, "batches_not_converged": unconverged,
+              "most_sweeps": most, "solver": "fast, tol 1e-10 A, float64, relaxation 1.5"}
+    atomic_write_bytes(cache, json.dumps(record, indent=1).encode())
+    return record
+
+
+def _training_sweeps(folder):
+    from circuitprop.learning.checkpoint import read_checkpoint
+    settings = read_checkpoint(folder / "model.ckpt.npz")[0]
+    return int(settings["solver_sweeps"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--steady-state", type=int, default=0, metavar="N",
+                        help="also score every model at its steady state on the first N test images")
+    args = parser.parse_args()
+    folder = ROOT / f"e{args.epochs}"
+    bp_folder = ROOT / "backprop" / f"e{args.epochs}"
+    rows, curves = [], {}
+    for dataset, label in DATASETS.items():
+        test = None
+        for cell in CELLS:
+            runs = sorted(folder.glob(f"{dataset}_{cell}_s*"), key=lambda p: int(p.name.rsplit("_s", 1)[1]))
+            runs = [r for r in runs if (r / "model.log.jsonl").exists()]
+            if not runs:
+                continue
+            errors, seconds, seeds, ss = [], [], [], []
+            for run in runs:
+                log = read_log(run / "model.log.jsonl")
+                seeds.append(run.name.rsplit("_s", 1)[1])
+                finished = len(log) >= args.epochs and (run / "done").exists()
+                errors.append(100 * (1 - log[-1]["test_accuracy"]) if finished else None)
+                seconds.extend(h["seconds"] for h in log)
+                curves.setdefault((dataset, cell), []).append([100 * (1 - h["test_accuracy"]) for h in log])
+                if args.steady_state and finished:
+                    if test is None:
+                        _, _, Xt, yt = load_dataset(dataset, os.environ.get("CIRCUITPROP_DATA"))
+                        test = (Xt[:args.steady_state], yt[:args.steady_state])
+                    record = steady_state(run, *test)
+                    ss.append(record)
+                elif (run / "steady_state.json").exists():
+                    ss.append(json.loads((run / "steady_state.json").read_text()))
+            bp = [json.loads(p.read_text()) for p in sorted(bp_folder.glob(f"{dataset}_{cell}_s*.json"))
+                  if not p.stem.endswith("_val")]
+            for b in bp:
+                curves.setdefault((dataset, cell, "bp"), []).append(
+                    [100 * (1 - h["test_accuracy"]) for h in b["history"]])
+            done = [e for e in errors if e is not None]
+            rows.append({
+                "dataset": label, "cell": cell,
+                "error": f"{np.mean(done):.2f}" if done else "running",
+                "seeds": ", ".join(f"{e:.2f}" if e is not None else "-" for e in errors) + f" (seeds {', '.join(seeds)})",
+                "steady": "; ".join(f"{100 * (1 - r['accuracy']):.2f} ({r['predictions_differing_from_fixed_sweeps']} "
+                                    f"differ, {r['images']} images)" for r in ss) or "-",
+                "bp": ", ".join(f"{100 * (1 - b['test_accuracy']):.2f}" for b in bp) or "-",
+                "seconds": f"{np.mean(seconds):.0f}",
+            })
+    lines = [f"Test error (%) after {args.epochs} epochs; EP with the training's fixed sweeps per phase, the same "
+             "circuit at its steady state, and backpropagation (same topology and clipping activation).", "",
+             "| dataset | network | EP test error (%) | each seed | at steady state | backprop | s / epoch |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['dataset']} | {r['cell']} | {r['error']} | {r['seeds']} | {r['steady']} | {r['bp']} | "
+              f"{r['seconds']} |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    atomic_write_bytes(folder / "depth_table.md", text.encode())
+    plot(curves, folder / "depth_curves.png", args.epochs)
+
+
+def plot(curves, path, epochs):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(DATASETS), figsize=(11, 4.2))
+    colours = dict(zip(CELLS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, (dataset, label) in zip(axes, DATASETS.items()):
+        for cell in CELLS:
+            for kind, style in (("ep", "-"), ("bp", "--")):
+                key = (dataset, cell) if kind == "ep" else (dataset, cell, "bp")
+                for i, curve in enumerate(curves.get(key, [])):
+                    ax.plot(range(1, len(curve) + 1), curve, style, color=colours[cell], marker="o", ms=3,
+                            label=f"{cell} {'EP' if kind == 'ep' else 'backprop'}" if i == 0 else None)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test error (%)")
+        ax.set_title(f"{label}: EP (solid) and backpropagation (dashed)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

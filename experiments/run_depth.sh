@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Issue 24: the depth table.  1, 2 and 3 hidden layers of 1024 ideal-diode neurons, without and with skip
+# crossbars (inputs -> every hidden layer, every hidden layer -> outputs, as experiments/depth_backprop.py),
+# on MNIST and Fashion-MNIST: full training sets, scored on the 10,000 test images after every epoch, every
+# cell the same number of epochs.  Settings chosen on the validation split (experiments/sweeps/depth/*.toml,
+# results in experiments/results/depth/tune_*): batch 4, float32, centred EP, fixed sweeps per phase.
+#
+#   EPOCHS=2 SEEDS="0" DATASETS="mnist fashion-mnist" CELLS="1H 2H 2H+skip 3H 3H+skip" bash experiments/run_depth.sh
+#
+# Each (dataset, cell, seed) trains into experiments/results/depth/e$EPOCHS/<dataset>_<cell>_s<seed>/ (model,
+# per-epoch log with test accuracy and seconds, curve) and checkpoints every epoch: interrupt it at any time
+# and run the same command again to continue (finished runs are skipped).  Two cores: run two copies with
+# different DATASETS or CELLS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+if [ -z "${CIRCUITPROP_DATA:-}" ] && [ -d ../shared/data/mnist ]; then export CIRCUITPROP_DATA="$(cd ../shared/data && pwd)"; fi
+EPOCHS=${EPOCHS:-2}
+SEEDS=${SEEDS:-0}
+DATASETS=${DATASETS:-mnist fashion-mnist}
+CELLS=${CELLS:-1H 2H+skip 3H+skip 2H 3H}
+# learning rates (normalised units): crossbars from the inputs, hidden -> hidden, hidden -> outputs
+LR_IN=${LR_IN:-3e6}; LR_HID=${LR_HID:-1e6}; LR_OUT=${LR_OUT:-3e5}
+GAIN=${GAIN:-4}      # amplifier gain after every hidden layer (0: none)
+SWEEPS=${SWEEPS:-6}  # relaxation sweeps per phase (4 for 1H, as the noise study)
+OUT=experiments/results/depth/e$EPOCHS
+
+cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossbars first, then the skips)
+    case "$1" in
+        1H) echo "--layers 784-1024-10 --amplifier-gain $GAIN --lr $LR_IN $LR_OUT --solver-sweeps 4" ;;
+        2H) echo "--layers 784-1024-1024-10 --amplifier-gain $GAIN $GAIN --lr $LR_IN $LR_HID $LR_OUT --solver-sweeps $SWEEPS" ;;
+        3H) echo "--layers 784-1024-1024-1024-10 --amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT --solver-sweeps $SWEEPS" ;;
+        2H+skip) echo "--layers 784-1024-1024-10 --skip 0-2 --skip 1-3 --amplifier-gain $GAIN $GAIN \
+--lr $LR_IN $LR_HID $LR_OUT $LR_IN $LR_OUT --solver-sweeps $SWEEPS" ;;
+        3H+skip) echo "--layers 784-1024-1024-1024-10 --skip 0-2 --skip 0-3 --skip 1-4 --skip 2-4 \
+--amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT $LR_IN $LR_IN $LR_OUT $LR_OUT --solver-sweeps $SWEEPS" ;;
+        *) echo "unknown cell $1 (1H 2H 2H+skip 3H 3H+skip)" >&2; exit 2 ;;
+    esac
+}
+
+for dataset in $DATASETS; do
+    for cell in $CELLS; do
+        for seed in $SEEDS; do
+            dir="$OUT/${dataset}_${cell}_s$seed"
+            if [ -f "$dir/done" ]; then echo "$dir: done"; continue; fi
+            mkdir -p "$dir"
+            # shellcheck disable=SC2046
+            .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype float32 \
+                --epochs "$EPOCHS" --seed "$seed" --resume -o "$dir/model.npz"
+            touch "$dir/done"
+        done
+    done
+done
