@@ -2,7 +2,7 @@
 activation as the circuits), trained in NumPy by circuitprop.learning.BackpropMLP.
 
 Each (dataset, topology, seed) is one run written atomically to
-experiments/results/depth/backprop/e<epochs>/<dataset>_<topology>_s<seed>[_val].json; a rerun skips finished runs, so
+experiments/results/depth/backprop/e<epochs>/<dataset>_<topology>_s<seed>[_lr<rate>_b<batch>_val].json; a rerun skips finished runs, so
 the script can be interrupted at any time.  --validation trains on the first 50,000 training images and
 scores the last 10,000 (for choosing settings); without it, the full training set and the test set.
 
@@ -32,14 +32,27 @@ TOPOLOGIES = {
 }
 
 
+def rates_by_fan_in(layers, skip, rate):
+    """One SGD step size per weight matrix (BackpropMLP's order: dense, then skips): ``rate`` over the fan-in
+    of the layer the matrix feeds."""
+    sizes = [int(n) for n in layers.split("-")]
+    matrices = [(i, i + 1) for i in range(len(sizes) - 1)] + [tuple(p) for p in skip]
+    fan_in = {b: sum(sizes[a] for a, bb in matrices if bb == b) for b in range(1, len(sizes))}
+    return [rate / fan_in[b] for _, b in matrices]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     parser.add_argument("--topologies", nargs="+", default=list(TOPOLOGIES), choices=list(TOPOLOGIES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--learning-rate", type=float, default=0.02)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=10.0,
+                        help="step size times fan-in: each weight matrix into layer b steps by this over the "
+                             "number of inputs of layer b (with activations in [0, 1], not centred, the "
+                             "loss's largest curvature grows with the fan-in; one step size for all "
+                             "diverges in the deep skip networks)")
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--validation", action="store_true", help="score the last 10,000 training images")
     args = parser.parse_args()
     data_dir = os.environ.get("CIRCUITPROP_DATA")
@@ -50,12 +63,14 @@ def main():
         for name in args.topologies:
             layers, skip = TOPOLOGIES[name]
             for seed in args.seeds:
-                path = OUT / f"e{args.epochs}" / f"{dataset}_{name}_s{seed}{'_val' if args.validation else ''}.json"
+                tag = f"_lr{args.learning_rate:g}_b{args.batch_size}_val" if args.validation else ""
+                path = OUT / f"e{args.epochs}" / f"{dataset}_{name}_s{seed}{tag}.json"
                 if path.exists():
                     print(f"{path.name}: done")
                     continue
                 model = BackpropMLP(layers=layers, skip=skip, epochs=args.epochs, batch_size=args.batch_size,
-                                    learning_rate=args.learning_rate, seed=seed, verbose=False)
+                                    learning_rate=rates_by_fan_in(layers, skip, args.learning_rate), seed=seed,
+                                    verbose=False)
                 t0 = time.perf_counter()
                 model.fit(X, y, eval_set=(Xt, yt))
                 record = {"dataset": dataset, "topology": name, "params": {**model.get_params(), "skip": skip},

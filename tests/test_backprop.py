@@ -1,4 +1,6 @@
 """The backpropagation reference: its gradients against finite differences, and that it learns."""
+import json
+
 import numpy as np
 import pytest
 
@@ -50,6 +52,7 @@ def test_learns_a_separable_task_and_checks_its_input():
                         verbose=False).fit(X[:500], y[:500], eval_set=(X[500:], y[500:]))
     assert model.history_[-1]["test_accuracy"] > 0.95
     assert model.history_[-1]["train_loss"] < model.history_[0]["train_loss"]
+    assert json.loads(json.dumps(model.history_)) == model.history_  # plain numbers: written as JSON by scripts
     with pytest.raises(ValueError, match="needs"):
         model.fit(X[:, :5], y)
     with pytest.raises(ValueError, match="non-adjacent"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 
 import numpy as np
 
@@ -175,6 +176,7 @@ class BackpropMLP:
         for epoch in range(self.epochs):
             order = rng.permutation(len(X))
             loss_sum = 0.0
+            started = time.perf_counter()
             batches = range(n_batches)
             if self.verbose:
                 batches = progress(batches, total=n_batches, desc=f"backprop epoch {epoch + 1}/{self.epochs}")
@@ -194,7 +196,9 @@ class BackpropMLP:
                     velocity_b[k] -= np.asarray(bias_rate[k] * scale, dtype=self.dtype) * g
                     self.biases_[k] += velocity_b[k]
                 step += 1
-            record = {"epoch": epoch + 1, "train_loss": loss_sum / len(X)}
+            # plain Python numbers: a history is written as JSON
+            record = {"epoch": epoch + 1, "train_loss": float(loss_sum) / len(X),
+                      "seconds": time.perf_counter() - started}
             if eval_set is not None:
                 record["test_accuracy"] = self.score(*eval_set)
             self.history_.append(record)
