@@ -5,8 +5,8 @@ and the backpropagation references of ``experiments/depth_backprop.py`` (results
 and writes into the e<EPOCHS> folder:
 
 * ``depth_table.md``: per dataset and cell, the test error after the last epoch (mean over the seeds found,
-  each seed listed), the error of the same circuit at its steady state, the backpropagation reference's error
-  and the seconds per training epoch;
+  each seed listed), how many of the first N test images change class when the same circuit is solved to
+  its steady state, the backpropagation reference's error and the seconds per training epoch;
 * ``depth_curves.png``: test error against epoch, EP (solid) and backpropagation (dashed), one panel per
   dataset.
 
@@ -117,14 +117,15 @@ def main():
                 "dataset": label, "cell": cell,
                 "error": f"{np.mean(done):.2f}" if done else "running",
                 "seeds": ", ".join(f"{e:.2f}" if e is not None else "-" for e in errors) + f" (seeds {', '.join(seeds)})",
-                "steady": "; ".join(f"{100 * (1 - r['accuracy']):.2f} ({r['predictions_differing_from_fixed_sweeps']} "
-                                    f"differ, {r['images']} images)" for r in ss) or "-",
+                "steady": "; ".join(f"{r['predictions_differing_from_fixed_sweeps']} of {r['images']}" for r in ss) or "-",
                 "bp": ", ".join(f"{100 * (1 - b['test_accuracy']):.2f}" for b in bp) or "-",
                 "seconds": f"{np.mean(seconds):.0f}",
             })
-    lines = [f"Test error (%) after {args.epochs} epochs; EP with the training's fixed sweeps per phase, the same "
-             "circuit at its steady state, and backpropagation (same topology and clipping activation).", "",
-             "| dataset | network | EP test error (%) | each seed | at steady state | backprop | s / epoch |",
+    lines = [f"Test error (%) on the 10,000 test images after {args.epochs} epochs: EP with the training's fixed "
+             "sweeps per phase, and backpropagation (same topology and clipping activation); the test images, "
+             "among the first N, whose class changes when the circuit is solved to its steady state instead; "
+             "seconds per training epoch.", "",
+             "| dataset | network | EP test error (%) | each seed | class changed at steady state | backprop | s / epoch |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['dataset']} | {r['cell']} | {r['error']} | {r['seeds']} | {r['steady']} | {r['bp']} | "
               f"{r['seconds']} |" for r in rows]
@@ -136,6 +137,7 @@ def main():
 
 def plot(curves, path, epochs):
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(DATASETS), figsize=(11, 4.2))
@@ -148,6 +150,9 @@ def plot(curves, path, epochs):
                     ax.plot(range(1, len(curve) + 1), curve, style, color=colours[cell], marker="o", ms=3,
                             label=f"{cell} {'EP' if kind == 'ep' else 'backprop'}" if i == 0 else None)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("test error (%)")
         ax.set_title(f"{label}: EP (solid) and backpropagation (dashed)")
