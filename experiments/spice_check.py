@@ -38,28 +38,7 @@ from circuitprop.io.datasets import load_dataset
 from circuitprop.io.files import atomic_write_bytes
 from circuitprop.model import Network
 from circuitprop.netlist import write_netlist
-
-
-def read_log(path, fingerprint) -> dict:
-    """Finished images of this model (by fingerprint) from the append-only log; a torn last line is ignored."""
-    done = {}
-    if not os.path.exists(path):
-        return done
-    with open(path, "rb+") as fh:  # end a line torn by a kill so the next append starts clean
-        size = fh.seek(0, os.SEEK_END)
-        if size:
-            fh.seek(size - 1)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")
-    with open(path) as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("model") == fingerprint:
-                done[int(record["image"])] = record
-    return done
+from export_check import _read_flat_log as read_log  # the same append-only per-image log, by fingerprint
 
 
 def nodeset_solve(net, x, start) -> np.ndarray:
