@@ -266,3 +266,29 @@ def test_worker_processes_are_recycled_with_the_same_results():
         assert np.max(np.abs(third.flat() - first.flat())) < 1e-12
     finally:
         backend.close()
+
+
+def test_klu_is_the_default_solver_and_agrees_with_sparse(rng):
+    """ngspice >= 40 factors with KLU when asked (the default); Sparse 1.3 gives the same steady state."""
+    from dataclasses import replace
+
+    from circuitprop.backends.spice.ngspice import NgSpiceSession
+    from circuitprop.netlist.circuit import build_circuit
+    from circuitprop.netlist.writers import render
+
+    net = random_network("8-6-6-3", amplifier_gain=2.0, skip=((0, 2), (1, 3)), v_low=-0.3, v_high=-0.1)
+    x = rng.uniform(0, 1, (2, 8))
+    currents = rng.normal(0, 1e-6, (2, 6))
+    klu = SpiceBackend(fold_inputs=False, options=SpiceOptions.tight()).solve(net, x, currents)
+    sparse = SpiceBackend(fold_inputs=False, options=replace(SpiceOptions.tight(), klu=0)).solve(net, x, currents)
+    np.testing.assert_allclose(klu.flat(), sparse.flat(), atol=1e-9)
+    assert max_abs_residual(kcl_residual(net, klu.voltages, currents)) < 1e-9
+
+    session = NgSpiceSession.get()
+    session.load(render(build_circuit(net, inputs=x[0]), "ngspice", options=SpiceOptions().simulator_options(),
+                        analysis=False), key="klu-test")
+    try:
+        assert "Using KLU" in session.command("op")
+    finally:
+        session.command("destroy all", check=False)
+        session.loaded = None
