@@ -106,6 +106,9 @@ def main():
     parser.add_argument("--log", default=None, help="per-image results (default: MODEL.spice.jsonl)")
     parser.add_argument("--output", default=None, help="summary (default: MODEL.spice.json)")
     parser.add_argument("--export", default=None, help="also write the full ngspice netlist here")
+    parser.add_argument("--reverse", action="store_true",
+                        help="take the images last first: a second process on the same log meets the first halfway "
+                             "(run the command once more afterwards for the summary of all images)")
     parser.add_argument("--ideal-n", type=float, default=None,
                         help="emission coefficient of the near-ideal SPICE diode (default: the model's, 0.001)")
     parser.add_argument("--nodeset", action="store_true",
@@ -137,6 +140,8 @@ def main():
     exact = FastBackend(tol=1e-10, max_sweeps=20000, relaxation=1.5)
     fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False)
     todo = [i for i in range(len(Xt)) if i not in done]
+    if args.reverse:  # a second process on the same log works from the other end (the log keeps one line per image)
+        todo.reverse()
     how = "one op per image from a .nodeset" if args.nodeset else f"{args.chunk} images per DC sweep"
     print(f"{model}: {len(done)} of {len(Xt)} images already in {log}; ngspice, {how}", flush=True)
     for start in range(0, len(todo), args.chunk):
@@ -151,13 +156,12 @@ def main():
         seconds = (time.perf_counter() - t0) / len(images)
         exact_scores = net.scores(steady.outputs)
         fixed_scores = net.scores(fixed.solve(net, x).outputs)
-        with open(log, "a") as fh:
-            for k, i in enumerate(images):
-                done[i] = {"model": fingerprint, "image": i, "label": int(yt[i]),
-                           "ngspice_V": spice_scores[k].tolist(), "steady_state_V": exact_scores[k].tolist(),
-                           "fixed_sweeps_V": fixed_scores[k].tolist(), "ngspice_seconds": seconds}
-                fh.write(json.dumps(done[i]) + "\n")
-            fh.flush()
+        for k, i in enumerate(images):
+            done[i] = {"model": fingerprint, "image": i, "label": int(yt[i]),
+                       "ngspice_V": spice_scores[k].tolist(), "steady_state_V": exact_scores[k].tolist(),
+                       "fixed_sweeps_V": fixed_scores[k].tolist(), "ngspice_seconds": seconds}
+        with open(log, "ab", buffering=0) as fh:  # the chunk in one append: no line torn by a second process
+            fh.write("".join(json.dumps(done[i]) + "\n" for i in images).encode())
             os.fsync(fh.fileno())
         print(f"images {len(done)}/{len(Xt)}: {seconds:.1f} s per image in ngspice", flush=True)
     order = sorted(done)
