@@ -17,7 +17,7 @@ tolerances; the answer is KCL-checked like every other).  ``--export`` also writ
 dialect and records its size and SHA-256.
 
 Run:  .venv/bin/python experiments/spice_check.py MODEL.npz --dataset mnist [--images 200] [--chunk 10]
-          [--sweeps 6] [--nodeset] [--ideal-n N] [--log LOG.jsonl] [--output RESULT.json] [--export NETLIST.cir]
+          [--sweeps 6] [--nodeset] [--reverse] [--ideal-n N] [--log LOG.jsonl] [--output RESULT.json] [--export NETLIST.cir]
 
 The summary lists every image whose class differs from the steady state's, with the steady state's margin
 between its two highest class scores: the near-ideal SPICE diode conducts about ``N*V_T*ln(I/IS)`` (0.5 mV
