@@ -28,18 +28,7 @@ from circuitprop.backends.spice import SpiceBackend, SpiceOptions
 from circuitprop.backends.spice.ngspice import NgSpiceSession
 from circuitprop.model import Network, make_architecture
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def images(count, rng):
-    try:
-        from circuitprop.io.datasets import load_split
-        data_dir = os.environ.get("CIRCUITPROP_DATA") or str(ROOT.parent / "shared" / "data")
-        return load_split("mnist", "test", data_dir, limit=count)[0]
-    except Exception as exc:  # no data here: random pixels (say so)
-        print(f"(MNIST not found: {exc}; using random pixels)")
-        return rng.uniform(0, 1, (count, 784))
-
+from bench_spice import images  # MNIST test images, random pixels without the data (says so)
 
 def cpu_name():
     try:
@@ -64,10 +53,8 @@ def main():
     parser.add_argument("--sparse-max", type=int, default=256, help="largest width solved with Sparse 1.3 too")
     parser.add_argument("--images", type=int, default=4)
     args = parser.parse_args()
-    version = NgSpiceSession.get().command("version -f").splitlines()
-    print(next((line.strip("* ") for line in version if "ngspice-" in line), "ngspice (version unknown)"),
-          "|", cpu_name())
-    X = images(args.images, np.random.default_rng(0))
+    print(NgSpiceSession.get().version(), "|", cpu_name())
+    X = images(args.images, 784, np.random.default_rng(0))
     print("| hidden width n | conductances | KLU s / image | Sparse 1.3 s / image | KLU speed-up | max |dV| (V) |")
     print("|---|---|---|---|---|---|")
     for n in args.widths:

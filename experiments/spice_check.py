@@ -46,12 +46,6 @@ from circuitprop.netlist import write_netlist
 from export_check import _read_flat_log as read_log  # the same append-only per-image log, by fingerprint
 
 
-def ngspice_version() -> str:
-    """``ngspice-46`` (the loaded shared library's version line)."""
-    text = NgSpiceSession.get().command("version -f")
-    return next((w for w in text.split() if w.startswith("ngspice-")), "ngspice")
-
-
 def top2_margin(scores) -> np.ndarray:
     """Per image, the highest class score minus the second highest (volts)."""
     ordered = np.sort(np.asarray(scores), axis=1)
@@ -170,7 +164,7 @@ def main():
     ng, st, fx = take("ngspice_V"), take("steady_state_V"), take("fixed_sweeps_V")
     same = lambda a, b: int(np.sum(np.argmax(a, 1) == np.argmax(b, 1)))  # noqa: E731
     result = {"model": str(model), "dataset": args.dataset, "images": len(order), "method": (
-              f"{ngspice_version()} (shared library, KLU), Norton-folded inputs, "
+              f"{NgSpiceSession.get().version()} (shared library, KLU), Norton-folded inputs, "
               + ("one op per image from a .nodeset of the fast solver's state" if args.nodeset else "DC sweep per chunk")
               + ", near-ideal diodes "
               f"(N = {net.architecture.diode.spice_ideal_n}); fast solver at steady state (1e-10 A, float64) "

@@ -109,6 +109,10 @@ class NgSpiceSession:
                 _SESSION = cls()
             return _SESSION
 
+    def version(self) -> str:
+        """The loaded library's version, e.g. ``ngspice-46``."""
+        return next((w for w in self.command("version -f").split() if w.startswith("ngspice-")), "ngspice")
+
     def output(self) -> str:
         return "\n".join(self.ng._stdout + self.ng._stderr)
 
