@@ -6,7 +6,7 @@
 - :class:`OptimizerConfig`: learning rate, its schedule, momentum;
 - :class:`DeviceConfig`: the programmable conductances: device range, initial range, non-idealities;
 - :class:`SolverConfig`: which backend solves the phases, and how;
-- :class:`TrainingConfig`: epochs, batch size, seed, progress output.
+- :class:`TrainingConfig`: epochs, batch size, seed, augmentation, progress output.
 
 Each field is declared with :func:`circuitprop.declare.setting` (type, unit, default, range, help): the
 command-line options of ``init``, ``train`` and ``eval`` and their ``--help``, the checks, checkpoints and sweep
@@ -259,6 +259,9 @@ class TrainingConfig(Config):
     epochs: int = setting(3, "passes over the training set (0: initialise only)", kind=int, low=0, high=1_000_000)
     batch_size: int = setting(16, "examples per EP step", kind=int, low=1, high=1_000_000)
     seed: int = setting(0, "random seed (initial conductances, example order, noise)", kind=int, low=0)
+    augment_shift: int = setting(0, "move each training image by a random whole number of pixels, up to this "
+                                 "many along each axis, new shifts every epoch (0: no augmentation; the "
+                                 "papers compared against use none)", kind=int, low=0, high=27)
     verbose: bool = setting(True, "progress bar and per-epoch lines", kind=bool, cli=False)
 
 
@@ -278,7 +281,8 @@ LEGACY = {"lr_schedule": "exponential", "dtype": "float64", "device": None, "spi
 #: whose defaults are what earlier releases did (the configs' fields, ``noise_inputs``, ``solver_relaxation``),
 #: and ``verbose`` (not a property of the run).
 OPTIONAL_IN_FILES = set(LEGACY) | {"doubled_inputs", "name", "saturation_current", "emission_coefficient",
-                                   "series_resistance", "verbose", "noise_inputs", "solver_relaxation"}
+                                   "series_resistance", "verbose", "noise_inputs", "solver_relaxation",
+                                   "augment_shift"}
 
 
 def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):

@@ -54,6 +54,8 @@ def main():
                              "diverges in the deep skip networks)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--validation", action="store_true", help="score the last 10,000 training images")
+    parser.add_argument("--augment-shift", type=int, default=0,
+                        help="random translations of the training images by up to this many pixels (0: none)")
     args = parser.parse_args()
     data_dir = os.environ.get("CIRCUITPROP_DATA")
     for dataset in args.datasets:
@@ -64,13 +66,14 @@ def main():
             layers, skip = TOPOLOGIES[name]
             for seed in args.seeds:
                 tag = f"_lr{args.learning_rate:g}_b{args.batch_size}_val" if args.validation else ""
+                tag += f"_shift{args.augment_shift}" if args.augment_shift else ""
                 path = OUT / f"e{args.epochs}" / f"{dataset}_{name}_s{seed}{tag}.json"
                 if path.exists():
                     print(f"{path.name}: done")
                     continue
                 model = BackpropMLP(layers=layers, skip=skip, epochs=args.epochs, batch_size=args.batch_size,
                                     learning_rate=rates_by_fan_in(layers, skip, args.learning_rate), seed=seed,
-                                    verbose=False)
+                                    augment_shift=args.augment_shift, verbose=False)
                 t0 = time.perf_counter()
                 model.fit(X, y, eval_set=(Xt, yt))
                 record = {"dataset": dataset, "topology": name, "params": {**model.get_params(), "skip": skip},

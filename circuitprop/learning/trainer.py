@@ -36,6 +36,7 @@ from ..errors import ConfigError
 from ..io.progress import progress
 from ..model import Network
 from ..model.devices import make_device
+from .augment import RandomShift
 from .checkpoint import read_checkpoint, write_checkpoint
 from .ep import MeasurementNoise, get_estimator, get_rule
 from .optimizers import SGD, get_schedule
@@ -63,7 +64,7 @@ class EPTrainer:
         Device range ``[g_min, g_max]`` (S), initial range, non-idealities.
     solver : SolverConfig or dict, optional
         Backend (``"fast"`` or ``"spice"``) and its settings.
-    epochs, batch_size, seed, verbose
+    epochs, batch_size, seed, augment_shift, verbose
         See :class:`~circuitprop.config.TrainingConfig`.
     warm_start : bool
         ``fit`` continues from the fitted state (network, optimizer, random state, position in the run)
@@ -96,7 +97,8 @@ class EPTrainer:
 
     def __init__(self, circuit=None, neuron=None, ep=None, optimizer=None, devices=None, solver=None, *,
                  epochs=_TRAINING["epochs"], batch_size=_TRAINING["batch_size"], seed=_TRAINING["seed"],
-                 verbose=_TRAINING["verbose"], warm_start=False, **settings):
+                 augment_shift=_TRAINING["augment_shift"], verbose=_TRAINING["verbose"], warm_start=False,
+                 **settings):
         given = {"circuit": circuit, "neuron": neuron, "ep": ep, "optimizer": optimizer, "devices": devices,
                  "solver": solver}
         groups, _ = split(settings)
@@ -105,6 +107,7 @@ class EPTrainer:
         self.epochs = epochs
         self.batch_size = batch_size
         self.seed = seed
+        self.augment_shift = augment_shift
         self.verbose = verbose
         self.warm_start = warm_start
 
@@ -316,11 +319,16 @@ class EPTrainer:
         batch_size = int(self.batch_size)
         n_batches = math.ceil(n / batch_size)
         start_epoch, start_batch = self.position_
+        augment = RandomShift(self.augment_shift, X.shape[1]) if self.augment_shift else None
         for epoch in range(start_epoch, int(self.epochs)):
             t0 = time.perf_counter()
             bar = progress(range(start_batch, n_batches), total=n_batches, initial=start_batch,
                            desc=f"epoch {epoch + 1}/{self.epochs}", enabled=bool(self.verbose))
             order = np.random.default_rng([self.seed, epoch]).permutation(n)
+            shifts = augment.draw(n, self.seed, epoch) if augment is not None else None
+
+            def examples(rows):  # the batch's features as the circuit sees them (moved, with augmentation)
+                return X[rows] if augment is None else augment.apply(X[rows], shifts[rows])
             losses = []
             stop = False
             try:
@@ -330,8 +338,8 @@ class EPTrainer:
                         idx = order[b * batch_size:(b + 1) * batch_size]
                         following = order[(b + 1) * batch_size:(b + 2) * batch_size]
                         self.optimizer_.scale = self._schedule(epoch, b / n_batches, int(self.epochs))
-                        x = x_next if x_next is not None else X[idx]  # the array the last step prepared
-                        x_next = X[following] if following.size else None
+                        x = x_next if x_next is not None else examples(idx)  # the array the last step prepared
+                        x_next = examples(following) if following.size else None
                         loss = self._step(x, targets_all[idx], x_next)
                         if not math.isfinite(loss):
                             raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}, batch {b}")
