@@ -12,8 +12,12 @@ four MNIST training images, it prints:
   beta = 1 uS) has cosine >= 0.999 with the gradient at the steady state;
 * training speed with those sweeps: examples/s of ``EPTrainer.fit`` over ``--examples`` MNIST images (batch 4,
   float32, centred EP), and the same per conductance relative to the one-hidden-layer network measured in
-  this run (the baseline: 1.00 means "as fast per conductance as 1H").
+  this run (the baseline: 1.00 means "as fast per conductance as 1H");
+* the same examples/s with the solver's crossbar pass switched off (``FastSolverConfig.crossbar_pass``: every
+  hidden-to-hidden crossbar then costs two matrix products per sweep), measured in the same run, and the
+  speed-up of the pass.
 """
+import contextlib
 import argparse
 import time
 
@@ -21,6 +25,7 @@ import circuitprop  # noqa: F401  (before numpy: sets OPENBLAS_THREAD_TIMEOUT, s
 import numpy as np
 
 from circuitprop.backends import ConvergenceError, FastBackend
+from circuitprop.backends.fast import solver as fast_solver
 from circuitprop.io.datasets import load_dataset
 from circuitprop.learning import EPTrainer
 
@@ -63,6 +68,25 @@ def gradient(tr, X, y):
     return np.concatenate([captured[k].ravel() for k in sorted(captured)])
 
 
+@contextlib.contextmanager
+def without_crossbar_pass():
+    """Training as before the crossbar pass: the trainer builds its own solver config, so the pass is switched
+    off where the solver looks it up (no crossbar qualifies)."""
+    passes = fast_solver._crossbar_passes
+    fast_solver._crossbar_passes = lambda arch, groups: {}
+    try:
+        yield
+    finally:
+        fast_solver._crossbar_passes = passes
+
+
+def examples_per_second(layers, skip, sweeps, X, y):
+    tr = trainer(layers, skip, solver_sweeps=sweeps, dtype="float32", epochs=1)
+    t0 = time.perf_counter()
+    tr.fit(X, y)
+    return len(X) / tr.history_[0].get("seconds", time.perf_counter() - t0)
+
+
 def steady_state_sweeps(net, X, omega):
     s = FastBackend(tol=1e-10, max_sweeps=20000, on_fail="flag", relaxation=omega).solve(net, X)
     return s.iterations if s.converged else None
@@ -88,7 +112,7 @@ def main():
             reference = gradient(exact, xb, yb)
         except ConvergenceError as exc:
             print(f"{name}: no reference gradient ({exc})", flush=True)
-            rows.append((name, layers, skip, n_conductances, plain, relaxed, None, float("nan")))
+            rows.append((name, layers, skip, n_conductances, plain, relaxed, None, float("nan"), float("nan")))
             continue
         needed = None
         for s in SWEEPS:
@@ -98,23 +122,23 @@ def main():
             if cosine >= 0.999:
                 needed = s
                 break
-        rate = float("nan")
+        rate = baseline = float("nan")
         if needed is not None:
-            tr = trainer(layers, skip, solver_sweeps=needed, dtype="float32", epochs=1)
-            t0 = time.perf_counter()
-            tr.fit(X[:args.examples], y[:args.examples])
-            rate = args.examples / tr.history_[0].get("seconds", time.perf_counter() - t0)
-        rows.append((name, layers, skip, n_conductances, plain, relaxed, needed, rate))
+            rate = examples_per_second(layers, skip, needed, X[:args.examples], y[:args.examples])
+            with without_crossbar_pass():
+                baseline = examples_per_second(layers, skip, needed, X[:args.examples], y[:args.examples])
+        rows.append((name, layers, skip, n_conductances, plain, relaxed, needed, rate, baseline))
         print(f"{name}: {n_conductances:,} conductances; steady state in {plain} sweeps (omega 1), {relaxed} "
-              f"(omega 1.5); gradient needs {needed} sweeps; {rate:.0f} examples/s", flush=True)
+              f"(omega 1.5); gradient needs {needed} sweeps; {rate:.0f} examples/s ({baseline:.0f} without the "
+              f"crossbar pass)", flush=True)
     base = next((r for r in rows if r[0] == "1H"), None)
     print("\n| topology | conductances | sweeps to 1e-10 A (omega 1 / 1.5) | sweeps for cosine 0.999 | examples/s |"
-          " conductance-examples/s vs 1H |")
-    print("|---|---|---|---|---|---|")
-    for name, layers, skip, n, plain, relaxed, needed, rate in rows:
+          " conductance-examples/s vs 1H | examples/s without the crossbar pass | speed-up of the pass |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, layers, skip, n, plain, relaxed, needed, rate, baseline in rows:
         ratio = rate * n / (base[7] * base[3]) if base and np.isfinite(base[7]) else float("nan")
         print(f"| {name} ({layers}{' skip ' + ' '.join(f'{a}-{b}' for a, b in skip) if skip else ''}) | {n:,} | "
-              f"{plain} / {relaxed} | {needed} | {rate:.0f} | {ratio:.2f} |")
+              f"{plain} / {relaxed} | {needed} | {rate:.0f} | {ratio:.2f} | {baseline:.0f} | {rate / baseline:.2f} |")
 
 
 if __name__ == "__main__":

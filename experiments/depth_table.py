@@ -16,7 +16,10 @@ steady state (every KCL residual below 1e-10 A, float64, over-relaxed), the circ
 simulate, and records the accuracy and how many predictions the fixed sweeps got differently, in
 ``steady_state.json`` beside the model (computed once).
 
-Run:  .venv/bin/python experiments/depth_table.py [--epochs 2] [--steady-state 10000]
+Runs trained with ``AUGMENT=K`` (random shifts) are read from e<EPOCHS>_shiftK/ with ``--augment K``, beside
+the backpropagation references trained with ``--augment-shift K``.
+
+Run:  .venv/bin/python experiments/depth_table.py [--epochs 2] [--augment K] [--steady-state 10000]
 """
 import argparse
 import json
@@ -80,8 +83,10 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--steady-state", type=int, default=0, metavar="N",
                         help="also score every model at its steady state on the first N test images")
+    parser.add_argument("--augment", type=int, default=0, metavar="K",
+                        help="the runs trained with AUGMENT=K (random shifts of up to K pixels; e<EPOCHS>_shiftK/)")
     args = parser.parse_args()
-    folder = ROOT / f"e{args.epochs}"
+    folder = ROOT / (f"e{args.epochs}" + (f"_shift{args.augment}" if args.augment else ""))
     bp_folder = ROOT / "backprop" / f"e{args.epochs}"
     rows, curves = [], {}
     for dataset, label in DATASETS.items():
@@ -107,8 +112,9 @@ def main():
                     ss.append(record)
                 elif (run / "steady_state.json").exists():
                     ss.append(json.loads((run / "steady_state.json").read_text()))
+            shift = f"_shift{args.augment}" if args.augment else ""
             bp = [json.loads(p.read_text()) for p in sorted(bp_folder.glob(f"{dataset}_{cell}_s*.json"))
-                  if not p.stem.endswith("_val")]
+                  if "_val" not in p.stem and (p.stem.endswith(shift) if shift else "_shift" not in p.stem)]
             for b in bp:
                 curves.setdefault((dataset, cell, "bp"), []).append(
                     [100 * (1 - h["test_accuracy"]) for h in b["history"]])
@@ -121,10 +127,12 @@ def main():
                 "bp": ", ".join(f"{100 * (1 - b['test_accuracy']):.2f}" for b in bp) or "-",
                 "seconds": f"{np.mean(seconds):.0f}",
             })
+    augmented = (f" Trained on images shifted at random by up to {args.augment} pixels along each axis (new shifts "
+                 "every epoch); the papers compared against do not augment." if args.augment else "")
     lines = [f"Test error (%) on the 10,000 test images after {args.epochs} epochs: EP with the training's fixed "
              "sweeps per phase, and backpropagation (same topology and clipping activation); the test images, "
              "among the first N, whose class changes when the circuit is solved to its steady state instead; "
-             "seconds per training epoch.", "",
+             "seconds per training epoch." + augmented, "",
              "| dataset | network | EP test error (%) | each seed | class changed at steady state | backprop | s / epoch |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['dataset']} | {r['cell']} | {r['error']} | {r['seeds']} | {r['steady']} | {r['bp']} | "

@@ -7,6 +7,9 @@
 #
 #   EPOCHS=2 SEEDS="0" DATASETS="mnist fashion-mnist" CELLS="1H 2H 2H+skip 3H 3H+skip" bash experiments/run_depth.sh
 #
+# AUGMENT=K moves each training image by up to K pixels along each axis, new random shifts every epoch
+# (--augment-shift; the papers compared against do not augment); those runs go to e${EPOCHS}_shiftK.
+#
 # Each (dataset, cell, seed) trains into experiments/results/depth/e$EPOCHS/<dataset>_<cell>_s<seed>/ (model,
 # per-epoch log with test accuracy and seconds, curve) and checkpoints every epoch: interrupt it at any time
 # and run the same command again to continue (finished runs are skipped).  Two cores: run two copies with
@@ -23,7 +26,9 @@ CELLS=${CELLS:-1H 2H+skip 3H+skip 2H 3H}
 LR_IN=${LR_IN:-3e6}; LR_HID=${LR_HID:-1e6}; LR_OUT=${LR_OUT:-3e5}
 GAIN=${GAIN:-4}      # amplifier gain after every hidden layer (0: none)
 SWEEPS=${SWEEPS:-6}  # relaxation sweeps per phase (4 for 1H, as the noise study)
+AUGMENT=${AUGMENT:-0}
 OUT=experiments/results/depth/e$EPOCHS
+if [ "$AUGMENT" != 0 ]; then OUT="${OUT}_shift$AUGMENT"; fi
 
 cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossbars first, then the skips)
     case "$1" in
@@ -46,7 +51,7 @@ for dataset in $DATASETS; do
             mkdir -p "$dir"
             # shellcheck disable=SC2046
             .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype float32 \
-                --epochs "$EPOCHS" --seed "$seed" --resume -o "$dir/model.npz"
+                --epochs "$EPOCHS" --seed "$seed" --augment-shift "$AUGMENT" --resume -o "$dir/model.npz"
             touch "$dir/done"
         done
     done

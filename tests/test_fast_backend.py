@@ -178,3 +178,28 @@ def test_over_relaxation_is_refused_where_it_is_not_exact(rng):
         FastBackend(relaxation=1.5).solve(net, rng.uniform(0, 1, (2, 4)))
     with pytest.raises(ValueError, match=r"in \(0, 2\)"):
         FastBackend(relaxation=2.0)
+
+
+@pytest.mark.parametrize("spec, skip, omega", [("12-10-10-4", ((0, 2), (1, 3)), 1.0),
+                                               ("12-10-10-10-4", ((0, 2), (0, 3), (1, 4), (2, 4)), 1.0),
+                                               ("12-10-10-10-4", (), 1.5)])
+def test_crossbar_pass_gives_the_two_products_sweep_by_sweep(spec, skip, omega, rng, monkeypatch):
+    from circuitprop.backends.fast import solver
+    monkeypatch.setattr(solver, "CROSSBAR_PASS_MIN_SIZE", 1)  # these crossbars are small
+    solver._crossbar_passes.cache_clear()
+    try:
+        net = random_network(spec, skip=skip, amplifier_gain=4.0, v_low=0.0, v_high=1.0, seed=3,
+                             diode=DiodeModel(kind="ideal"))
+        x = rng.uniform(0, 1, (5, 12))
+        currents = rng.normal(0, 1e-6, (5, net.layer_sizes[-1]))
+        one, two = (FastBackend(tol=1e-14, max_sweeps=100000, relaxation=omega, crossbar_pass=p) for p in (True, False))
+        assert one.prepare(net).passes and not two.prepare(net).passes
+        for sweeps in (1, 2, 5):
+            a, b = (FastBackend(fixed_sweeps=sweeps, relaxation=omega, crossbar_pass=p).solve(net, x, currents)
+                    for p in (True, False))
+            assert np.max(np.abs(a.flat() - b.flat())) < 1e-12, sweeps
+        a, b = one.solve(net, x, currents), two.solve(net, x, currents)
+        assert a.converged and b.converged and a.iterations == b.iterations
+        assert max_abs_residual(kcl_residual(net, a.voltages, currents)) < 1e-12
+    finally:
+        solver._crossbar_passes.cache_clear()

@@ -333,3 +333,36 @@ def test_a_damaged_numba_cache_is_compiled_again_with_a_warning(tmp_path, damage
         assert "unreadable" in second.stderr and str(cache) in second.stderr
     third = run()  # the damaged entries were replaced: a clean start again
     assert third.returncode == 0 and third.stdout == first.stdout and "unreadable" not in third.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("omega", [1.0, 1.5])
+@pytest.mark.parametrize("shape", [(3, 37, 11), (8, 300, 260)])  # serial and parallel compilations
+def test_crossbar_pass_equals_the_two_products(rng, dtype, omega, shape):
+    from circuitprop.kernels.shockley import ideal_crossbar_pass
+    batch, n_a, n_b = shape
+    weights = rng.uniform(1e-6, 1e-4, (n_a, n_b)).astype(dtype)
+    sources = rng.uniform(-0.5, 1.5, (batch, n_b)).astype(dtype)
+    coef = (1.2 * weights.sum(axis=1) + 1e-4).astype(dtype)
+    base = (rng.uniform(-1, 2, (batch, n_a)) * coef).astype(dtype)  # some neurons clip low, some high
+    previous = rng.uniform(0, 1, (batch, n_a)).astype(dtype)
+    got = ideal_crossbar_pass(weights, sources, base, coef, 0.25, 4.0, 0.0, 1.0, omega=omega, previous=previous)
+    x = (base + 0.25 * sources @ weights.T) / coef
+    if omega != 1.0:
+        x = previous + omega * (x - previous)
+    v = np.clip(x, 0.0, 1.0)
+    drive = 4.0 * v @ weights
+    assert 0 < np.mean(v == 0.0) + np.mean(v == 1.0) < 1, "some neurons clip, some not"
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(got[0], v, atol=tol)
+    np.testing.assert_allclose(got[1], drive, rtol=tol, atol=tol * np.abs(drive).max())
+    assert got[0].dtype == got[1].dtype == dtype
+
+
+def test_crossbar_pass_needs_numba_and_the_previous_state_to_over_relax(rng, monkeypatch):
+    from circuitprop.kernels.shockley import ideal_crossbar_pass
+    w, s, b, c = np.ones((4, 3)), np.ones((2, 3)), np.ones((2, 4)), np.ones(4)
+    with pytest.raises(ValueError, match="previous"):
+        ideal_crossbar_pass(w, s, b, c, 1.0, 1.0, 0.0, 1.0, omega=1.5)
+    monkeypatch.setenv("CIRCUITPROP_KERNELS", "numpy")
+    assert ideal_crossbar_pass(w, s, b, c, 1.0, 1.0, 0.0, 1.0) is None

@@ -537,6 +537,45 @@ def _build():
                 for r in range(m):
                     out[s, r] = (forward_gain * total[r] + fixed_out[s, r] + currents[s, r]) / coef_out[r]
 
+    def crossbar_pass(weights, sources, base, coef, current_gain, forward_gain, omega, previous, v_low, v_high,
+                      zero, buffers, out, partial):
+        """One pass over a hidden-to-hidden crossbar ``weights`` (n, m) that updates its source layer and
+        forms the target layer's drive from it (see :func:`ideal_crossbar_pass`).  Row blocks run in
+        parallel (``buffers.shape[0]`` of them, fixed, so sums do not depend on the thread count); each row
+        is read once and used twice while it is in the L1 cache: ``x = (base + current_gain * weights[i] .
+        sources) / coef[i]`` (over-relaxed by ``omega`` from ``previous``) clipped to ``[v_low, v_high]``,
+        then ``forward_gain * x * weights[i]`` added to its block's share of ``partial``."""
+        n, m = weights.shape
+        batch = base.shape[0]
+        chunks = buffers.shape[0]
+        for chunk in numba.prange(chunks):
+            acc = buffers[chunk]
+            for s in range(batch):
+                for k in range(m):
+                    acc[s, k] = zero
+            for i in range(chunk * n // chunks, (chunk + 1) * n // chunks):
+                row = weights[i]
+                for s in range(batch):
+                    src = sources[s]
+                    dot = zero
+                    for k in range(m):
+                        dot += row[k] * src[k]
+                    x = (base[s, i] + current_gain * dot) / coef[i]
+                    if omega != 1.0:
+                        x = previous[s, i] + omega * (x - previous[s, i])
+                    x = v_low if x < v_low else (v_high if x > v_high else x)
+                    out[s, i] = x
+                    g = forward_gain * x
+                    dst = acc[s]
+                    for k in range(m):
+                        dst[k] += g * row[k]
+        for s in range(batch):
+            for k in range(m):
+                total = zero
+                for chunk in range(chunks):
+                    total += buffers[chunk, s, k]
+                partial[s, k] = total
+
     def pair(name, func, opts):
         """(parallel, serial) compilations of ``func``, under distinct names (see ``kernels.renamed``)."""
         return (CacheConsistent(lambda: numba.njit(parallel=True, **opts)(renamed(func, "parallel")),
@@ -550,6 +589,7 @@ def _build():
         "current": pair("current", current_rows, options),
         "residual": pair("residual", residual_rows, dict(options, fastmath=_FASTMATH)),
         "clip": pair("clip", clip_rows, options),
+        "crossbar_pass": pair("crossbar_pass", crossbar_pass, dict(options, fastmath=True)),
         "chain": CacheConsistent(lambda: numba.njit(fastmath=True, **options)(chain_sweeps),
                                  (__name__, "_build", "chain")),
         "omega": numba.njit(error_model="numpy")(omega.py_func),
@@ -669,6 +709,70 @@ def clipped_neurons(coef, drive, v_low, v_high, sources, transfer, out=None):
     kernel(coef, drive, sources, transfer, float(v_low), float(v_high), min(drive.shape[0], 8 if parallel else 1),
            out)
     return out
+
+
+#: Row blocks of :func:`ideal_crossbar_pass` (fixed: its sums do not depend on the number of threads).
+PASS_CHUNKS = 8
+
+
+def ideal_crossbar_pass(weights, sources, base, coef, current_gain, forward_gain, v_low, v_high, omega=1.0,
+                        previous=None, out=None):
+    """Update a layer ``a`` of ideal-diode neurons and form the drive it gives the next layer ``b`` through the
+    crossbar ``weights`` (a, b), in one pass over the crossbar.
+
+    The solver's block Gauss-Seidel sweep updates ``a`` from ``b``'s voltages (through ``weights.T``) and
+    then ``b`` from ``a``'s new voltages (through ``weights``): two products that each read the whole
+    crossbar.  Here each row ``weights[i]`` (one neuron of ``a``) is read once: its dot product with
+    ``sources`` gives neuron ``i``'s new voltage, which then adds ``forward_gain * v_i * weights[i]`` to
+    ``b``'s drive, while the row is in cache.  The same updates in the same order as the two products (sums
+    in the crossbar's dtype, reassociated: results agree to rounding).
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n_a, n_b)
+        The crossbar's conductances (S), C-contiguous.
+    sources : ndarray, shape (batch, n_b)
+        Voltages (V) of layer ``b``, as seen through the crossbar.
+    base : ndarray, shape (batch, n_a)
+        Every other current (A) into ``a``'s nodes (inputs, other crossbars).
+    coef : ndarray, shape (n_a,)
+        Total conductance (S) of each node of ``a`` to everything but its diodes.
+    current_gain, forward_gain : float
+        The amplifier after ``a``: its current gain (into ``a``) and voltage gain (towards ``b``).
+    v_low, v_high : float
+        Diode bias voltages (V) of ``a``.
+    omega, previous : float, ndarray (batch, n_a)
+        Over-relaxation factor and the voltages it steps from (``omega = 1``: the plain block minimum).
+    out : ndarray, optional
+        Buffer for ``a``'s new voltages (not aliasing ``sources``, ``base`` or ``previous``).
+
+    Returns
+    -------
+    (voltages, drive) or None
+        ``a``'s new voltages (V) and the current (A) they push into ``b`` through the crossbar; ``None``
+        when numba is not available (the caller then uses the two products).
+    """
+    if not _numba_available():
+        return None
+    dtype = weights.dtype
+    batch, n_a = base.shape
+    n_b = weights.shape[1]
+    if not (out is not None and out.dtype == dtype and out.shape == base.shape and out.flags.c_contiguous):
+        out = np.empty(base.shape, dtype=dtype)
+    if previous is None:
+        if omega != 1.0:
+            raise ValueError("over-relaxation (omega != 1) needs the previous voltages")
+        previous = base  # not read
+    previous = np.ascontiguousarray(previous, dtype=dtype)
+    partial = np.empty((batch, n_b), dtype=dtype)
+    buffers = np.empty((PASS_CHUNKS, batch, n_b), dtype=dtype)
+    parallel = weights.size >= PARALLEL_MIN_SIZE * 4
+    kernel = _build()["crossbar_pass"][0 if parallel else 1]
+    t = dtype.type
+    kernel(np.ascontiguousarray(weights), np.ascontiguousarray(sources, dtype=dtype),
+           np.ascontiguousarray(base, dtype=dtype), np.ascontiguousarray(coef, dtype=dtype), t(current_gain),
+           t(forward_gain), t(omega), previous, t(v_low), t(v_high), t(0), buffers, out, partial)
+    return out, partial
 
 
 def ideal_chain_sweeps(hidden, out, fixed_hidden, fixed_out, currents, transfer, coef_hidden, coef_out,

@@ -38,6 +38,7 @@ from ...kernels.fused import input_voltages as input_voltages_of
 from ...kernels.shockley import (
     clipped_neurons,
     ideal_chain_sweeps,
+    ideal_crossbar_pass,
     shockley_current,
     shockley_neurons,
     shockley_residual,
@@ -82,6 +83,14 @@ class FastSolverConfig:
         descent.  The fixed point, and so the steady state and its KCL check, are
         the same for every omega; omega > 1 speeds up deep chains whose layers
         move together (``benchmarks/bench_deep.py``).  Ideal diodes only.
+    crossbar_pass : bool
+        Read a large hidden-to-hidden crossbar once per sweep instead of twice
+        where the sweep order allows it (layer ``a`` updated just before layer
+        ``b`` of crossbar ``(a, b)``, ideal diodes, numba installed): one pass
+        updates ``a`` and forms its drive into ``b``
+        (:func:`~circuitprop.kernels.shockley.ideal_crossbar_pass`).  The same
+        updates in the same order, summed in another order (results agree to
+        rounding); ``False`` keeps the two matrix products.
     """
 
     tol: float = 1e-12
@@ -93,6 +102,7 @@ class FastSolverConfig:
     newton_xtol: float | None = None
     fixed_sweeps_residual: bool = True
     relaxation: float = 1.0
+    crossbar_pass: bool = True
 
     def __post_init__(self):
         if self.on_fail not in ("raise", "warn", "flag"):
@@ -136,7 +146,10 @@ class PreparedNetwork:
         self._set_coef()
         self.bounds = {l: (h.v_low, h.v_high) for l, h in enumerate(arch.hidden, start=1)}
         self.groups = _layer_groups(arch)
+        self.passes = _crossbar_passes(arch, tuple(map(tuple, self.groups))) if (
+            config.crossbar_pass and self.diode.kind == "ideal") else {}
         self.gain = [arch.forward_gain(l) for l in range(self.n_layers)]
+        self.current_gain = [arch.current_gain(l) for l in range(self.n_layers)]
         self._transfer = {}
 
     def _set_coef(self):
@@ -171,20 +184,28 @@ class PreparedNetwork:
                 drive[b] = v_in @ self.g[(0, b)]
         return drive
 
-    def drive(self, layer, state, fixed_drive, currents):
+    def drive(self, layer, state, fixed_drive, currents, without=None, extra=None):
         """Current (A) pushed into ``layer`` by everything but its own neurons: ``fixed + term_1 + term_2 ...``.
 
         The first term's product is the output array (no copy of the fixed drive); ``fixed + term`` equals
         ``term + fixed`` exactly, so the sum is the same as adding the terms to a copy of ``fixed`` in order.
+        ``without`` (a crossbar's key) leaves that crossbar's term out; ``extra`` (amperes, an array this call
+        may overwrite) is added in its place (a crossbar pass formed it).
         """
         fixed = fixed_drive.get(layer)
         d = None
         for a, ga in self.incoming[layer]:
             if a == 0:
                 continue
+            if (a, layer) == without:
+                if extra is not None:
+                    d = _accumulate(d, extra, fixed)
+                continue
             term = (ga * state[a]) @ self.g[(a, layer)] if ga != 1.0 else state[a] @ self.g[(a, layer)]
             d = _accumulate(d, term, fixed)
         for b, cb in self.outgoing[layer]:
+            if (layer, b) == without:
+                continue
             term = state[b] @ self.g[(layer, b)].T
             if cb != 1.0:
                 np.multiply(term, cb, out=term)
@@ -231,6 +252,15 @@ class PreparedNetwork:
             if v is not None:
                 return v
         return self.update(layer, self.drive(layer, state, fixed_drive, currents), state[layer])
+
+    def crossbar_pass(self, a, b, state, fixed_drive, currents, out=None):
+        """Layer ``a``'s new voltages (V) and the current (A) they push into layer ``b`` through crossbar
+        ``(a, b)``, from one pass over it (:func:`~circuitprop.kernels.shockley.ideal_crossbar_pass`), or
+        ``None`` (numba not available)."""
+        base = self.drive(a, state, fixed_drive, currents, without=(a, b))
+        lo, hi = self.bounds[a]
+        return ideal_crossbar_pass(self.g[(a, b)], state[b], base, self.coef[a], self.current_gain[a],
+                                   self.gain[a], lo, hi, omega=self.omega, previous=state[a], out=out)
 
     def _chain_sweeps(self, state, fixed_drive, currents) -> bool:
         """Run all ``fixed_sweeps`` in one kernel call (:func:`~circuitprop.shockley.ideal_chain_sweeps`) when the
@@ -407,8 +437,22 @@ class PreparedNetwork:
                                                                     self.bounds.values())))
         for sweeps in range(1, n_max + 1):
             change = 0.0
-            for group in self.groups:
-                new = {l: self.solve_layer(l, state, fixed, currents, out=spare.get(l)) for l in group}
+            formed = {}  # layer -> (crossbar, drive through it) formed by a crossbar pass of the group before
+            for k, group in enumerate(self.groups):
+                new = {}
+                for l in group:
+                    if l in formed:
+                        key, extra = formed.pop(l)
+                        new[l] = self.update(l, self.drive(l, state, fixed, currents, without=key, extra=extra),
+                                             state[l])
+                        continue
+                    target = self.passes.get((k, l))
+                    done = self.crossbar_pass(l, target, state, fixed, currents, out=spare.get(l)) \
+                        if target is not None else None
+                    if done is not None:
+                        new[l], formed[target] = done[0], ((l, target), done[1])
+                    else:
+                        new[l] = self.solve_layer(l, state, fixed, currents, out=spare.get(l))
                 for l, v in new.items():
                     if cfg.fixed_sweeps is None:
                         change = max(change, float(np.max(np.abs(v - state[l]))))
@@ -464,6 +508,32 @@ def _layer_groups(arch) -> list:
     for layer, c in colour.items():
         groups.setdefault(c, []).append(layer)
     return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+#: Smallest crossbar (conductances) read by a crossbar pass; below it the two products cost less.
+CROSSBAR_PASS_MIN_SIZE = 1 << 16
+
+
+@lru_cache(maxsize=64)
+def _crossbar_passes(arch, groups) -> dict:
+    """``{(k, a): b}``: hidden layer ``a`` of group ``k`` is updated by a pass over crossbar ``(a, b)``, ``b`` a
+    hidden layer of group ``k + 1`` (the largest such crossbar, of at least ``CROSSBAR_PASS_MIN_SIZE``
+    conductances; each ``b`` gets its drive from one pass at most).  A crossbar ``(a, b)`` whose column layer
+    ``b`` is updated first cannot be read once: ``b``'s drive needs every row before any of ``b`` moves."""
+    sizes = arch.layer_sizes
+    hidden = range(1, arch.n_layers - 1)
+    passes, fed = {}, set()
+    for k in range(len(groups) - 1):
+        for a in groups[k]:
+            if a not in hidden:
+                continue
+            targets = [b for b in groups[k + 1] if b in hidden and b not in fed and (a, b) in arch.crossbars
+                       and sizes[a] * sizes[b] >= CROSSBAR_PASS_MIN_SIZE]
+            if targets:
+                b = max(targets, key=lambda t: sizes[t])
+                passes[(k, a)] = b
+                fed.add(b)
+    return passes
 
 
 def _accumulate(total, term, fixed):
