@@ -193,10 +193,16 @@ def test_crossbar_pass_gives_the_two_products_sweep_by_sweep(spec, skip, omega, 
         x = rng.uniform(0, 1, (5, 12))
         currents = rng.normal(0, 1e-6, (5, net.layer_sizes[-1]))
         one, two = (FastBackend(tol=1e-14, max_sweeps=100000, relaxation=omega, crossbar_pass=p) for p in (True, False))
-        assert one.prepare(net).passes and not two.prepare(net).passes
+        passes = one.prepare(net).passes
+        assert len(passes) == len(net.layer_sizes) - 3 and not two.prepare(net).passes  # every hidden pair
+        calls = []
+        kernel = solver.ideal_crossbar_pass
+        monkeypatch.setattr(solver, "ideal_crossbar_pass", lambda *a, **k: calls.append(1) or kernel(*a, **k))
         for sweeps in (1, 2, 5):
-            a, b = (FastBackend(fixed_sweeps=sweeps, relaxation=omega, crossbar_pass=p).solve(net, x, currents)
-                    for p in (True, False))
+            calls.clear()
+            a = FastBackend(fixed_sweeps=sweeps, relaxation=omega, crossbar_pass=True).solve(net, x, currents)
+            assert len(calls) == sweeps * len(passes)  # each crossbar read once per sweep
+            b = FastBackend(fixed_sweeps=sweeps, relaxation=omega, crossbar_pass=False).solve(net, x, currents)
             assert np.max(np.abs(a.flat() - b.flat())) < 1e-12, sweeps
         a, b = one.solve(net, x, currents), two.solve(net, x, currents)
         assert a.converged and b.converged and a.iterations == b.iterations
