@@ -220,6 +220,7 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
 
     # crossbars
     for (a, b), g in network.conductances.items():
+        g = np.asarray(g, dtype=np.float64)  # a float32 network's values, exactly; resistances and sums in float64
         if a == 0 and fold_inputs:
             total = g.sum(axis=0)
             current = v_in @ g

@@ -294,7 +294,7 @@ class _SweepNetlist:
         """The netlist of ``network`` with these folded input currents and output currents (amperes)."""
         lines = list(self.lines)
         for first, key, is_folded in self.slots:
-            g = network.conductances[key]
+            g = np.asarray(network.conductances[key], dtype=np.float64)  # float32 networks: their exact values
             resistance = 1.0 / (g.sum(axis=0) if is_folded else g.ravel())
             if not np.all(np.isfinite(resistance)):
                 raise NetworkError(f"crossbar {key}: a conductance gives a non-finite resistance")
@@ -310,9 +310,14 @@ def simulated_network(network: Network) -> Network:
 
     KCL residuals of ngspice's solutions are computed on this network (for an ideal diode the
     SPICE node sits a fraction of a millivolt beyond the clip, where the ideal law has no finite
-    residual).  The conductance arrays are shared, not copied.
+    residual), in float64: the conductance arrays are shared when they are float64, else copied to
+    float64 (sums of a float32 crossbar's columns carry float32 rounding, about 1e-6 of the current scale
+    at 1,000 rows, which the residual check would take for a simulator that did not converge).
     """
     diode = network.architecture.diode
+    if any(g.dtype != np.float64 for g in network.conductances.values()):
+        network = Network(network.architecture, {k: np.asarray(g, dtype=np.float64)
+                                                 for k, g in network.conductances.items()})
     if diode.kind != "ideal":
         return network
     spice_diode = DiodeModel("shockley", saturation_current=diode.saturation_current,
