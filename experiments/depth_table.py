@@ -127,7 +127,8 @@ def main():
                 "bp": ", ".join(f"{100 * (1 - b['test_accuracy']):.2f}" for b in bp) or "-",
                 "seconds": f"{np.mean(seconds):.0f}",
             })
-    augmented = (f" Trained on images shifted at random by up to {args.augment} pixels along each axis (new shifts "
+    augmented = (f" Trained on images shifted at random by up to {args.augment} pixel{'s' if args.augment > 1 else ''} "
+                 "along each axis (new shifts "
                  "every epoch); the papers compared against do not augment." if args.augment else "")
     lines = [f"Test error (%) on the 10,000 test images after {args.epochs} epochs: EP with the training's fixed "
              "sweeps per phase, and backpropagation (same topology and clipping activation); the test images, "
