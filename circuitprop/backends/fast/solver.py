@@ -145,9 +145,7 @@ class PreparedNetwork:
         self.sums = {k: crossbar_sums(g, rows=k[0] > 0) for k, g in network.conductances.items()}
         self._set_coef()
         self.bounds = {l: (h.v_low, h.v_high) for l, h in enumerate(arch.hidden, start=1)}
-        self.groups = _layer_groups(arch)
-        self.passes = _crossbar_passes(arch, tuple(map(tuple, self.groups))) if (
-            config.crossbar_pass and self.diode.kind == "ideal") else {}
+        self.passes = _crossbar_passes(arch) if config.crossbar_pass and self.diode.kind == "ideal" else {}
         self.gain = [arch.forward_gain(l) for l in range(self.n_layers)]
         self.current_gain = [arch.current_gain(l) for l in range(self.n_layers)]
         self._transfer = {}
@@ -437,26 +435,24 @@ class PreparedNetwork:
                                                                     self.bounds.values())))
         for sweeps in range(1, n_max + 1):
             change = 0.0
-            formed = {}  # layer -> (crossbar, drive through it) formed by a crossbar pass of the group before
-            for k, group in enumerate(self.groups):
-                new = {}
-                for l in group:
-                    received = formed.pop(l, None)
-                    target = self.passes.get((k, l))
-                    done = self.crossbar_pass(l, target, state, fixed, currents, received, out=spare.get(l)) \
-                        if target is not None else None
-                    if done is not None:
-                        new[l], formed[target] = done[0], ((l, target), done[1])
-                    elif received is not None:
-                        new[l] = self.update(l, self.drive(l, state, fixed, currents, formed=received), state[l])
-                    else:
-                        new[l] = self.solve_layer(l, state, fixed, currents, out=spare.get(l))
-                for l, v in new.items():
-                    if cfg.fixed_sweeps is None:
-                        change = max(change, float(np.max(np.abs(v - state[l]))))
-                    if v is spare.get(l):
-                        spare[l] = state[l]
-                    state[l] = v
+            # Block Gauss-Seidel in layer order: every layer sees its neighbours' latest voltages, and a crossbar
+            # (l, l + 1) read by a crossbar pass is read once (the pass forms layer l + 1's drive through it).
+            received = None  # (crossbar, drive through it) formed by the pass of the layer before
+            for l in range(1, self.n_layers):
+                target = self.passes.get(l)
+                done = self.crossbar_pass(l, target, state, fixed, currents, received, out=spare.get(l)) \
+                    if target is not None else None
+                if done is not None:
+                    v, received = done[0], ((l, target), done[1])
+                elif received is not None:
+                    v, received = self.update(l, self.drive(l, state, fixed, currents, formed=received), state[l]), None
+                else:
+                    v = self.solve_layer(l, state, fixed, currents, out=spare.get(l))
+                if cfg.fixed_sweeps is None:
+                    change = max(change, float(np.max(np.abs(v - state[l]))))
+                if v is spare.get(l):
+                    spare[l] = state[l]
+                state[l] = v
             if record_cocontent:
                 trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
             if cfg.fixed_sweeps is None and change <= vtol:
@@ -497,42 +493,21 @@ IDEAL_KERNEL_MIN_SIZE = 65536
 LOW_RANK_MAX = 32
 
 
-@lru_cache(maxsize=64)
-def _layer_groups(arch) -> list:
-    """The order of a sweep: layers 1..L, one at a time (block Gauss-Seidel in layer order).
-
-    Layers that share no crossbar could move together (a colouring of the layer graph, as earlier releases
-    did), but one at a time every layer sees its neighbours' latest voltages: measured at initialisation on
-    MNIST (``benchmarks/bench_deep.py`` networks), the steady state takes as many sweeps or fewer (3H with
-    input skips 22 -> 20; 2H without skips over-relaxed 45 -> 28), and a crossbar ``(a, b)`` with ``a``
-    updated just before ``b`` can be read once per sweep (:func:`_crossbar_passes`)."""
-    return [[layer] for layer in range(1, arch.n_layers)]
-
-
 #: Smallest crossbar (conductances) read by a crossbar pass; below it the two products cost less.
 CROSSBAR_PASS_MIN_SIZE = 1 << 16
 
 
 @lru_cache(maxsize=64)
-def _crossbar_passes(arch, groups) -> dict:
-    """``{(k, a): b}``: hidden layer ``a`` of group ``k`` is updated by a pass over crossbar ``(a, b)``, ``b`` a
-    hidden layer of group ``k + 1`` (the largest such crossbar, of at least ``CROSSBAR_PASS_MIN_SIZE``
-    conductances; each ``b`` gets its drive from one pass at most).  A crossbar ``(a, b)`` whose column layer
-    ``b`` is updated first cannot be read once: ``b``'s drive needs every row before any of ``b`` moves."""
+def _crossbar_passes(arch) -> dict:
+    """``{a: a + 1}`` for every hidden layer ``a`` whose crossbar to the next hidden layer has at least
+    ``CROSSBAR_PASS_MIN_SIZE`` conductances: the sweep updates ``a`` just before ``a + 1``, so one pass over that
+    crossbar updates ``a`` and forms ``a + 1``'s drive.  (Layers that share no crossbar could move together, a
+    colouring of the layer graph as earlier releases did; one at a time, in order, every layer sees its
+    neighbours' latest voltages, and the steady state takes as many sweeps or fewer on every topology of
+    ``benchmarks/bench_deep.py``.)"""
     sizes = arch.layer_sizes
-    hidden = range(1, arch.n_layers - 1)
-    passes, fed = {}, set()
-    for k in range(len(groups) - 1):
-        for a in groups[k]:
-            if a not in hidden:
-                continue
-            targets = [b for b in groups[k + 1] if b in hidden and b not in fed and (a, b) in arch.crossbars
-                       and sizes[a] * sizes[b] >= CROSSBAR_PASS_MIN_SIZE]
-            if targets:
-                b = max(targets, key=lambda t: sizes[t])
-                passes[(k, a)] = b
-                fed.add(b)
-    return passes
+    return {a: a + 1 for a in range(1, arch.n_layers - 2)
+            if (a, a + 1) in arch.crossbars and sizes[a] * sizes[a + 1] >= CROSSBAR_PASS_MIN_SIZE}
 
 
 def _accumulate(total, term, fixed):
