@@ -262,6 +262,9 @@ class TrainingConfig(Config):
     augment_shift: int = setting(0, "move each training image by a random whole number of pixels, up to this "
                                  "many along each axis, new shifts every epoch (0: no augmentation; the "
                                  "papers compared against use none)", kind=int, low=0, high=27)
+    augment_flip: bool = setting(False, "mirror a random half of the training images left to right, a new half "
+                                 "every epoch (for garments, not digits; the papers compared against use "
+                                 "none)", kind=bool)
     verbose: bool = setting(True, "progress bar and per-epoch lines", kind=bool, cli=False)
 
 
@@ -282,7 +285,7 @@ LEGACY = {"lr_schedule": "exponential", "dtype": "float64", "device": None, "spi
 #: and ``verbose`` (not a property of the run).
 OPTIONAL_IN_FILES = set(LEGACY) | {"doubled_inputs", "name", "saturation_current", "emission_coefficient",
                                    "series_resistance", "verbose", "noise_inputs", "solver_relaxation",
-                                   "augment_shift"}
+                                   "augment_shift", "augment_flip"}
 
 
 def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):

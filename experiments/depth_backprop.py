@@ -56,6 +56,8 @@ def main():
     parser.add_argument("--validation", action="store_true", help="score the last 10,000 training images")
     parser.add_argument("--augment-shift", type=int, default=0,
                         help="random translations of the training images by up to this many pixels (0: none)")
+    parser.add_argument("--augment-flip", action="store_true",
+                        help="mirror a random half of the training images left to right, a new half every epoch")
     args = parser.parse_args()
     data_dir = os.environ.get("CIRCUITPROP_DATA")
     for dataset in args.datasets:
@@ -67,13 +69,15 @@ def main():
             for seed in args.seeds:
                 tag = f"_lr{args.learning_rate:g}_b{args.batch_size}_val" if args.validation else ""
                 tag += f"_shift{args.augment_shift}" if args.augment_shift else ""
+                tag += "_flip" if args.augment_flip else ""
                 path = OUT / f"e{args.epochs}" / f"{dataset}_{name}_s{seed}{tag}.json"
                 if path.exists():
                     print(f"{path.name}: done")
                     continue
                 model = BackpropMLP(layers=layers, skip=skip, epochs=args.epochs, batch_size=args.batch_size,
                                     learning_rate=rates_by_fan_in(layers, skip, args.learning_rate), seed=seed,
-                                    augment_shift=args.augment_shift, verbose=False)
+                                    augment_shift=args.augment_shift, augment_flip=args.augment_flip,
+                                    verbose=False)
                 t0 = time.perf_counter()
                 model.fit(X, y, eval_set=(Xt, yt))
                 record = {"dataset": dataset, "topology": name, "params": {**model.get_params(), "skip": skip},

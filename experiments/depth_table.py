@@ -85,8 +85,11 @@ def main():
                         help="also score every model at its steady state on the first N test images")
     parser.add_argument("--augment", type=int, default=0, metavar="K",
                         help="the runs trained with AUGMENT=K (random shifts of up to K pixels; e<EPOCHS>_shiftK/)")
+    parser.add_argument("--flip", action="store_true",
+                        help="the runs trained with FLIP=1 (random mirror images; e<EPOCHS>[_shiftK]_flip/)")
     args = parser.parse_args()
-    folder = ROOT / (f"e{args.epochs}" + (f"_shift{args.augment}" if args.augment else ""))
+    tag = (f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "")
+    folder = ROOT / f"e{args.epochs}{tag}"
     bp_folder = ROOT / "backprop" / f"e{args.epochs}"
     rows, curves = [], {}
     for dataset, label in DATASETS.items():
@@ -112,9 +115,8 @@ def main():
                     ss.append(record)
                 elif (run / "steady_state.json").exists():
                     ss.append(json.loads((run / "steady_state.json").read_text()))
-            shift = f"_shift{args.augment}" if args.augment else ""
             bp = [json.loads(p.read_text()) for p in sorted(bp_folder.glob(f"{dataset}_{cell}_s*.json"))
-                  if "_val" not in p.stem and (p.stem.endswith(shift) if shift else "_shift" not in p.stem)]
+                  if "_val" not in p.stem and p.stem[len(f"{dataset}_{cell}_s"):].lstrip("0123456789") == tag]
             for b in bp:
                 curves.setdefault((dataset, cell, "bp"), []).append(
                     [100 * (1 - h["test_accuracy"]) for h in b["history"]])
@@ -130,6 +132,9 @@ def main():
     augmented = (f" Trained on images shifted at random by up to {args.augment} pixel{'s' if args.augment > 1 else ''} "
                  "along each axis (new shifts "
                  "every epoch); the papers compared against do not augment." if args.augment else "")
+    if args.flip:
+        augmented += (" Trained with a random half of the images mirrored left to right (a new half every epoch);"
+                      " the papers compared against do not augment.")
     lines = [f"Test error (%) on the 10,000 test images after {args.epochs} epochs: EP with the training's fixed "
              "sweeps per phase, and backpropagation (same topology and clipping activation); the test images, "
              "among the first N, whose class changes when the circuit is solved to its steady state instead; "

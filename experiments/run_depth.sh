@@ -9,6 +9,8 @@
 #
 # AUGMENT=K moves each training image by up to K pixels along each axis, new random shifts every epoch
 # (--augment-shift; the papers compared against do not augment); those runs go to e${EPOCHS}_shiftK.
+# FLIP=1 mirrors a random half of the training images left to right, a new half every epoch (--augment-flip;
+# for Fashion-MNIST's garments); those runs go to e${EPOCHS}[_shiftK]_flip.
 #
 # Each (dataset, cell, seed) trains into experiments/results/depth/e$EPOCHS/<dataset>_<cell>_s<seed>/ (model,
 # per-epoch log with test accuracy and seconds, curve) and checkpoints every epoch: interrupt it at any time
@@ -27,8 +29,11 @@ LR_IN=${LR_IN:-3e6}; LR_HID=${LR_HID:-1e6}; LR_OUT=${LR_OUT:-3e5}
 GAIN=${GAIN:-4}      # amplifier gain after every hidden layer (0: none)
 SWEEPS=${SWEEPS:-6}  # relaxation sweeps per phase (4 for 1H, as the noise study)
 AUGMENT=${AUGMENT:-0}
+FLIP=${FLIP:-0}
 OUT=experiments/results/depth/e$EPOCHS
 if [ "$AUGMENT" != 0 ]; then OUT="${OUT}_shift$AUGMENT"; fi
+FLIP_ARG=--no-augment-flip
+if [ "$FLIP" != 0 ]; then OUT="${OUT}_flip"; FLIP_ARG=--augment-flip; fi
 
 cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossbars first, then the skips)
     case "$1" in
@@ -51,7 +56,7 @@ for dataset in $DATASETS; do
             mkdir -p "$dir"
             # shellcheck disable=SC2046
             .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype float32 \
-                --epochs "$EPOCHS" --seed "$seed" --augment-shift "$AUGMENT" --resume -o "$dir/model.npz"
+                --epochs "$EPOCHS" --seed "$seed" --augment-shift "$AUGMENT" "$FLIP_ARG" --resume -o "$dir/model.npz"
             touch "$dir/done"
         done
     done

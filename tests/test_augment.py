@@ -1,10 +1,10 @@
-"""Random translations of training images (circuitprop.learning.augment) and their use in training."""
+"""Random translations and mirror images of training images (circuitprop.learning.augment) and their use in training."""
 import numpy as np
 import pytest
 from conftest import fit_run
 
 from circuitprop.learning import EPTrainer
-from circuitprop.learning.augment import RandomShift
+from circuitprop.learning.augment import RandomFlip, RandomShift
 
 
 def test_shift_moves_every_pixel_by_the_shift_and_zero_fills():
@@ -110,3 +110,65 @@ def test_backprop_reference_trains_on_the_same_shifted_images(monkeypatch):
     matches = [[i for i in range(16) if np.array_equal(row, shifted[i])] for row in rows]
     assert sorted(m[0] for m in matches if len(m) == 1) == list(range(16))
     assert not np.array_equal(shifted, X)
+
+
+def test_flip_mirrors_the_chosen_images_left_to_right():
+    side = 4
+    aug = RandomFlip(side * side)
+    images = np.arange(3 * side * side, dtype=float).reshape(3, side * side)
+    out = aug.apply(images, np.array([True, False, True]))
+    for k, flipped in enumerate([True, False, True]):
+        before, after = images[k].reshape(side, side), out[k].reshape(side, side)
+        for r in range(side):
+            for c in range(side):
+                assert after[r, c] == before[r, side - 1 - c if flipped else c]
+    assert images[0, 0] == 0  # the input is untouched
+    flips = aug.draw(4000, seed=1, epoch=0)
+    assert flips.dtype == bool and abs(flips.mean() - 0.5) < 0.04  # 4 sigma
+    np.testing.assert_array_equal(flips, RandomFlip(16).draw(4000, seed=1, epoch=0))
+    assert not np.array_equal(flips, aug.draw(4000, seed=1, epoch=1))
+    with pytest.raises(ValueError, match="augment_flip needs square"):
+        RandomFlip(10)
+
+
+def test_training_with_shifts_and_flips_sees_shifted_then_mirrored_images(monkeypatch):
+    X, y = images()
+    tr = trainer(augment_flip=True)
+    seen = []
+    step = EPTrainer._step
+    monkeypatch.setattr(EPTrainer, "_step", lambda self, x, t, nx=None: seen.append(x.copy()) or step(self, x, t, nx))
+    tr.fit(X, y)
+    shift, flip = RandomShift(1, 9), RandomFlip(9)
+    expected = []
+    for epoch in range(2):
+        order = np.random.default_rng([tr.seed, epoch]).permutation(len(X))
+        shifts, flips = shift.draw(len(X), tr.seed, epoch), flip.draw(len(X), tr.seed, epoch)
+        for b in range(0, len(X), 4):
+            rows = order[b:b + 4]
+            expected.append(flip.apply(shift.apply(X[rows], shifts[rows]), flips[rows]))
+    assert len(seen) == len(expected) == 12
+    for got, want in zip(seen, expected):
+        np.testing.assert_array_equal(got, want)
+    # the flips changed what the circuit saw (against the shifts alone)
+    tr_shift = trainer()
+    seen_shift = []
+    monkeypatch.setattr(EPTrainer, "_step",
+                        lambda self, x, t, nx=None: seen_shift.append(x.copy()) or step(self, x, t, nx))
+    tr_shift.fit(X, y)
+    assert any(not np.array_equal(a, b) for a, b in zip(seen, seen_shift))
+
+
+def test_backprop_reference_sees_the_same_mirrored_images(monkeypatch):
+    from circuitprop.learning.backprop import BackpropMLP
+    X, y = images(16, seed=4)
+    seen = []
+    forward = BackpropMLP._forward
+    monkeypatch.setattr(BackpropMLP, "_forward", lambda self, x: seen.append(np.array(x)) or forward(self, x))
+    BackpropMLP(layers="9-4-3", epochs=1, batch_size=4, seed=5, augment_flip=True, verbose=False,
+                dtype="float64").fit(X, y)
+    flip = RandomFlip(9)
+    changed = flip.apply(X, flip.draw(16, 5, 0))
+    rows = np.concatenate(seen)
+    matches = [[i for i in range(16) if np.array_equal(row, changed[i])] for row in rows]
+    assert sorted(m[0] for m in matches if len(m) == 1) == list(range(16))
+    assert not np.array_equal(changed, X)

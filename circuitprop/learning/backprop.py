@@ -21,7 +21,7 @@ import numpy as np
 
 from ..model.architecture import parse_layers
 from ..io.progress import progress
-from .augment import RandomShift
+from .augment import Augmentation
 
 
 class BackpropMLP:
@@ -49,6 +49,9 @@ class BackpropMLP:
     augment_shift : int
         Move each training image by a random whole number of pixels, up to this many along each axis, new
         shifts every epoch (:class:`~circuitprop.learning.augment.RandomShift`, as the EP trainer); 0: none.
+    augment_flip : bool
+        Mirror a random half of the training images left to right, a new half every epoch
+        (:class:`~circuitprop.learning.augment.RandomFlip`, as the EP trainer).
     dtype : {"float32", "float64"}
         Floating-point type of weights and activations.
     verbose : bool
@@ -57,7 +60,7 @@ class BackpropMLP:
 
     def __init__(self, layers="784-100-10", skip=(), v_low=0.0, v_high=1.0, target=1.0, learning_rate=0.05,
                  momentum=0.9, lr_schedule="cosine", epochs=10, batch_size=32, seed=0, dtype="float32",
-                 augment_shift=0, verbose=True):
+                 augment_shift=0, augment_flip=False, verbose=True):
         self.layers = layers
         self.skip = skip
         self.v_low = v_low
@@ -71,6 +74,7 @@ class BackpropMLP:
         self.seed = seed
         self.dtype = dtype
         self.augment_shift = augment_shift
+        self.augment_flip = augment_flip
         self.verbose = verbose
 
     # -- scikit-learn protocol ------------------------------------------------------------------------------
@@ -167,7 +171,7 @@ class BackpropMLP:
             raise ValueError(f"y has shape {y.shape}, expected ({X.shape[0]},)")
         if y.size and (y.min() < 0 or y.max() >= sizes[-1]):
             raise ValueError(f"labels must be in 0..{sizes[-1] - 1}")
-        augment = RandomShift(self.augment_shift, sizes[0]) if self.augment_shift else None
+        augment = Augmentation(sizes[0], shift=self.augment_shift, flip=self.augment_flip)
         rng = np.random.default_rng(self.seed)
         self.sizes_, self.crossbars_ = sizes, crossbars
         self._initialise(sizes, crossbars, rng)
@@ -181,7 +185,7 @@ class BackpropMLP:
         self.history_ = []
         for epoch in range(self.epochs):
             order = rng.permutation(len(X))
-            shifts = augment.draw(len(X), self.seed, epoch) if augment is not None else None
+            change = augment.epoch(len(X), self.seed, epoch) if augment else None
             loss_sum = 0.0
             started = time.perf_counter()
             batches = range(n_batches)
@@ -190,7 +194,7 @@ class BackpropMLP:
             for i in batches:
                 idx = order[i * self.batch_size:(i + 1) * self.batch_size]
                 T = self._targets(y[idx])
-                acts, pre = self._forward(X[idx] if augment is None else augment.apply(X[idx], shifts[idx]))
+                acts, pre = self._forward(X[idx] if change is None else change(X[idx], idx))
                 loss_sum += 0.5 * np.sum((acts[-1] - T) ** 2)
                 grads_w, grads_b = self._backward(acts, pre, T)
                 scale = 0.5 * (1 + math.cos(math.pi * step / total)) if self.lr_schedule == "cosine" else 1.0

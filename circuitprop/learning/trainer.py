@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..io.progress import progress
 from ..model import Network
 from ..model.devices import make_device
-from .augment import RandomShift
+from .augment import Augmentation
 from .checkpoint import read_checkpoint, write_checkpoint
 from .ep import MeasurementNoise, get_estimator, get_rule
 from .optimizers import SGD, get_schedule
@@ -64,7 +64,7 @@ class EPTrainer:
         Device range ``[g_min, g_max]`` (S), initial range, non-idealities.
     solver : SolverConfig or dict, optional
         Backend (``"fast"`` or ``"spice"``) and its settings.
-    epochs, batch_size, seed, augment_shift, verbose
+    epochs, batch_size, seed, augment_shift, augment_flip, verbose
         See :class:`~circuitprop.config.TrainingConfig`.
     warm_start : bool
         ``fit`` continues from the fitted state (network, optimizer, random state, position in the run)
@@ -97,7 +97,8 @@ class EPTrainer:
 
     def __init__(self, circuit=None, neuron=None, ep=None, optimizer=None, devices=None, solver=None, *,
                  epochs=_TRAINING["epochs"], batch_size=_TRAINING["batch_size"], seed=_TRAINING["seed"],
-                 augment_shift=_TRAINING["augment_shift"], verbose=_TRAINING["verbose"], warm_start=False,
+                 augment_shift=_TRAINING["augment_shift"], augment_flip=_TRAINING["augment_flip"],
+                 verbose=_TRAINING["verbose"], warm_start=False,
                  **settings):
         given = {"circuit": circuit, "neuron": neuron, "ep": ep, "optimizer": optimizer, "devices": devices,
                  "solver": solver}
@@ -108,6 +109,7 @@ class EPTrainer:
         self.batch_size = batch_size
         self.seed = seed
         self.augment_shift = augment_shift
+        self.augment_flip = augment_flip
         self.verbose = verbose
         self.warm_start = warm_start
 
@@ -319,16 +321,16 @@ class EPTrainer:
         batch_size = int(self.batch_size)
         n_batches = math.ceil(n / batch_size)
         start_epoch, start_batch = self.position_
-        augment = RandomShift(self.augment_shift, X.shape[1]) if self.augment_shift else None
+        augment = Augmentation(X.shape[1], shift=self.augment_shift, flip=self.augment_flip)
         for epoch in range(start_epoch, int(self.epochs)):
             t0 = time.perf_counter()
             bar = progress(range(start_batch, n_batches), total=n_batches, initial=start_batch,
                            desc=f"epoch {epoch + 1}/{self.epochs}", enabled=bool(self.verbose))
             order = np.random.default_rng([self.seed, epoch]).permutation(n)
-            shifts = augment.draw(n, self.seed, epoch) if augment is not None else None
+            change = augment.epoch(n, self.seed, epoch) if augment else None
 
             def examples(rows):  # the batch's features as the circuit sees them (moved, with augmentation)
-                return X[rows] if augment is None else augment.apply(X[rows], shifts[rows])
+                return X[rows] if change is None else change(X[rows], rows)
             losses = []
             stop = False
             try:
