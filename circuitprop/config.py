@@ -201,6 +201,10 @@ class DeviceConfig(Config):
     g_init: tuple = setting((1e-7, 2e-6), "initial conductances drawn uniformly in [LOW, HIGH] (within "
                                           "[g_min, g_max])", unit="S", low=0.0, low_open=True,
                             high=MAX_CONDUCTANCE, count=2, metavar=("LOW", "HIGH"))
+    g_init_scaling: str = setting("none", "amplifier: divide the initial conductances of each crossbar leaving "
+                                  "an amplified hidden layer by the gain squared (and by the scale of that "
+                                  "layer's own inputs; floored at g_min), so amplified layers do not load the "
+                                  "layers before them (Network.random)", kind=str, choices=("none", "amplifier"))
     device: object = setting(None, "device non-idealities: a preset (ideal, " + ", ".join(p for p in PRESETS
                                    if p != "ideal") + "), a DeviceModel or its dict", kind=object,
                              check=_check_device, choices=tuple(PRESETS), optional=True)
@@ -285,7 +289,7 @@ LEGACY = {"lr_schedule": "exponential", "dtype": "float64", "device": None, "spi
 #: and ``verbose`` (not a property of the run).
 OPTIONAL_IN_FILES = set(LEGACY) | {"doubled_inputs", "name", "saturation_current", "emission_coefficient",
                                    "series_resistance", "verbose", "noise_inputs", "solver_relaxation",
-                                   "augment_shift", "augment_flip"}
+                                   "augment_shift", "augment_flip", "g_init_scaling"}
 
 
 def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):

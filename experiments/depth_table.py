@@ -87,8 +87,11 @@ def main():
                         help="the runs trained with AUGMENT=K (random shifts of up to K pixels; e<EPOCHS>_shiftK/)")
     parser.add_argument("--flip", action="store_true",
                         help="the runs trained with FLIP=1 (random mirror images; e<EPOCHS>[_shiftK]_flip/)")
+    parser.add_argument("--init", default="none", choices=("none", "amplifier"),
+                        help="the runs trained with INIT=amplifier (--g-init-scaling amplifier; e<EPOCHS>..._ampinit/)")
     args = parser.parse_args()
-    tag = (f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "")
+    tag = ((f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "")
+           + ("_ampinit" if args.init == "amplifier" else ""))
     folder = ROOT / f"e{args.epochs}{tag}"
     bp_folder = ROOT / "backprop" / f"e{args.epochs}"
     rows, curves = [], {}
@@ -132,6 +135,9 @@ def main():
     augmented = (f" Trained on images shifted at random by up to {args.augment} pixel{'s' if args.augment > 1 else ''} "
                  "along each axis (new shifts "
                  "every epoch); the papers compared against do not augment." if args.augment else "")
+    if args.init == "amplifier":
+        augmented += (" Initial conductances behind each amplified hidden layer divided by the gain squared"
+                      " (--g-init-scaling amplifier).")
     if args.flip:
         augmented += (" Trained with a random half of the images mirrored left to right (a new half every epoch);"
                       " the papers compared against do not augment.")

@@ -11,6 +11,8 @@
 # (--augment-shift; the papers compared against do not augment); those runs go to e${EPOCHS}_shiftK.
 # FLIP=1 mirrors a random half of the training images left to right, a new half every epoch (--augment-flip;
 # for Fashion-MNIST's garments); those runs go to e${EPOCHS}[_shiftK]_flip.
+# INIT=amplifier divides the initial conductances behind each amplified hidden layer by the gain squared
+# (--g-init-scaling amplifier); those runs go to e${EPOCHS}[_shiftK][_flip]_ampinit.
 #
 # Each (dataset, cell, seed) trains into experiments/results/depth/e$EPOCHS/<dataset>_<cell>_s<seed>/ (model,
 # per-epoch log with test accuracy and seconds, curve) and checkpoints every epoch: interrupt it at any time
@@ -34,6 +36,8 @@ OUT=experiments/results/depth/e$EPOCHS
 if [ "$AUGMENT" != 0 ]; then OUT="${OUT}_shift$AUGMENT"; fi
 FLIP_ARG=--no-augment-flip
 if [ "$FLIP" != 0 ]; then OUT="${OUT}_flip"; FLIP_ARG=--augment-flip; fi
+INIT=${INIT:-none}
+if [ "$INIT" != none ]; then OUT="${OUT}_${INIT:0:3}init"; fi
 
 cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossbars first, then the skips)
     case "$1" in
@@ -56,7 +60,7 @@ for dataset in $DATASETS; do
             mkdir -p "$dir"
             # shellcheck disable=SC2046
             .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype float32 \
-                --epochs "$EPOCHS" --seed "$seed" --augment-shift "$AUGMENT" "$FLIP_ARG" --resume -o "$dir/model.npz"
+                --epochs "$EPOCHS" --seed "$seed" --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
             touch "$dir/done"
         done
     done

@@ -143,3 +143,43 @@ def test_input_shape_error():
     net = random_network("3-2-2")
     with pytest.raises(NetworkError, match=r"expected \(batch, 3\)"):
         net.input_voltages(np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("layers, skip, expected", [
+    ("6-5-4-3", ((0, 2), (1, 3)), {(0, 1): 1, (0, 2): 1, (1, 2): 1 / 16, (1, 3): 1 / 16, (2, 3): 1 / 16}),
+    ("6-5-4-3", (), {(0, 1): 1, (1, 2): 1 / 16, (2, 3): 1 / 256}),
+    ("6-5-4-4-3", ((1, 3),), {(0, 1): 1, (1, 2): 1 / 16, (1, 3): 1 / 16, (2, 3): 1 / 256, (3, 4): 1 / 256}),
+])
+def test_amplifier_init_scales_follow_the_gain_squared_and_the_layers_inputs(layers, skip, expected):
+    from circuitprop.model.network import amplifier_init_scales
+    arch = make_architecture(layers, skip=skip, amplifier_gain=4.0)
+    assert amplifier_init_scales(arch) == pytest.approx(expected, rel=1e-15)
+    # without amplifiers nothing is scaled
+    assert set(amplifier_init_scales(make_architecture(layers, skip=skip)).values()) == {1.0}
+
+
+def test_amplifier_init_scales_the_uniform_draws_and_floors_them():
+    from circuitprop.model.network import amplifier_init_scales
+    arch = make_architecture("6-5-4-3", amplifier_gain=4.0)
+    plain = Network.random(arch, 1e-7, 2e-6, seed=3)
+    scaled = Network.random(arch, 1e-7, 2e-6, seed=3, init="amplifier", floor=1e-8)
+    for key, scale in amplifier_init_scales(arch).items():
+        np.testing.assert_array_equal(scaled.conductances[key], np.maximum(plain.conductances[key] * scale, 1e-8))
+    assert scaled.conductances[(2, 3)].min() == 1e-8  # 1/256 of [0.1, 2] uS is below the floor
+    with pytest.raises(NetworkError, match="unknown init"):
+        Network.random(arch, 1e-7, 2e-6, init="he")
+
+
+def test_amplifier_init_lets_a_chain_of_amplified_layers_settle_in_fewer_sweeps():
+    """Physics of the scaling: behind a gain-A amplifier a crossbar loads the layer before with A^2 its
+    conductance; scaled, each layer is set by its inputs and the steady state is reached in fewer sweeps."""
+    from circuitprop.backends import FastBackend
+    arch = make_architecture("20-32-32-32-3", amplifier_gain=4.0)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 20))
+    sweeps = {}
+    for init in ("uniform", "amplifier"):
+        net = Network.random(arch, 1e-7, 2e-6, seed=1, init=init, floor=1e-8)
+        sol = FastBackend(tol=1e-12, max_sweeps=100000).solve(net, x)
+        assert sol.converged
+        sweeps[init] = sol.iterations
+    assert sweeps["amplifier"] * 3 < sweeps["uniform"], sweeps

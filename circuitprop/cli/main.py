@@ -34,7 +34,7 @@ from . import train as train_commands
 from .options import HelpFormatter, add_group, add_off_alias, add_setting, collect, examples, paragraph
 
 #: The settings ``init`` takes (those of the circuit, its neurons and its devices, and the seed).
-INIT_SETTINGS = tuple(declared(CircuitConfig)) + tuple(declared(NeuronConfig)) + ("g_min", "g_max", "g_init", "seed")
+INIT_SETTINGS = tuple(declared(CircuitConfig)) + tuple(declared(NeuronConfig)) + ("g_min", "g_max", "g_init", "g_init_scaling", "seed")
 
 
 class CLIError(Exception):
@@ -82,7 +82,8 @@ def cmd_init(args):
               f"(forward voltage {arch.diode.forward_voltage(1e-6):.4f} V at 1 uA)" if arch.hidden else
               f"{neuron.diode} diodes")
     lo, hi = devices.g_init
-    net = Network.random(arch, g_min=max(lo, devices.g_min), g_max=min(hi, devices.g_max), seed=args.seed)
+    net = Network.random(arch, g_min=max(lo, devices.g_min), g_max=min(hi, devices.g_max), seed=args.seed,
+                         init="amplifier" if devices.g_init_scaling == "amplifier" else "uniform", floor=devices.g_min)
     net.save(args.output)
     print(f"wrote {args.output}: {net!r}")
 

@@ -218,11 +218,14 @@ class EPTrainer:
         self._session = self._backend.session(self.network_, read=read)
 
     def _initialize(self):
-        """A fresh run: random conductances in ``g_init`` within ``[g_min, g_max]``, zero momentum, position 0."""
+        """A fresh run: random conductances in ``g_init`` within ``[g_min, g_max]`` (scaled per crossbar with
+        ``g_init_scaling``), zero momentum, position 0."""
         d = self.devices
         lo, hi = d.g_init
         self.network_ = Network.random(self._architecture(), g_min=max(lo, d.g_min), g_max=min(hi, d.g_max),
-                                       seed=self.seed, dtype=self.solver.dtype)
+                                       seed=self.seed, dtype=self.solver.dtype,
+                                       init="amplifier" if d.g_init_scaling == "amplifier" else "uniform",
+                                       floor=d.g_min)
         device = make_device(d.device)
         if device is not None:
             for g in self.network_.conductances.values():

@@ -47,6 +47,40 @@ FORMAT_NAME = "circuitprop-network"
 FORMAT_VERSION = 1
 
 
+#: The initialisations of :meth:`Network.random`.
+INITS = ("uniform", "amplifier")
+
+
+def amplifier_init_scales(architecture: Architecture) -> dict:
+    """Scale of each crossbar's initial conductances that keeps amplified layers from loading the ones before.
+
+    Behind a bidirectional amplifier of gain ``A`` (an ideal transformer) a crossbar leaving hidden layer ``a``
+    weighs ``A**2`` times its conductance on layer ``a``'s nodes.  Drawn from the same range as the crossbars
+    that drive layer ``a``, it would set layer ``a``'s voltages more than they do (with 1024 neurons a side and
+    ``A = 4``: 17 mS against 1.6 mS at init) and the learning signal would barely reach them.  So the crossbars
+    leaving layer ``a`` get the scale ``s_a / A_a**2``, where ``s_a`` is the largest scale of the crossbars
+    entering layer ``a`` (1 for crossbars from the inputs): ``1 / A**2`` behind each hidden layer with input
+    skips, ``1 / A**(2k)`` behind the ``k``-th hidden layer of a chain without skips.  Layers without an
+    amplifier keep the scale of their inputs.
+
+    Returns
+    -------
+    dict
+        ``{(a, b): scale}`` for every crossbar (1.0 for crossbars from the inputs).
+    """
+    entering = {}
+    scales = {}
+    for a, b in sorted(architecture.crossbars):
+        if a == 0:
+            scale = 1.0
+        else:
+            gain = architecture.hidden[a - 1].forward_gain
+            scale = entering.get(a, 1.0) / gain ** 2
+        scales[(a, b)] = scale
+        entering[b] = max(entering.get(b, 0.0), scale)
+    return scales
+
+
 class Network:
     """An analog network: an :class:`Architecture` plus conductance arrays.
 
@@ -99,17 +133,19 @@ class Network:
     # -- construction -----------------------------------------------------
     @classmethod
     def random(cls, architecture: Architecture, g_min: float = 1e-7, g_max: float = 1e-5,
-               seed=None, init: str = "uniform", dtype="float64") -> "Network":
+               seed=None, init: str = "uniform", dtype="float64", floor: float | None = None) -> "Network":
         """A network with random conductances (siemens).
 
-        ``init="uniform"`` draws each conductance uniformly in ``[g_min, g_max]``.
+        ``init="uniform"`` draws each conductance uniformly in ``[g_min, g_max]``.  ``init="amplifier"`` then
+        divides each crossbar by :func:`amplifier_init_scales` (the same draws, scaled; raised to ``floor``
+        siemens where that is given, the device minimum).
         """
         _check_real(g_min, "g_min", positive=True)
         _check_real(g_max, "g_max", positive=True)
         if not g_min < g_max:
             raise NetworkError(f"g_min ({g_min} S) must be below g_max ({g_max} S)")
-        if init != "uniform":
-            raise NetworkError(f"unknown init {init!r} (known: 'uniform')")
+        if init not in INITS:
+            raise NetworkError(f"unknown init {init!r} (known: {', '.join(map(repr, INITS))})")
         validate_architecture(architecture)
         check_memory(architecture)
         rng = np.random.default_rng(seed)
@@ -117,6 +153,11 @@ class Network:
         conductances = {
             (a, b): rng.uniform(g_min, g_max, size=(sizes[a], sizes[b])) for a, b in architecture.crossbars
         }
+        if init == "amplifier":
+            for key, scale in amplifier_init_scales(architecture).items():
+                conductances[key] *= scale
+                if floor is not None:
+                    np.maximum(conductances[key], floor, out=conductances[key])
         return cls(architecture, conductances, dtype=dtype)
 
     @property
