@@ -1,6 +1,7 @@
 """Issue 24: how far each crossbar of a trained circuit moved from its initial conductances.
 
-For every run folder given (one of run_depth.sh's, holding model.npz and model.ckpt.npz), the initial network
+For every run folder given (one of run_depth.sh's, holding model.ckpt.npz, and model.npz once finished; a run
+still going is read at its last checkpoint), the initial network
 is drawn again from the run's own settings and seed (the trainer's draw, bit for bit), and each crossbar's
 change is summarised: the 10 %, 50 % and 90 % quantiles of its conductances before and after (uS), and the
 mean |g - g0| over the mean g0 (the relative change).  A crossbar whose quantiles barely moved did not learn.
@@ -30,7 +31,11 @@ def main(folders):
     print("| run | crossbar | initial 10 / 50 / 90 % (uS) | trained 10 / 50 / 90 % (uS) | mean abs change / mean initial |")
     print("|---|---|---|---|---|")
     for folder in map(Path, folders):
-        start, end = initial_network(folder), Network.load(folder / "model.npz")
+        start = initial_network(folder)
+        if (folder / "model.npz").exists():
+            end = Network.load(folder / "model.npz")
+        else:  # a run still going: its last checkpoint
+            end = EPTrainer.from_checkpoint(folder / "model.ckpt.npz").network_
         for key, g in end.conductances.items():
             g0 = np.asarray(start.conductances[key], dtype=np.float64)
             g = np.asarray(g, dtype=np.float64)
