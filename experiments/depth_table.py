@@ -92,6 +92,7 @@ def main():
     args = parser.parse_args()
     tag = ((f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "")
            + ("_ampinit" if args.init == "amplifier" else ""))
+    bp_tag = tag.replace("_ampinit", "")  # backpropagation has no circuit initialisation: the same references
     folder = ROOT / f"e{args.epochs}{tag}"
     bp_folder = ROOT / "backprop" / f"e{args.epochs}"
     rows, curves = [], {}
@@ -119,7 +120,7 @@ def main():
                 elif (run / "steady_state.json").exists():
                     ss.append(json.loads((run / "steady_state.json").read_text()))
             bp = [json.loads(p.read_text()) for p in sorted(bp_folder.glob(f"{dataset}_{cell}_s*.json"))
-                  if "_val" not in p.stem and p.stem[len(f"{dataset}_{cell}_s"):].lstrip("0123456789") == tag]
+                  if "_val" not in p.stem and p.stem[len(f"{dataset}_{cell}_s"):].lstrip("0123456789") == bp_tag]
             for b in bp:
                 curves.setdefault((dataset, cell, "bp"), []).append(
                     [100 * (1 - h["test_accuracy"]) for h in b["history"]])
