@@ -1,0 +1,42 @@
+"""Issue 24: accuracy of trained circuits on their own training images and on the test images.
+
+A circuit whose training accuracy is close to its test accuracy is not overfitting: it is limited by what it
+learns (capacity or learning), so regularisation such as data augmentation cannot help it.  Each model is
+solved as it was trained (its fixed sweeps per phase, float32) on the 60,000 unchanged training images and
+the 10,000 test images.
+
+Run:  .venv/bin/python experiments/train_accuracy.py DATASET MODEL.npz [MODEL.npz ...]
+"""
+import os
+import sys
+
+import numpy as np
+
+from circuitprop.backends import FastBackend
+from circuitprop.io.datasets import load_dataset
+from circuitprop.learning.checkpoint import read_checkpoint
+from circuitprop.model import Network
+
+
+def accuracy(net, backend, X, y, batch=1000):
+    correct = 0
+    for i in range(0, len(X), batch):
+        predicted = np.argmax(net.scores(backend.solve(net, X[i:i + batch]).outputs), axis=1)
+        correct += int(np.sum(predicted == y[i:i + batch]))
+    return correct / len(X)
+
+
+def main(dataset, models):
+    X, y, Xt, yt = load_dataset(dataset, os.environ.get("CIRCUITPROP_DATA"))
+    print("| model | training accuracy | test accuracy |")
+    print("|---|---|---|")
+    for path in models:
+        sweeps = int(read_checkpoint(path.replace("model.npz", "model.ckpt.npz"))[0]["solver_sweeps"])
+        net = Network.load(path)
+        backend = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False)
+        print(f"| {path} | {100 * accuracy(net, backend, X, y):.2f} % | {100 * accuracy(net, backend, Xt, yt):.2f} % |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
