@@ -33,6 +33,7 @@ from .model import (
     WIRE_LAYOUTS,
     DiodeModel,
     compensated_bias,
+    Network,
     make_architecture,
     parse_layers,
 )
@@ -311,6 +312,16 @@ def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
                              doubled_outputs=circuit.doubled_outputs, input_gain=circuit.input_gain,
                              bias_input=circuit.bias_input, wire_resistance=float(circuit.wire_resistance),
                              wire_layout=circuit.wire_layout, name=circuit.name or f"circuitprop EP {circuit.layers}")
+
+
+def initial_network(architecture, devices: DeviceConfig, seed, dtype="float64"):
+    """The random starting :class:`~circuitprop.model.Network` these device settings describe (the trainer's
+    and ``circuitprop init``'s one draw): uniform in ``g_init`` within ``[g_min, g_max]`` (S), scaled per crossbar
+    with ``g_init_scaling`` and floored at ``g_min``."""
+    lo, hi = devices.g_init
+    return Network.random(architecture, g_min=max(lo, devices.g_min), g_max=min(hi, devices.g_max), seed=seed,
+                          dtype=dtype, init="amplifier" if devices.g_init_scaling == "amplifier" else "uniform",
+                          floor=devices.g_min)
 
 
 def declaration(name: str) -> tuple:

@@ -9,12 +9,13 @@ Run:  .venv/bin/python experiments/train_accuracy.py DATASET MODEL.npz [MODEL.np
 """
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
+from depth_table import _training_sweeps  # this folder is on sys.path when run as a script
 
 from circuitprop.backends import FastBackend
 from circuitprop.io.datasets import load_dataset
-from circuitprop.learning.checkpoint import read_checkpoint
 from circuitprop.model import Network
 
 
@@ -31,7 +32,7 @@ def main(dataset, models):
     print("| model | training accuracy | test accuracy |")
     print("|---|---|---|")
     for path in models:
-        sweeps = int(read_checkpoint(path.replace("model.npz", "model.ckpt.npz"))[0]["solver_sweeps"])
+        sweeps = _training_sweeps(Path(path).parent)
         net = Network.load(path)
         backend = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False)
         print(f"| {path} | {100 * accuracy(net, backend, X, y):.2f} % | {100 * accuracy(net, backend, Xt, yt):.2f} % |",

@@ -18,7 +18,7 @@ from ..backends import ConvergenceError, FastBackend, SpiceBackend, SpiceError, 
 from ..backends.spice import SpiceOptions, operating_point, operating_point_isolated
 from ..backends.vacask import VacaskError
 from ..backends.vacask import operating_point as vacask_operating_point
-from ..config import CircuitConfig, DeviceConfig, NeuronConfig, architecture_from
+from ..config import CircuitConfig, DeviceConfig, NeuronConfig, architecture_from, initial_network
 from ..declare import declared
 from ..errors import NetworkError
 from ..io.datasets import load_split
@@ -34,7 +34,8 @@ from . import train as train_commands
 from .options import HelpFormatter, add_group, add_off_alias, add_setting, collect, examples, paragraph
 
 #: The settings ``init`` takes (those of the circuit, its neurons and its devices, and the seed).
-INIT_SETTINGS = tuple(declared(CircuitConfig)) + tuple(declared(NeuronConfig)) + ("g_min", "g_max", "g_init", "g_init_scaling", "seed")
+INIT_SETTINGS = (tuple(declared(CircuitConfig)) + tuple(declared(NeuronConfig))
+                 + ("g_min", "g_max", "g_init", "g_init_scaling", "seed"))
 
 
 class CLIError(Exception):
@@ -81,9 +82,7 @@ def cmd_init(args):
         print(f"{neuron.diode} diodes: biases {arch.hidden[0].v_low:.4f} V and {arch.hidden[0].v_high:.4f} V "
               f"(forward voltage {arch.diode.forward_voltage(1e-6):.4f} V at 1 uA)" if arch.hidden else
               f"{neuron.diode} diodes")
-    lo, hi = devices.g_init
-    net = Network.random(arch, g_min=max(lo, devices.g_min), g_max=min(hi, devices.g_max), seed=args.seed,
-                         init="amplifier" if devices.g_init_scaling == "amplifier" else "uniform", floor=devices.g_min)
+    net = initial_network(arch, devices, args.seed)
     net.save(args.output)
     print(f"wrote {args.output}: {net!r}")
 

@@ -30,7 +30,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..backends import get_backend
-from ..config import CONFIGS, FLAT, TrainingConfig, architecture_from, split
+from ..config import CONFIGS, FLAT, TrainingConfig, architecture_from, initial_network, split
 from ..declare import declared, default_of
 from ..errors import ConfigError
 from ..io.progress import progress
@@ -221,11 +221,7 @@ class EPTrainer:
         """A fresh run: random conductances in ``g_init`` within ``[g_min, g_max]`` (scaled per crossbar with
         ``g_init_scaling``), zero momentum, position 0."""
         d = self.devices
-        lo, hi = d.g_init
-        self.network_ = Network.random(self._architecture(), g_min=max(lo, d.g_min), g_max=min(hi, d.g_max),
-                                       seed=self.seed, dtype=self.solver.dtype,
-                                       init="amplifier" if d.g_init_scaling == "amplifier" else "uniform",
-                                       floor=d.g_min)
+        self.network_ = initial_network(self._architecture(), d, self.seed, dtype=self.solver.dtype)
         device = make_device(d.device)
         if device is not None:
             for g in self.network_.conductances.values():
