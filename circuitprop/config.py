@@ -205,7 +205,10 @@ class DeviceConfig(Config):
     g_init_scaling: str = setting("none", "amplifier: divide the initial conductances of each crossbar leaving "
                                   "an amplified hidden layer by the gain squared (and by the scale of that "
                                   "layer's own inputs; floored at g_min), so amplified layers do not load the "
-                                  "layers before them (Network.random)", kind=str, choices=("none", "amplifier"))
+                                  "layers before them; balanced: scale the crossbars leaving a hidden layer only "
+                                  "as far as their amplified load exceeds the load of the crossbars entering it "
+                                  "(narrow output crossbars and one-hidden-layer networks stay as drawn) "
+                                  "(Network.random)", kind=str, choices=("none", "amplifier", "balanced"))
     device: object = setting(None, "device non-idealities: a preset (ideal, " + ", ".join(p for p in PRESETS
                                    if p != "ideal") + "), a DeviceModel or its dict", kind=object,
                              check=_check_device, choices=tuple(PRESETS), optional=True)
@@ -320,7 +323,7 @@ def initial_network(architecture, devices: DeviceConfig, seed, dtype="float64"):
     with ``g_init_scaling`` and floored at ``g_min``."""
     lo, hi = devices.g_init
     return Network.random(architecture, g_min=max(lo, devices.g_min), g_max=min(hi, devices.g_max), seed=seed,
-                          dtype=dtype, init="amplifier" if devices.g_init_scaling == "amplifier" else "uniform",
+                          dtype=dtype, init="uniform" if devices.g_init_scaling == "none" else devices.g_init_scaling,
                           floor=devices.g_min)
 
 

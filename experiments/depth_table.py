@@ -87,12 +87,14 @@ def main():
                         help="the runs trained with AUGMENT=K (random shifts of up to K pixels; e<EPOCHS>_shiftK/)")
     parser.add_argument("--flip", action="store_true",
                         help="the runs trained with FLIP=1 (random mirror images; e<EPOCHS>[_shiftK]_flip/)")
-    parser.add_argument("--init", default="none", choices=("none", "amplifier"),
-                        help="the runs trained with INIT=amplifier (--g-init-scaling amplifier; e<EPOCHS>..._ampinit/)")
+    parser.add_argument("--init", default="none", choices=("none", "amplifier", "balanced"),
+                        help="the runs trained with INIT=amplifier or INIT=balanced (--g-init-scaling; "
+                             "e<EPOCHS>..._ampinit/ or _balinit/)")
     args = parser.parse_args()
-    tag = ((f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "")
-           + ("_ampinit" if args.init == "amplifier" else ""))
-    bp_tag = tag.replace("_ampinit", "")  # backpropagation has no circuit initialisation: the same references
+    init_tag = "" if args.init == "none" else f"_{args.init[:3]}init"  # as run_depth.sh names the folders
+    tag = (f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "") + init_tag
+    # backpropagation has no circuit initialisation: the same references
+    bp_tag = tag.replace(init_tag, "") if init_tag else tag
     folder = ROOT / f"e{args.epochs}{tag}"
     bp_folder = ROOT / "backprop" / f"e{args.epochs}"
     rows, curves = [], {}
@@ -139,6 +141,9 @@ def main():
     if args.init == "amplifier":
         augmented += (" Initial conductances behind each amplified hidden layer divided by the gain squared"
                       " (--g-init-scaling amplifier).")
+    elif args.init == "balanced":
+        augmented += (" Initial conductances behind each amplified hidden layer scaled so that their amplified load"
+                      " is at most that of the layer's inputs (--g-init-scaling balanced).")
     if args.flip:
         augmented += (" Trained with a random half of the images mirrored left to right (a new half every epoch);"
                       " the papers compared against do not augment.")

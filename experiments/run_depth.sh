@@ -12,7 +12,8 @@
 # FLIP=1 mirrors a random half of the training images left to right, a new half every epoch (--augment-flip;
 # for Fashion-MNIST's garments); those runs go to e${EPOCHS}[_shiftK]_flip.
 # INIT=amplifier divides the initial conductances behind each amplified hidden layer by the gain squared
-# (--g-init-scaling amplifier); those runs go to e${EPOCHS}[_shiftK][_flip]_ampinit.
+# (--g-init-scaling amplifier); those runs go to e${EPOCHS}[_shiftK][_flip]_ampinit.  INIT=balanced scales them only
+# as far as their amplified load exceeds the layer's inputs (--g-init-scaling balanced; ..._balinit).
 #
 # Each (dataset, cell, seed) trains into experiments/results/depth/e$EPOCHS/<dataset>_<cell>_s<seed>/ (model,
 # per-epoch log with test accuracy and seconds, curve) and checkpoints every epoch: interrupt it at any time

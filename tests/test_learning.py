@@ -313,22 +313,30 @@ def test_training_with_parallel_ngspice_workers_equals_one_process():
         small_trainer(backend="spice", epochs=1, spice_workers=0).fit(X, y)
 
 
-def test_amplifier_scaled_init_is_the_trainers_and_the_clis_starting_network(tmp_path):
+@pytest.mark.parametrize("scaling", ["amplifier", "balanced"])
+def test_scaled_init_is_the_trainers_and_the_clis_starting_network(tmp_path, scaling):
     from circuitprop.cli import main
     from circuitprop.model import Network
+    from circuitprop.model.network import amplifier_init_scales, balanced_init_scales
     X, y = data()
     kw = dict(layers="5-4-4-3", skip=((0, 2),), g_init=(1e-6, 1e-5), g_min=1e-8, seed=4)
-    start = small_trainer(g_init_scaling="amplifier", **kw).fit(X, y).network_
-    reference = Network.random(start.architecture, 1e-6, 1e-5, seed=4, init="amplifier", floor=1e-8)
+    start = small_trainer(g_init_scaling=scaling, **kw).fit(X, y).network_
+    reference = Network.random(start.architecture, 1e-6, 1e-5, seed=4, init=scaling, floor=1e-8)
     for key, g in reference.conductances.items():
         np.testing.assert_array_equal(start.conductances[key], g)
     plain = small_trainer(**kw).fit(X, y).network_
-    np.testing.assert_allclose(start.conductances[(1, 2)], plain.conductances[(1, 2)] / 4, rtol=1e-15)  # gain 2
+    # gain 2: the amplifier rule divides by 4; the balanced one by the load ratio, 12 input nodes (5 doubled
+    # inputs and a bias pair) against 2 x 2 x 4 neurons of layer 2 behind the amplifier
+    assert start.architecture.layer_sizes[0] == 12
+    expected = {"amplifier": 1 / 4, "balanced": 12 / 16}[scaling]
+    scales = (amplifier_init_scales if scaling == "amplifier" else balanced_init_scales)(start.architecture)
+    assert scales[(1, 2)] == pytest.approx(expected, rel=1e-15)
+    np.testing.assert_allclose(start.conductances[(1, 2)], plain.conductances[(1, 2)] * expected, rtol=1e-15)
     np.testing.assert_array_equal(start.conductances[(0, 2)], plain.conductances[(0, 2)])
     model = tmp_path / "m.npz"
     assert main(["init", "--layers", "5-4-4-3", "--skip", "0-2", "--amplifier-gain", "2", "--g-init", "1e-6", "1e-5",
-                 "--g-init-scaling", "amplifier", "--seed", "4", "-o", str(model)]) == 0
+                 "--g-init-scaling", scaling, "--seed", "4", "-o", str(model)]) == 0
     from_cli = Network.load(model)
-    for key, g in Network.random(from_cli.architecture, 1e-6, 1e-5, seed=4, init="amplifier",
+    for key, g in Network.random(from_cli.architecture, 1e-6, 1e-5, seed=4, init=scaling,
                                  floor=1e-8).conductances.items():
         np.testing.assert_array_equal(from_cli.conductances[key], g)

@@ -170,16 +170,57 @@ def test_amplifier_init_scales_the_uniform_draws_and_floors_them():
         Network.random(arch, 1e-7, 2e-6, init="he")
 
 
-def test_amplifier_init_lets_a_chain_of_amplified_layers_settle_in_fewer_sweeps():
+@pytest.mark.parametrize("layers, skip, expected", [
+    # one hidden layer with few inputs: 16 x 3 output nodes outweigh 6 inputs, scaled to 6 / 48
+    ("6-5-3", (), {(0, 1): 1, (1, 2): 6 / 48}),
+    # a wide input layer: 16 x 3 = 48 < 60 inputs, nothing to scale (the 784-1024-10 case)
+    ("60-5-3", (), {(0, 1): 1, (1, 2): 1}),
+    # skips: layer 1 drives 4 + 3 nodes (load 16 x 7 against 6 inputs); layer 2 has 6 inputs plus 5 scaled ones
+    ("6-5-4-3", ((0, 2), (1, 3)), {(0, 1): 1, (0, 2): 1, (1, 2): 6 / 112, (1, 3): 6 / 112,
+                                  (2, 3): (6 + 5 * 6 / 112) / 48}),
+    # a chain: each layer's load in is the scaled load out of the one before
+    ("6-5-4-3", (), {(0, 1): 1, (1, 2): 6 / 64, (2, 3): 5 * 6 / 64 / 48}),
+])
+def test_balanced_init_scales_cap_the_amplified_load_at_the_load_entering(layers, skip, expected):
+    from circuitprop.model.network import balanced_init_scales
+    single = dict(doubled_inputs=False, doubled_outputs=False)  # node counts as written in `layers`
+    arch = make_architecture(layers, skip=skip, amplifier_gain=4.0, **single)
+    scales = balanced_init_scales(arch)
+    assert scales == pytest.approx(expected, rel=1e-15)
+    # the defining property: on every hidden layer the amplified load of the crossbars leaving it is at most the
+    # load of those entering it, and equal wherever a crossbar was scaled
+    sizes = arch.layer_sizes
+    for a in range(1, len(sizes) - 1):
+        load_in = sum(sizes[c] * s for (c, b), s in scales.items() if b == a)
+        load_out = 16 * sum(sizes[b] * s for (c, b), s in scales.items() if c == a)
+        assert load_out <= load_in * (1 + 1e-12)
+        if min(s for (c, b), s in scales.items() if c == a) < 1:
+            assert load_out == pytest.approx(load_in, rel=1e-12)
+    # without amplifiers a layer only overloads the one before when it is wider than that one's inputs
+    assert balanced_init_scales(make_architecture("60-5-3", **single)) == {(0, 1): 1.0, (1, 2): 1.0}
+
+
+def test_balanced_init_leaves_the_one_hidden_layer_depth_table_circuit_as_drawn():
+    from circuitprop.model.network import balanced_init_scales
+    arch = make_architecture("784-1024-10", amplifier_gain=4.0, doubled_inputs=True, doubled_outputs=True)
+    assert set(balanced_init_scales(arch).values()) == {1.0}  # 16 x 20 outputs against 1568 inputs
+    deep = make_architecture("784-1024-1024-10", skip=((0, 2), (1, 3)), amplifier_gain=4.0, doubled_inputs=True,
+                             doubled_outputs=True)
+    scales = balanced_init_scales(deep)
+    assert scales[(1, 2)] == pytest.approx(1568 / (16 * 1044), rel=1e-15) and scales[(2, 3)] == 1.0
+
+
+@pytest.mark.parametrize("init", ["amplifier", "balanced"])
+def test_scaled_init_lets_a_chain_of_amplified_layers_settle_in_fewer_sweeps(init):
     """Physics of the scaling: behind a gain-A amplifier a crossbar loads the layer before with A^2 its
     conductance; scaled, each layer is set by its inputs and the steady state is reached in fewer sweeps."""
     from circuitprop.backends import FastBackend
     arch = make_architecture("20-32-32-32-3", amplifier_gain=4.0)
     x = np.random.default_rng(0).uniform(0, 1, (4, 20))
     sweeps = {}
-    for init in ("uniform", "amplifier"):
-        net = Network.random(arch, 1e-7, 2e-6, seed=1, init=init, floor=1e-8)
+    for kind in ("uniform", init):
+        net = Network.random(arch, 1e-7, 2e-6, seed=1, init=kind, floor=1e-8)
         sol = FastBackend(tol=1e-12, max_sweeps=100000).solve(net, x)
         assert sol.converged
-        sweeps[init] = sol.iterations
-    assert sweeps["amplifier"] * 3 < sweeps["uniform"], sweeps
+        sweeps[kind] = sol.iterations
+    assert sweeps[init] * 3 < sweeps["uniform"], sweeps

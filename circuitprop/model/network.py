@@ -48,7 +48,7 @@ FORMAT_VERSION = 1
 
 
 #: The initialisations of :meth:`Network.random`.
-INITS = ("uniform", "amplifier")
+INITS = ("uniform", "amplifier", "balanced")
 
 
 def amplifier_init_scales(architecture: Architecture) -> dict:
@@ -79,6 +79,46 @@ def amplifier_init_scales(architecture: Architecture) -> dict:
         scales[(a, b)] = scale
         entering[b] = max(entering.get(b, 0.0), scale)
     return scales
+
+
+def balanced_init_scales(architecture: Architecture) -> dict:
+    """Scale of each crossbar's initial conductances that caps the load an amplified layer puts on the one before.
+
+    Behind a bidirectional amplifier (forward gain ``A``, backward current gain ``B``) a crossbar leaving hidden
+    layer ``a`` weighs ``A * B`` times its conductance on layer ``a``'s nodes.  With every crossbar drawn from
+    the same range, the load on a node of layer ``a`` from the crossbars entering it is proportional to
+    ``L_in(a) = sum_c n_c s_(c,a)`` (``n_c`` nodes in layer ``c``, ``s`` the scales chosen so far; inputs have
+    scale 1) and the load from the crossbars leaving it to ``L_out(a) = A B sum_b n_b``.  All crossbars leaving
+    ``a`` get the scale ``min(1, L_in(a) / L_out(a))``: unchanged where the amplified layer does not outweigh
+    its inputs (a 1024-neuron layer feeding 20 outputs through gain 4: 320 against 1568 doubled inputs), cut to
+    the inputs' weight where it would (1024 -> 1024 through gain 4: ``1568 / (16 * 1024)``).  Unlike
+    :func:`amplifier_init_scales` it leaves narrow output crossbars and networks that are not overloaded alone.
+
+    Returns
+    -------
+    dict
+        ``{(a, b): scale}`` for every crossbar (1.0 for crossbars from the inputs).
+    """
+    sizes = architecture.layer_sizes
+    load_in = {}
+    scales = {}
+    for a, b in sorted(architecture.crossbars):
+        if (a, b) in scales:
+            continue
+        if a == 0:
+            scale = 1.0
+        else:
+            layer = architecture.hidden[a - 1]
+            leaving = [bb for aa, bb in architecture.crossbars if aa == a]
+            load_out = layer.forward_gain * layer.current_gain * sum(sizes[bb] for bb in leaving)
+            scale = min(1.0, load_in.get(a, 0.0) / load_out)
+        for bb in [bb for aa, bb in architecture.crossbars if aa == a]:
+            scales[(a, bb)] = scale
+            load_in[bb] = load_in.get(bb, 0.0) + sizes[a] * scale
+    return scales
+
+
+_INIT_SCALES = {"amplifier": amplifier_init_scales, "balanced": balanced_init_scales}
 
 
 class Network:
@@ -136,9 +176,10 @@ class Network:
                seed=None, init: str = "uniform", dtype="float64", floor: float | None = None) -> "Network":
         """A network with random conductances (siemens).
 
-        ``init="uniform"`` draws each conductance uniformly in ``[g_min, g_max]``.  ``init="amplifier"`` then
-        divides each crossbar by :func:`amplifier_init_scales` (the same draws, scaled; raised to ``floor``
-        siemens where that is given, the device minimum).
+        ``init="uniform"`` draws each conductance uniformly in ``[g_min, g_max]``.  ``init="amplifier"`` and
+        ``init="balanced"`` then multiply each crossbar by :func:`amplifier_init_scales` or
+        :func:`balanced_init_scales` (the same draws, scaled; raised to ``floor`` siemens where that is given,
+        the device minimum).
         """
         _check_real(g_min, "g_min", positive=True)
         _check_real(g_max, "g_max", positive=True)
@@ -153,8 +194,8 @@ class Network:
         conductances = {
             (a, b): rng.uniform(g_min, g_max, size=(sizes[a], sizes[b])) for a, b in architecture.crossbars
         }
-        if init == "amplifier":
-            for key, scale in amplifier_init_scales(architecture).items():
+        if init in _INIT_SCALES:
+            for key, scale in _INIT_SCALES[init](architecture).items():
                 conductances[key] *= scale
                 if floor is not None:
                     np.maximum(conductances[key], floor, out=conductances[key])
