@@ -1,16 +1,17 @@
 """Deep networks: the sweeps each topology needs, and EP training speed at batch 4, float32.
 
 Run:  .venv/bin/python benchmarks/bench_deep.py [--examples 2000] [--topologies 1H 2H 2H+skip 3H 3H+skip]
+                                                [--init uniform|amplifier|balanced] [--train-sweeps S]
 
 For 1, 2 and 3 hidden layers of 1024 (MNIST inputs doubled, a bias pair, 10 classes doubled), without and with
-skip crossbars from the inputs to every hidden layer, at the initial conductances (seed 0) and on the first
-four MNIST training images, it prints:
+skip crossbars from the inputs to every hidden layer, at the initial conductances (seed 0; ``--init`` picks the
+initialisation, ``--g-init-scaling`` of training) and on the first four MNIST training images, it prints:
 
 * sweeps to steady state: sweeps until every node's KCL residual is below 1e-10 A (float64), plain
   coordinate descent (omega = 1) and over-relaxed (omega = 1.5);
 * sweeps needed: the fewest fixed sweeps per phase (float32, as training runs) whose EP gradient (centred,
   beta = 1 uS) has cosine >= 0.999 with the gradient at the steady state;
-* training speed with those sweeps: examples/s of ``EPTrainer.fit`` over ``--examples`` MNIST images (batch 4,
+* training speed with those sweeps (or ``--train-sweeps``, at least): examples/s of ``EPTrainer.fit`` over ``--examples`` MNIST images (batch 4,
   float32, centred EP), and the same per conductance relative to the one-hidden-layer network measured in
   this run (the baseline: 1.00 means "as fast per conductance as 1H");
 * the same examples/s with the solver's crossbar pass switched off (``FastSolverConfig.crossbar_pass``: every
@@ -39,8 +40,12 @@ TOPOLOGIES = {
 SWEEPS = (2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32, 48, 64)
 
 
+INIT = {"init": "none"}  # --init, as the trainers' g_init_scaling
+
+
 def trainer(layers, skip, **kw):
-    params = dict(layers=layers, skip=skip, batch_size=4, epochs=0, verbose=False, seed=0, estimator="centered")
+    params = dict(layers=layers, skip=skip, batch_size=4, epochs=0, verbose=False, seed=0, estimator="centered",
+                  g_init_scaling=INIT["init"])
     params.update(kw)
     return EPTrainer(**params)
 
@@ -97,7 +102,15 @@ def main():
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--topologies", nargs="+", default=list(TOPOLOGIES), choices=list(TOPOLOGIES))
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--train-sweeps", type=int, default=None, metavar="S",
+                        help="time the deep networks' training with at least S sweeps per phase (what trained "
+                             "circuits need, experiments/depth_trained_sweeps.py) instead of what the initial "
+                             "circuit needs; 1H keeps its own count")
+    parser.add_argument("--init", default="uniform", choices=("uniform", "amplifier", "balanced"),
+                        help="initial conductances: uniform, or scaled behind the amplifiers (--g-init-scaling)")
     args = parser.parse_args()
+    INIT["init"] = "none" if args.init == "uniform" else args.init
+    print(f"initialisation: {args.init}", flush=True)
     X, y, _, _ = load_dataset("mnist", args.data_dir, limit_train=max(args.examples, 4), limit_test=4)
     xb, yb = X[:4], y[:4]
     rows = []
@@ -123,13 +136,15 @@ def main():
                 needed = s
                 break
         rate = baseline = float("nan")
-        if needed is not None:
-            rate = examples_per_second(layers, skip, needed, X[:args.examples], y[:args.examples])
+        timed = needed if needed is None or args.train_sweeps is None or name == "1H" else max(needed, args.train_sweeps)
+        if timed is not None:
+            rate = examples_per_second(layers, skip, timed, X[:args.examples], y[:args.examples])
             with without_crossbar_pass():
-                baseline = examples_per_second(layers, skip, needed, X[:args.examples], y[:args.examples])
-        rows.append((name, layers, skip, n_conductances, plain, relaxed, needed, rate, baseline))
+                baseline = examples_per_second(layers, skip, timed, X[:args.examples], y[:args.examples])
+        rows.append((name, layers, skip, n_conductances, plain, relaxed, needed if timed == needed
+                     else f"{needed} (timed with {timed})", rate, baseline))
         print(f"{name}: {n_conductances:,} conductances; steady state in {plain} sweeps (omega 1), {relaxed} "
-              f"(omega 1.5); gradient needs {needed} sweeps; {rate:.0f} examples/s ({baseline:.0f} without the "
+              f"(omega 1.5); gradient needs {needed} sweeps; {rate:.0f} examples/s with {timed} ({baseline:.0f} without the "
               f"crossbar pass)", flush=True)
     base = next((r for r in rows if r[0] == "1H"), None)
     print("\n| topology | conductances | sweeps to 1e-10 A (omega 1 / 1.5) | sweeps for cosine 0.999 | examples/s |"
