@@ -25,6 +25,7 @@ OUT = Path(__file__).resolve().parent / "results" / "depth" / "backprop"
 #: hidden layer and from every hidden layer to the outputs.
 TOPOLOGIES = {
     "1H": ("784-1024-10", ()),
+    "1H-3072": ("784-3072-10", ()),
     "2H": ("784-1024-1024-10", ()),
     "3H": ("784-1024-1024-1024-10", ()),
     "2H+skip": ("784-1024-1024-10", ((0, 2), (1, 3))),

@@ -34,7 +34,7 @@ from circuitprop.io.files import atomic_write_bytes
 from circuitprop.model import Network
 
 ROOT = Path(__file__).resolve().parent / "results" / "depth"
-CELLS = ["1H", "2H", "3H", "2H+skip", "3H+skip"]
+CELLS = ["1H", "1H-3072", "2H", "3H", "2H+skip", "3H+skip"]
 DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
@@ -87,14 +87,17 @@ def main():
                         help="the runs trained with AUGMENT=K (random shifts of up to K pixels; e<EPOCHS>_shiftK/)")
     parser.add_argument("--flip", action="store_true",
                         help="the runs trained with FLIP=1 (random mirror images; e<EPOCHS>[_shiftK]_flip/)")
+    parser.add_argument("--sweeps", type=int, default=6,
+                        help="the deep runs trained with SWEEPS=S sweeps per phase (e<EPOCHS>..._sweepsS/)")
     parser.add_argument("--init", default="none", choices=("none", "amplifier", "balanced"),
                         help="the runs trained with INIT=amplifier or INIT=balanced (--g-init-scaling; "
                              "e<EPOCHS>..._ampinit/ or _balinit/)")
     args = parser.parse_args()
     init_tag = "" if args.init == "none" else f"_{args.init[:3]}init"  # as run_depth.sh names the folders
-    tag = (f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "") + init_tag
-    # backpropagation has no circuit initialisation: the same references
-    bp_tag = tag.replace(init_tag, "") if init_tag else tag
+    sweeps_tag = f"_sweeps{args.sweeps}" if args.sweeps != 6 else ""
+    tag = (f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "") + init_tag + sweeps_tag
+    # backpropagation has no circuit initialisation nor sweeps: the same references
+    bp_tag = tag.replace(init_tag + sweeps_tag, "")
     folder = ROOT / f"e{args.epochs}{tag}"
     bp_folder = ROOT / "backprop" / f"e{args.epochs}"
     rows, curves = [], {}
@@ -144,6 +147,8 @@ def main():
     elif args.init == "balanced":
         augmented += (" Initial conductances behind each amplified hidden layer scaled so that their amplified load"
                       " is at most that of the layer's inputs (--g-init-scaling balanced).")
+    if args.sweeps != 6:
+        augmented += f" The deep circuits relaxed with {args.sweeps} sweeps per phase (6 elsewhere); 1H with 4."
     if args.flip:
         augmented += (" Trained with a random half of the images mirrored left to right (a new half every epoch);"
                       " the papers compared against do not augment.")

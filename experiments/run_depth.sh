@@ -15,6 +15,7 @@
 # (--g-init-scaling amplifier); those runs go to e${EPOCHS}[_shiftK][_flip]_ampinit.  INIT=balanced scales them only
 # as far as their amplified load exceeds the layer's inputs (--g-init-scaling balanced; ..._balinit).
 #
+# Cell 1H-3072 is one hidden layer of 3072 (the issue's 3 x 1024 neurons in one layer), settings as 1H.
 # Each (dataset, cell, seed) trains into experiments/results/depth/e$EPOCHS/<dataset>_<cell>_s<seed>/ (model,
 # per-epoch log with test accuracy and seconds, curve) and checkpoints every epoch: interrupt it at any time
 # and run the same command again to continue (finished runs are skipped).  Two cores: run two copies with
@@ -30,7 +31,7 @@ CELLS=${CELLS:-1H 2H+skip 3H+skip 2H 3H}
 # learning rates (normalised units): crossbars from the inputs, hidden -> hidden, hidden -> outputs
 LR_IN=${LR_IN:-3e6}; LR_HID=${LR_HID:-1e6}; LR_OUT=${LR_OUT:-3e5}
 GAIN=${GAIN:-4}      # amplifier gain after every hidden layer (0: none)
-SWEEPS=${SWEEPS:-6}  # relaxation sweeps per phase (4 for 1H, as the noise study)
+SWEEPS=${SWEEPS:-6}  # relaxation sweeps per phase of the deep cells (1H: 4, as the noise study); not 6: ..._sweepsS
 AUGMENT=${AUGMENT:-0}
 FLIP=${FLIP:-0}
 OUT=experiments/results/depth/e$EPOCHS
@@ -39,17 +40,19 @@ FLIP_ARG=--no-augment-flip
 if [ "$FLIP" != 0 ]; then OUT="${OUT}_flip"; FLIP_ARG=--augment-flip; fi
 INIT=${INIT:-none}
 if [ "$INIT" != none ]; then OUT="${OUT}_${INIT:0:3}init"; fi
+if [ "$SWEEPS" != 6 ]; then OUT="${OUT}_sweeps$SWEEPS"; fi
 
 cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossbars first, then the skips)
     case "$1" in
         1H) echo "--layers 784-1024-10 --amplifier-gain $GAIN --lr $LR_IN $LR_OUT --solver-sweeps 4" ;;
+        1H-3072) echo "--layers 784-3072-10 --amplifier-gain $GAIN --lr $LR_IN $LR_OUT --solver-sweeps 4" ;;
         2H) echo "--layers 784-1024-1024-10 --amplifier-gain $GAIN $GAIN --lr $LR_IN $LR_HID $LR_OUT --solver-sweeps $SWEEPS" ;;
         3H) echo "--layers 784-1024-1024-1024-10 --amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT --solver-sweeps $SWEEPS" ;;
         2H+skip) echo "--layers 784-1024-1024-10 --skip 0-2 --skip 1-3 --amplifier-gain $GAIN $GAIN \
 --lr $LR_IN $LR_HID $LR_OUT $LR_IN $LR_OUT --solver-sweeps $SWEEPS" ;;
         3H+skip) echo "--layers 784-1024-1024-1024-10 --skip 0-2 --skip 0-3 --skip 1-4 --skip 2-4 \
 --amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT $LR_IN $LR_IN $LR_OUT $LR_OUT --solver-sweeps $SWEEPS" ;;
-        *) echo "unknown cell $1 (1H 2H 2H+skip 3H 3H+skip)" >&2; exit 2 ;;
+        *) echo "unknown cell $1 (1H 1H-3072 2H 2H+skip 3H 3H+skip)" >&2; exit 2 ;;
     esac
 }
 
