@@ -27,15 +27,19 @@ def initial_network(folder: Path) -> Network:
     return trainer.network_
 
 
+def trained_network(folder: Path) -> Network:
+    """The run's trained network: model.npz, or the last checkpoint of a run still going."""
+    if (folder / "model.npz").exists():
+        return Network.load(folder / "model.npz")
+    return EPTrainer.from_checkpoint(folder / "model.ckpt.npz").network_
+
+
 def main(folders):
     print("| run | crossbar | initial 10 / 50 / 90 % (uS) | trained 10 / 50 / 90 % (uS) | mean abs change / mean initial |")
     print("|---|---|---|---|---|")
     for folder in map(Path, folders):
         start = initial_network(folder)
-        if (folder / "model.npz").exists():
-            end = Network.load(folder / "model.npz")
-        else:  # a run still going: its last checkpoint
-            end = EPTrainer.from_checkpoint(folder / "model.ckpt.npz").network_
+        end = trained_network(folder)
         for key, g in end.conductances.items():
             g0 = np.asarray(start.conductances[key], dtype=np.float64)
             g = np.asarray(g, dtype=np.float64)

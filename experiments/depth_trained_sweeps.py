@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_deep import gradient  # noqa: E402
+from depth_crossbar_change import trained_network  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from circuitprop.io.datasets import load_dataset  # noqa: E402
 from circuitprop.learning import EPTrainer  # noqa: E402
@@ -26,12 +27,6 @@ from circuitprop.learning.checkpoint import read_checkpoint  # noqa: E402
 from circuitprop.model import Network  # noqa: E402
 
 SWEEPS = (2, 3, 4, 5, 6, 8)
-
-
-def trained_network(folder: Path) -> Network:
-    if (folder / "model.npz").exists():
-        return Network.load(folder / "model.npz")
-    return EPTrainer.from_checkpoint(folder / "model.ckpt.npz").network_
 
 
 def trainer_with(settings: dict, network: Network, X, y, **kw) -> EPTrainer:

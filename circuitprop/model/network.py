@@ -100,21 +100,17 @@ def balanced_init_scales(architecture: Architecture) -> dict:
         ``{(a, b): scale}`` for every crossbar (1.0 for crossbars from the inputs).
     """
     sizes = architecture.layer_sizes
-    load_in = {}
+    load_in = dict.fromkeys(range(len(sizes)), 0.0)
     scales = {}
-    for a, b in sorted(architecture.crossbars):
-        if (a, b) in scales:
-            continue
-        if a == 0:
-            scale = 1.0
-        else:
+    for a in range(len(sizes) - 1):  # crossbars run forward, so every load into ``a`` is known by now
+        leaving = [b for aa, b in architecture.crossbars if aa == a]
+        scale = 1.0
+        if a > 0:
             layer = architecture.hidden[a - 1]
-            leaving = [bb for aa, bb in architecture.crossbars if aa == a]
-            load_out = layer.forward_gain * layer.current_gain * sum(sizes[bb] for bb in leaving)
-            scale = min(1.0, load_in.get(a, 0.0) / load_out)
-        for bb in [bb for aa, bb in architecture.crossbars if aa == a]:
-            scales[(a, bb)] = scale
-            load_in[bb] = load_in.get(bb, 0.0) + sizes[a] * scale
+            scale = min(1.0, load_in[a] / (layer.forward_gain * layer.current_gain * sum(sizes[b] for b in leaving)))
+        for b in leaving:
+            scales[(a, b)] = scale
+            load_in[b] += sizes[a] * scale
     return scales
 
 
