@@ -1,0 +1,126 @@
+"""Issue 24: MNIST test error against the number of hidden layers, every seed, beside the DRN papers.
+
+Each depth is read from the run folders of ``experiments/run_depth.sh`` that hold its best settings at the
+same training budget (10 epochs, no augmentation):
+
+* 1H: ``e10/`` (uniform initialisation, 4 sweeps per phase; the 1H circuit is not helped by the amplifier
+  scaling, result in ``e10_ampinit/``);
+* 2H+skip, 3H+skip: ``e10_ampinit_sweeps3/`` (``--g-init-scaling amplifier``, 3 sweeps per phase);
+* 2H, 3H (no skip crossbars): ``e10_ampinit_sweeps4/`` (the same initialisation, 4 sweeps per phase).
+
+It writes ``experiments/results/depth/depth_vs_layers.md`` (per cell: each seed's final test error, mean and
+sample standard deviation, and the backpropagation reference of ``experiments/depth_backprop.py`` where it
+exists) and ``depth_vs_layers.png`` (error against depth, one point per seed, the means joined, and the two
+DRN papers' figures).  Only finished runs (a ``done`` marker and the full number of epochs) count.
+
+Run:  .venv/bin/python experiments/depth_vs_layers.py [--epochs 10]
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from circuitprop.io.files import atomic_write_bytes
+
+ROOT = Path(__file__).resolve().parent / "results" / "depth"
+#: (cell, hidden layers, skip crossbars, folder suffix after e<EPOCHS>)
+CELLS = [
+    ("1H", 1, None, ""),
+    ("2H+skip", 2, True, "_ampinit_sweeps3"),
+    ("3H+skip", 3, True, "_ampinit_sweeps3"),
+    ("2H", 2, False, "_ampinit_sweeps4"),
+    ("3H", 3, False, "_ampinit_sweeps4"),
+]
+#: MNIST test error (%) of deep resistive networks, 1, 2 and 3 hidden layers of 1024 (issue 24's sources).
+PAPERS = {
+    "fast DRN (Scellier et al., ICML 2024)": [1.57, 1.48, 1.66],
+    "universal DRN (Phys. Rev. Applied 2025)": [1.53, 1.60, 1.77],
+}
+
+
+def finished_errors(folder, cell, epochs, dataset="mnist"):
+    """Final test error (%) of every finished seed of ``cell`` in ``folder``: {seed: error}."""
+    out = {}
+    for run in sorted(folder.glob(f"{dataset}_{cell}_s*")):
+        log_path = run / "model.log.jsonl"
+        if not (run / "done").exists() or not log_path.exists():
+            continue
+        log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+        if len(log) >= epochs:
+            out[int(run.name.rsplit("_s", 1)[1])] = 100 * (1 - log[-1]["test_accuracy"])
+    return dict(sorted(out.items()))
+
+
+def backprop_errors(cell, epochs, dataset="mnist"):
+    folder = ROOT / "backprop" / f"e{epochs}"
+    out = {}
+    for path in sorted(folder.glob(f"{dataset}_{cell}_s*.json")):
+        rest = path.stem[len(f"{dataset}_{cell}_s"):]
+        if rest.isdigit():  # no validation, shift or flip tag
+            out[int(rest)] = 100 * (1 - json.loads(path.read_text())["test_accuracy"])
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    args = parser.parse_args()
+    rows = []
+    for cell, depth, skip, suffix in CELLS:
+        folder = ROOT / f"e{args.epochs}{suffix}"
+        errors = finished_errors(folder, cell, args.epochs)
+        if not errors:
+            continue
+        values = np.array(list(errors.values()))
+        rows.append({"cell": cell, "depth": depth, "skip": skip, "folder": folder.name, "errors": errors,
+                     "mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+                     "bp": backprop_errors(cell, args.epochs)})
+    lines = [f"MNIST test error (%) on the 10,000 test images after {args.epochs} epochs, every finished seed "
+             "(experiments/depth_vs_layers.py). Standard deviation: sample (n - 1) over the seeds.", "",
+             "| network | run folder | each seed | mean | std | backprop |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        seeds = ", ".join(f"{e:.2f}" for e in r["errors"].values()) + f" (seeds {', '.join(map(str, r['errors']))})"
+        std = f"{r['std']:.2f}" if r["std"] is not None else "-"
+        bp = ", ".join(f"{e:.2f}" for e in r["bp"].values()) or "-"
+        lines.append(f"| {r['cell']} | {r['folder']} | {seeds} | {r['mean']:.2f} | {std} | {bp} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    atomic_write_bytes(ROOT / "depth_vs_layers.md", text.encode())
+    plot(rows, ROOT / "depth_vs_layers.png", args.epochs)
+
+
+def plot(rows, path, epochs):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    one = [r for r in rows if r["depth"] == 1]
+    for skip, colour, label in ((True, "C0", "circuitprop EP, skip crossbars"),
+                                (False, "C3", "circuitprop EP, no skips")):
+        series = sorted(one + [r for r in rows if r["skip"] is skip], key=lambda r: r["depth"])
+        if len(series) < 2:
+            continue
+        offset = -0.04 if skip else 0.04
+        for r in series:
+            ax.scatter([r["depth"] + offset] * len(r["errors"]), list(r["errors"].values()), color=colour,
+                       s=18, alpha=0.6)
+        ax.errorbar([r["depth"] + offset for r in series], [r["mean"] for r in series],
+                    yerr=[r["std"] or 0 for r in series], color=colour, marker="o", capsize=3,
+                    label=f"{label} (mean, sd; dots: seeds)")
+    for (name, values), style in zip(PAPERS.items(), (":", "-.")):
+        ax.plot([1, 2, 3], values, style, color="0.4", marker="s", ms=4, label=name)
+    ax.set_xticks([1, 2, 3])
+    ax.set_xlabel("hidden layers of 1024")
+    ax.set_ylabel("MNIST test error (%)")
+    ax.set_title(f"Error against depth ({epochs} epochs; papers: their own budgets)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
