@@ -6,8 +6,12 @@ experiments/results/depth/backprop/e<epochs>/<dataset>_<topology>_s<seed>[_lr<ra
 the script can be interrupted at any time.  --validation trains on the first 50,000 training images and
 scores the last 10,000 (for choosing settings); without it, the full training set and the test set.
 
+With ``--optimizer adam`` the network is trained by Adam with one step size for every matrix (Adam divides
+each weight's step by its own gradient scale, so no fan-in rule is needed); those runs carry ``_adam`` in
+their file names.
+
 Run:  .venv/bin/python experiments/depth_backprop.py [--datasets mnist fashion-mnist] [--seeds 0]
-          [--topologies 1H 2H 3H 2H+skip 3H+skip] [--epochs 20] [--validation]
+          [--topologies 1H 2H 3H 2H+skip 3H+skip] [--epochs 20] [--validation] [--optimizer adam]
 """
 import argparse
 import json
@@ -53,6 +57,9 @@ def main():
                              "number of inputs of layer b (with activations in [0, 1], not centred, the "
                              "loss's largest curvature grows with the fan-in; one step size for all "
                              "diverges in the deep skip networks)")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                        help="sgd: heavy-ball momentum 0.9, step sizes by fan-in (--learning-rate); adam: Adam "
+                             "(beta1 0.9, beta2 0.999), --learning-rate is its one step size")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--validation", action="store_true", help="score the last 10,000 training images")
     parser.add_argument("--augment-shift", type=int, default=0,
@@ -69,6 +76,7 @@ def main():
             layers, skip = TOPOLOGIES[name]
             for seed in args.seeds:
                 tag = f"_lr{args.learning_rate:g}_b{args.batch_size}_val" if args.validation else ""
+                tag += "_adam" if args.optimizer == "adam" else ""
                 tag += f"_shift{args.augment_shift}" if args.augment_shift else ""
                 tag += "_flip" if args.augment_flip else ""
                 path = OUT / f"e{args.epochs}" / f"{dataset}_{name}_s{seed}{tag}.json"
@@ -76,7 +84,9 @@ def main():
                     print(f"{path.name}: done")
                     continue
                 model = BackpropMLP(layers=layers, skip=skip, epochs=args.epochs, batch_size=args.batch_size,
-                                    learning_rate=rates_by_fan_in(layers, skip, args.learning_rate), seed=seed,
+                                    learning_rate=(args.learning_rate if args.optimizer == "adam" else
+                                                   rates_by_fan_in(layers, skip, args.learning_rate)),
+                                    optimizer=args.optimizer, seed=seed,
                                     augment_shift=args.augment_shift, augment_flip=args.augment_flip,
                                     verbose=False)
                 t0 = time.perf_counter()

@@ -9,8 +9,8 @@ same training budget (10 epochs, no augmentation):
 * 2H, 3H (no skip crossbars): ``e10_ampinit_sweeps4/`` (the same initialisation, 4 sweeps per phase).
 
 It writes ``experiments/results/depth/depth_vs_layers.md`` (per cell: each seed's final test error, mean and
-sample standard deviation, and the backpropagation reference of ``experiments/depth_backprop.py`` where it
-exists) and ``depth_vs_layers.png`` (error against depth, one point per seed, the means joined, and the two
+sample standard deviation, and the backpropagation references of ``experiments/depth_backprop.py``, SGD and
+Adam, where they exist) and ``depth_vs_layers.png`` (error against depth, one point per seed, the means joined, and the two
 DRN papers' figures).  Only finished runs (a ``done`` marker and the full number of epochs) count.
 
 Run:  .venv/bin/python experiments/depth_vs_layers.py [--epochs 10]
@@ -52,13 +52,16 @@ def finished_errors(folder, cell, epochs, dataset="mnist"):
     return dict(sorted(out.items()))
 
 
-def backprop_errors(cell, epochs, dataset="mnist"):
+def backprop_errors(cell, epochs, optimizer_tag="", dataset="mnist"):
+    """Final test error (%) of the backpropagation references of ``cell`` trained with the optimizer whose file
+    tag is ``optimizer_tag`` ("" for SGD, "_adam" for Adam), no augmentation: {seed: error}."""
     folder = ROOT / "backprop" / f"e{epochs}"
     out = {}
     for path in sorted(folder.glob(f"{dataset}_{cell}_s*.json")):
         rest = path.stem[len(f"{dataset}_{cell}_s"):]
-        if rest.isdigit():  # no validation, shift or flip tag
-            out[int(rest)] = 100 * (1 - json.loads(path.read_text())["test_accuracy"])
+        seed = rest[:len(rest) - len(rest.lstrip("0123456789"))]
+        if seed and rest[len(seed):] == optimizer_tag:  # no validation, shift or flip tag
+            out[int(seed)] = 100 * (1 - json.loads(path.read_text())["test_accuracy"])
     return out
 
 
@@ -75,15 +78,19 @@ def main():
         values = np.array(list(errors.values()))
         rows.append({"cell": cell, "depth": depth, "skip": skip, "folder": folder.name, "errors": errors,
                      "mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None,
-                     "bp": backprop_errors(cell, args.epochs)})
+                     "bp": backprop_errors(cell, args.epochs), "bp_adam": backprop_errors(cell, args.epochs, "_adam")})
     lines = [f"MNIST test error (%) on the 10,000 test images after {args.epochs} epochs, every finished seed "
              "(experiments/depth_vs_layers.py). Standard deviation: sample (n - 1) over the seeds.", "",
-             "| network | run folder | each seed | mean | std | backprop |", "|---|---|---|---|---|---|"]
+             "Backpropagation reference (experiments/depth_backprop.py, same shape and clipping activation, "
+             "squared error): SGD with momentum (step sizes by fan-in) and Adam (step 1e-3, chosen on the "
+             "validation split).", "",
+             "| network | run folder | each seed | mean | std | backprop, SGD | backprop, Adam |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         seeds = ", ".join(f"{e:.2f}" for e in r["errors"].values()) + f" (seeds {', '.join(map(str, r['errors']))})"
         std = f"{r['std']:.2f}" if r["std"] is not None else "-"
-        bp = ", ".join(f"{e:.2f}" for e in r["bp"].values()) or "-"
-        lines.append(f"| {r['cell']} | {r['folder']} | {seeds} | {r['mean']:.2f} | {std} | {bp} |")
+        bp, bp_adam = (", ".join(f"{e:.2f}" for e in r[k].values()) or "-" for k in ("bp", "bp_adam"))
+        lines.append(f"| {r['cell']} | {r['folder']} | {seeds} | {r['mean']:.2f} | {std} | {bp} | {bp_adam} |")
     text = "\n".join(lines) + "\n"
     print(text)
     atomic_write_bytes(ROOT / "depth_vs_layers.md", text.encode())
@@ -108,6 +115,10 @@ def plot(rows, path, epochs):
         ax.errorbar([r["depth"] + offset for r in series], [r["mean"] for r in series],
                     yerr=[r["std"] or 0 for r in series], color=colour, marker="o", capsize=3,
                     label=f"{label} (mean, sd; dots: seeds)")
+        bp = [(r["depth"] + offset, np.mean(list(r["bp_adam"].values()))) for r in series if r["bp_adam"]]
+        if bp:
+            ax.plot(*zip(*bp), "--", color=colour, marker="^", mfc="none",
+                    label=f"backprop (Adam), same shapes{'' if skip else ', no skips'}")
     for (name, values), style in zip(PAPERS.items(), (":", "-.")):
         ax.plot([1, 2, 3], values, style, color="0.4", marker="s", ms=4, label=name)
     ax.set_xticks([1, 2, 3])

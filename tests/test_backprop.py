@@ -59,3 +59,39 @@ def test_learns_a_separable_task_and_checks_its_input():
         BackpropMLP(layers="8-16-3", skip=((0, 1),)).fit(X, y)
     with pytest.raises(ValueError, match="3 weight matrices"):
         BackpropMLP(layers="8-16-16-3", learning_rate=[0.1, 0.1]).fit(X, y)
+
+
+def test_adam_first_step_moves_every_parameter_by_the_step_size_against_its_gradient():
+    """Bias-corrected Adam's first step is -rate * g / (|g| + eps): every weight with a nonzero gradient moves
+    by the step size, whatever the scale of its gradient (which is why it suits uncentred inputs)."""
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0, 1, (4, 6))
+    y = rng.integers(0, 3, 4)
+    kwargs = dict(layers="6-5-3", skip=(), epochs=1, batch_size=4, lr_schedule="constant", dtype="float64",
+                  verbose=False, seed=3)
+    start = BackpropMLP(epochs=0, **{k: v for k, v in kwargs.items() if k != "epochs"}).fit(X, y)
+    grads_w, grads_b = start._backward(*start._forward(X), start._targets(y))
+    model = BackpropMLP(optimizer="adam", learning_rate=1e-3, **kwargs)
+    # the same example order as fit: one batch of all four examples, so the order does not change the gradient
+    model.fit(X, y)
+    for key, w0 in start.weights_.items():
+        expected = w0 - 1e-3 * grads_w[key] / (np.abs(grads_w[key]) + 1e-8)
+        np.testing.assert_allclose(model.weights_[key], expected, rtol=0, atol=1e-12)
+    for layer, b0 in start.biases_.items():
+        expected = b0 - 1e-3 * grads_b[layer] / (np.abs(grads_b[layer]) + 1e-8)
+        np.testing.assert_allclose(model.biases_[layer], expected, rtol=0, atol=1e-12)
+
+
+def test_adam_learns_and_bad_optimizer_settings_are_refused():
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(0, 1, (3, 8))
+    y = rng.integers(0, 3, 600)
+    X = centres[y] + rng.normal(0, 0.1, (600, 8))
+    model = BackpropMLP(layers="8-16-16-3", skip=((0, 2),), epochs=5, batch_size=8, learning_rate=3e-3,
+                        optimizer="adam", verbose=False).fit(X[:500], y[:500], eval_set=(X[500:], y[500:]))
+    assert model.history_[-1]["test_accuracy"] > 0.95
+    assert model.history_[-1]["train_loss"] < model.history_[0]["train_loss"]
+    with pytest.raises(ValueError, match="optimizer must be"):
+        BackpropMLP(layers="8-16-3", optimizer="rmsprop").fit(X, y)
+    with pytest.raises(ValueError, match="adam_beta2"):
+        BackpropMLP(layers="8-16-3", optimizer="adam", adam_beta2=1.0).fit(X, y)

@@ -6,7 +6,7 @@ hidden units apply the ideal-diode neuron's transfer ``clip(z, v_low, v_high)`` 
 or a plain ReLU when ``v_high`` is ``inf``. Each crossbar ``(a, b)`` of the circuit, skip crossbars
 included, is a dense weight matrix from layer ``a`` to layer ``b``; signed weights and a bias per unit stand
 for the circuit's doubled inputs, doubled outputs and bias sources. The loss is the squared error of the
-ten scores against the targets (the EP trainer's cost), minimised by SGD with heavy-ball momentum.
+ten scores against the targets (the EP trainer's cost), minimised by SGD with heavy-ball momentum or by Adam.
 
 Like :class:`~circuitprop.learning.EPTrainer` it follows scikit-learn's conventions: parameters in
 ``__init__``, work in :meth:`fit`, fitted attributes end in ``_``, ``history_`` holds one record per epoch.
@@ -39,9 +39,14 @@ class BackpropMLP:
     target : float
         Score asked of the correct class (the others are asked 0), as the EP trainer's ``target``.
     learning_rate : float or list of float
-        SGD step size, one for all weight matrices or one per matrix (in the order of :attr:`crossbars_`).
+        Step size, one for all weight matrices or one per matrix (in the order of :attr:`crossbars_`).
     momentum : float
-        Heavy-ball momentum in [0, 1).
+        Heavy-ball momentum in [0, 1) (``optimizer="sgd"``), or Adam's first-moment decay beta1.
+    optimizer : {"sgd", "adam"}
+        SGD with heavy-ball momentum, or Adam (Kingma and Ba 2015: bias-corrected first and second moments,
+        beta2 ``adam_beta2``, epsilon 1e-8), which is insensitive to the scale of each weight's gradient.
+    adam_beta2 : float
+        Adam's second-moment decay, in [0, 1).
     lr_schedule : {"cosine", "constant"}
         Cosine annealing of the step size to 0 over the run (per batch), or a constant step.
     epochs, batch_size, seed : int
@@ -59,8 +64,8 @@ class BackpropMLP:
     """
 
     def __init__(self, layers="784-100-10", skip=(), v_low=0.0, v_high=1.0, target=1.0, learning_rate=0.05,
-                 momentum=0.9, lr_schedule="cosine", epochs=10, batch_size=32, seed=0, dtype="float32",
-                 augment_shift=0, augment_flip=False, verbose=True):
+                 momentum=0.9, optimizer="sgd", adam_beta2=0.999, lr_schedule="cosine", epochs=10, batch_size=32,
+                 seed=0, dtype="float32", augment_shift=0, augment_flip=False, verbose=True):
         self.layers = layers
         self.skip = skip
         self.v_low = v_low
@@ -68,6 +73,8 @@ class BackpropMLP:
         self.target = target
         self.learning_rate = learning_rate
         self.momentum = momentum
+        self.optimizer = optimizer
+        self.adam_beta2 = adam_beta2
         self.lr_schedule = lr_schedule
         self.epochs = epochs
         self.batch_size = batch_size
@@ -106,6 +113,10 @@ class BackpropMLP:
             raise ValueError(f"need v_low < v_high, got {self.v_low} and {self.v_high}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if not 0 <= self.adam_beta2 < 1:
+            raise ValueError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if self.lr_schedule not in ("cosine", "constant"):
@@ -175,10 +186,11 @@ class BackpropMLP:
         rng = np.random.default_rng(self.seed)
         self.sizes_, self.crossbars_ = sizes, crossbars
         self._initialise(sizes, crossbars, rng)
-        velocity_w = {k: np.zeros_like(w) for k, w in self.weights_.items()}
-        velocity_b = {k: np.zeros_like(v) for k, v in self.biases_.items()}
         rate_of = dict(zip(crossbars, rates))
-        bias_rate = {b: max(r for (a, bb), r in rate_of.items() if bb == b) for b in self.biases_}
+        # every parameter array (weights by crossbar, biases by layer) with its step size; a bias steps as the
+        # fastest matrix feeding its layer
+        rate_of.update({b: max(r for (a, bb), r in zip(crossbars, rates) if bb == b) for b in self.biases_})
+        step_of = _Momentum(self.momentum) if self.optimizer == "sgd" else _Adam(self.momentum, self.adam_beta2)
         n_batches = math.ceil(len(X) / self.batch_size)
         total = max(1, self.epochs * n_batches)
         step = 0
@@ -198,14 +210,9 @@ class BackpropMLP:
                 loss_sum += 0.5 * np.sum((acts[-1] - T) ** 2)
                 grads_w, grads_b = self._backward(acts, pre, T)
                 scale = 0.5 * (1 + math.cos(math.pi * step / total)) if self.lr_schedule == "cosine" else 1.0
-                for k, g in grads_w.items():
-                    velocity_w[k] *= self.momentum
-                    velocity_w[k] -= np.asarray(rate_of[k] * scale, dtype=self.dtype) * g
-                    self.weights_[k] += velocity_w[k]
-                for k, g in grads_b.items():
-                    velocity_b[k] *= self.momentum
-                    velocity_b[k] -= np.asarray(bias_rate[k] * scale, dtype=self.dtype) * g
-                    self.biases_[k] += velocity_b[k]
+                for params, grads in ((self.weights_, grads_w), (self.biases_, grads_b)):
+                    for k, g in grads.items():
+                        params[k] += step_of(k, g, rate_of[k] * scale)
                 step += 1
             # plain Python numbers: a history is written as JSON
             record = {"epoch": epoch + 1, "train_loss": float(loss_sum) / len(X),
@@ -230,3 +237,37 @@ class BackpropMLP:
     def score(self, X, y) -> float:
         """Accuracy on ``(X, y)``."""
         return float(np.mean(self.predict(X) == np.asarray(y)))
+
+
+class _Momentum:
+    """Heavy-ball SGD: the step of parameter ``key`` for gradient ``g`` at step size ``rate``."""
+
+    def __init__(self, momentum):
+        self.momentum = momentum
+        self.velocity = {}
+
+    def __call__(self, key, g, rate):
+        v = self.velocity.setdefault(key, np.zeros_like(g))
+        v *= self.momentum
+        v -= np.asarray(rate, dtype=g.dtype) * g
+        return v
+
+
+class _Adam:
+    """Adam (Kingma and Ba 2015) with bias-corrected moments; one step counter per parameter array."""
+
+    def __init__(self, beta1, beta2, eps=1e-8):
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.moments = {}
+
+    def __call__(self, key, g, rate):
+        m, v, t = self.moments.get(key, (np.zeros_like(g), np.zeros_like(g), 0))
+        t += 1
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        self.moments[key] = (m, v, t)
+        m_hat = m / (1 - self.beta1 ** t)
+        v_hat = v / (1 - self.beta2 ** t)
+        return (-rate * m_hat / (np.sqrt(v_hat) + self.eps)).astype(g.dtype)
