@@ -188,7 +188,8 @@ def plot(curves, path, epochs):
         ax.set_ylabel("test error (%)")
         ax.set_title(f"{label}: EP (solid) and backpropagation (dashed)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
+        if ax.get_legend_handles_labels()[0]:  # a dataset with no runs yet has an empty panel
+            ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
