@@ -52,6 +52,17 @@ def finished_errors(folder, cell, epochs, dataset="mnist"):
     return dict(sorted(out.items()))
 
 
+def steady_state_changes(folder, cell, seeds, dataset="mnist"):
+    """Per seed, "k of N": test images whose class changes at the circuit's steady state (depth_table.py
+    --steady-state N), or "-" where not computed."""
+    out = []
+    for seed in seeds:
+        path = folder / f"{dataset}_{cell}_s{seed}" / "steady_state.json"
+        record = json.loads(path.read_text()) if path.exists() else None
+        out.append(f"{record['predictions_differing_from_fixed_sweeps']} of {record['images']}" if record else "-")
+    return "; ".join(out)
+
+
 def backprop_errors(cell, epochs, optimizer_tag="", dataset="mnist"):
     """Final test error (%) of the backpropagation references of ``cell`` trained with the optimizer whose file
     tag is ``optimizer_tag`` ("" for SGD, "_adam" for Adam), no augmentation: {seed: error}."""
@@ -90,6 +101,7 @@ def main():
         values = np.array(list(errors.values()))
         rows.append({"cell": cell, "depth": depth, "skip": skip, "folder": folder.name, "errors": errors,
                      "mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+                     "steady": steady_state_changes(folder, cell, errors),
                      "bp": backprop_errors(cell, args.epochs), "bp_adam": backprop_errors(cell, args.epochs, "_adam")})
     lines = [f"MNIST test error (%) on the 10,000 test images after {args.epochs} epochs, every finished seed "
              "(experiments/depth_vs_layers.py). Standard deviation: sample (n - 1) over the seeds.", "",
@@ -98,15 +110,19 @@ def main():
              "validation split).", "",
              "Against 1H: difference of the means and the two-sided p-value of Welch's t-test over the seeds "
              "(a difference is resolved only if p is small; with 3 seeds a cell it takes about 0.1 point).", "",
-             "| network | run folder | each seed | mean | std | against 1H (Welch p) | backprop, SGD | backprop, Adam |",
-             "|---|---|---|---|---|---|---|---|"]
+             "Class changed at steady state: of the first N test images, those whose class changes when the circuit "
+             "is solved to its steady state instead of the training's fixed sweeps (depth_table.py "
+             "--steady-state N); many changes mean the figure is the truncated relaxation's, not the circuit's.", "",
+             "| network | run folder | each seed | mean | std | against 1H (Welch p) | class changed at steady state "
+             "| backprop, SGD | backprop, Adam |",
+             "|---|---|---|---|---|---|---|---|---|"]
     base = next((r for r in rows if r["cell"] == "1H"), None)
     for r in rows:
         seeds = ", ".join(f"{e:.2f}" for e in r["errors"].values()) + f" (seeds {', '.join(map(str, r['errors']))})"
         std = f"{r['std']:.2f}" if r["std"] is not None else "-"
         bp, bp_adam = (", ".join(f"{e:.2f}" for e in r[k].values()) or "-" for k in ("bp", "bp_adam"))
         lines.append(f"| {r['cell']} | {r['folder']} | {seeds} | {r['mean']:.2f} | {std} | {against(r, base)} | "
-                     f"{bp} | {bp_adam} |")
+                     f"{r['steady']} | {bp} | {bp_adam} |")
     text = "\n".join(lines) + "\n"
     print(text)
     atomic_write_bytes(ROOT / "depth_vs_layers.md", text.encode())
@@ -131,10 +147,11 @@ def plot(rows, path, epochs):
         ax.errorbar([r["depth"] + offset for r in series], [r["mean"] for r in series],
                     yerr=[r["std"] or 0 for r in series], color=colour, marker="o", capsize=3,
                     label=f"{label} (mean, sd; dots: seeds)")
-        bp = [(r["depth"] + offset, np.mean(list(r["bp_adam"].values()))) for r in series if r["bp_adam"]]
-        if bp:
+        # the tables' reference (SGD); drawn when it exists beyond the shared one-hidden-layer point
+        bp = [(r["depth"] + offset, np.mean(list(r["bp"].values()))) for r in series if r["bp"]]
+        if len(bp) > 1:
             ax.plot(*zip(*bp), "--", color=colour, marker="^", mfc="none",
-                    label=f"backprop (Adam), same shapes{'' if skip else ', no skips'}")
+                    label=f"backprop (SGD), same shapes{'' if skip else ', no skips'}")
     for (name, values), style in zip(PAPERS.items(), (":", "-.")):
         ax.plot([1, 2, 3], values, style, color="0.4", marker="s", ms=4, label=name)
     ax.set_xticks([1, 2, 3])
