@@ -340,3 +340,32 @@ def test_scaled_init_is_the_trainers_and_the_clis_starting_network(tmp_path, sca
     for key, g in Network.random(from_cli.architecture, 1e-6, 1e-5, seed=4, init=scaling,
                                  floor=1e-8).conductances.items():
         np.testing.assert_array_equal(from_cli.conductances[key], g)
+
+
+def test_steady_state_check_counts_the_classes_that_fixed_sweeps_get_wrong():
+    """After each epoch of a fixed-sweep run, the classes of the first training examples are compared with the
+    circuit's steady state; a truncated relaxation that is far from it is reported and warned about."""
+    from circuitprop.learning.diagnostics import SteadyStateWarning
+    from circuitprop.learning.run import SteadyStateCheck
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(0, 1, (64, 5)), rng.integers(0, 3, 64)
+    for sweeps in (2, 40):
+        trainer = EPTrainer(layers="5-8-8-3", epochs=0, verbose=False, diode="ideal", solver_sweeps=sweeps).fit(X, y)
+        net = trainer.network_
+        steady = np.argmax(net.scores(FastBackend(tol=1e-12, max_sweeps=100000).solve(net, X).outputs), axis=1)
+        expected = int(np.sum(trainer.predict(X) != steady))
+        record = {"epoch": 1}
+        if sweeps == 2:  # two sweeps barely reach the outputs of a two-hidden-layer circuit
+            assert expected > 0.5 * len(X)
+            with pytest.warns(SteadyStateWarning, match=f"{expected} of the first 64 training examples"):
+                SteadyStateCheck(X, n_examples=64).on_epoch_end(trainer, record)
+        else:
+            assert expected == 0
+            SteadyStateCheck(X, n_examples=64, tolerance=0.0).on_epoch_end(trainer, record)
+        assert record == {"epoch": 1, "steady_state_changed": expected, "steady_state_checked": 64}
+    # a run solved to its tolerance is not checked; a fixed-sweep run logs the check in every epoch's record
+    record = {"epoch": 1}
+    SteadyStateCheck(X).on_epoch_end(EPTrainer(layers="5-8-3", epochs=0, verbose=False).fit(X, y), record)
+    assert record == {"epoch": 1}
+    run = fit_run(EPTrainer(layers="5-8-3", epochs=2, verbose=False, diode="ideal", solver_sweeps=20), X, y)
+    assert [h["steady_state_checked"] for h in run.history_] == [64, 64]

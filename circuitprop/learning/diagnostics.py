@@ -8,6 +8,11 @@ class DeadNetworkWarning(RuntimeWarning):
     """The network has reached a state from which it cannot learn (e.g. every hidden neuron clipped)."""
 
 
+class SteadyStateWarning(RuntimeWarning):
+    """The fixed relaxation sweeps of a training no longer reach the circuit's steady state: the classes they
+    give differ from the circuit's (:class:`~circuitprop.learning.run.SteadyStateCheck`)."""
+
+
 def dead_state(trainer, X) -> str:
     """Describe why the trained network is dead on ``X`` (free phase), or return ``""`` if it is not.
 

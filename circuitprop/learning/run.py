@@ -1,5 +1,5 @@
-"""A training run around an estimator: checkpoints, the metrics log, the output lock, interrupts and the
-dead-network check, as callbacks of :meth:`EPTrainer.fit <circuitprop.learning.EPTrainer.fit>`.
+"""A training run around an estimator: checkpoints, the metrics log, the output lock, interrupts, the
+dead-network check and the steady-state check of fixed sweeps, as callbacks of :meth:`EPTrainer.fit <circuitprop.learning.EPTrainer.fit>`.
 
 :class:`TrainingRun` is what ``circuitprop train`` uses; in Python::
 
@@ -22,9 +22,11 @@ import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
+
 from ..io.safety import DeferredInterrupt, Interrupted, OutputLock, clean_stale_temporaries
 from .checkpoint import jsonable, read_checkpoint
-from .diagnostics import DeadNetworkWarning, dead_state
+from .diagnostics import DeadNetworkWarning, SteadyStateWarning, dead_state
 
 #: Settings a resumed run takes from the caller, not from the checkpoint: how it runs, not what it computes.
 EXECUTION_SETTINGS = ("verbose", "spice_workers")
@@ -88,6 +90,40 @@ class DeadNetworkCheck(Callback):
             warnings.warn(f"epoch {record['epoch']}: {dead}", DeadNetworkWarning, stacklevel=4)
 
 
+class SteadyStateCheck(Callback):
+    """After each epoch of a run whose fast solver stops after a fixed number of sweeps, compare the classes
+    of the first ``n_examples`` training examples with those of the same circuit at its steady state (every
+    KCL residual below 1e-10 A, float64): the record gets ``steady_state_changed`` (how many differ) and
+    ``steady_state_checked``, and a :class:`SteadyStateWarning` when more than ``tolerance`` of them differ.
+
+    Fixed sweeps are a truncated relaxation; a circuit can drift during training to where they no longer
+    reach its steady state, and then the figures are the truncation's, not the circuit's (ngspice would
+    disagree). Runs solved to their tolerance, or by ngspice, are not checked.
+    """
+
+    def __init__(self, X, n_examples: int = 256, tolerance: float = 0.02):
+        self.X = X[:n_examples]
+        self.tolerance = tolerance
+
+    def on_epoch_end(self, trainer, record):
+        solver = trainer.solver
+        if solver.backend != "fast" or not solver.solver_sweeps or len(self.X) == 0:
+            return
+        from ..backends import FastBackend
+        fixed = np.argmax(trainer.decision_function(self.X), axis=1)
+        exact = FastBackend(tol=1e-10, max_sweeps=20000, relaxation=1.5, on_fail="flag")
+        net = trainer.network_
+        steady = np.argmax(net.scores(exact.solve(net, self.X).outputs), axis=1)
+        changed = int(np.sum(fixed != steady))
+        record["steady_state_changed"] = changed
+        record["steady_state_checked"] = len(self.X)
+        if changed > self.tolerance * len(self.X):
+            warnings.warn(f"epoch {record['epoch']}: {changed} of the first {len(self.X)} training examples change "
+                          f"class when the circuit is solved to its steady state instead of "
+                          f"{solver.solver_sweeps} fixed sweeps per phase: the training no longer follows the "
+                          "circuit's steady state; use more --solver-sweeps", SteadyStateWarning, stacklevel=4)
+
+
 class StopAfter(Callback):
     """Stop the run (after saving, when a checkpointer is given) once ``batches`` batches ran."""
 
@@ -143,15 +179,20 @@ class TrainingRun:
         Batches between checkpoints within an epoch.
     dead_check : bool
         Check after each epoch whether the network can still learn.
+    steady_check : bool
+        With fixed solver sweeps, check after each epoch that they still give the steady state's classes
+        (:class:`SteadyStateCheck`).
     """
 
-    def __init__(self, trainer, checkpoint=None, log=None, resume=False, checkpoint_every=500, dead_check=True):
+    def __init__(self, trainer, checkpoint=None, log=None, resume=False, checkpoint_every=500, dead_check=True,
+                 steady_check=True):
         self.trainer = trainer
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.log = Path(log) if log else None
         self.resume = resume
         self.checkpoint_every = checkpoint_every
         self.dead_check = dead_check
+        self.steady_check = steady_check
 
     def fit(self, X, y, eval_set=None, stop_after_batches=None):
         """Train (or go on training) ``self.trainer`` on ``X``, ``y``; returns the trainer."""
@@ -173,6 +214,8 @@ class TrainingRun:
                 callbacks.append(StopAfter(stop_after_batches, saver))
             if self.dead_check:
                 callbacks.append(DeadNetworkCheck(X))
+            if self.steady_check:
+                callbacks.append(SteadyStateCheck(X))
             if saver is not None:
                 callbacks.append(saver)
             if self.log:  # after the checkpoint: an epoch is logged once its checkpoint is safe
@@ -193,4 +236,5 @@ class TrainingRun:
         trainer.restore(state, arrays)
 
 
-__all__ = ["TrainingRun", "Callback", "Checkpointer", "EpochLog", "DeadNetworkCheck", "StopAfter", "InterruptGuard"]
+__all__ = ["TrainingRun", "Callback", "Checkpointer", "EpochLog", "DeadNetworkCheck", "SteadyStateCheck",
+           "SteadyStateWarning", "StopAfter", "InterruptGuard"]
