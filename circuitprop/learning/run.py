@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends import FastBackend
 from ..io.safety import DeferredInterrupt, Interrupted, OutputLock, clean_stale_temporaries
 from .checkpoint import jsonable, read_checkpoint
 from .diagnostics import DeadNetworkWarning, SteadyStateWarning, dead_state
@@ -109,9 +110,10 @@ class SteadyStateCheck(Callback):
         solver = trainer.solver
         if solver.backend != "fast" or not solver.solver_sweeps or len(self.X) == 0:
             return
-        from ..backends import FastBackend
         fixed = np.argmax(trainer.decision_function(self.X), axis=1)
-        exact = FastBackend(tol=1e-10, max_sweeps=20000, relaxation=1.5, on_fail="flag")
+        # over-relaxation speeds up ideal diodes only (a Shockley neuron's minimum is not a linear step away)
+        exact = FastBackend(tol=1e-10, max_sweeps=20000, relaxation=1.5 if trainer.diode == "ideal" else 1.0,
+                            on_fail="flag")
         net = trainer.network_
         steady = np.argmax(net.scores(exact.solve(net, self.X).outputs), axis=1)
         changed = int(np.sum(fixed != steady))
