@@ -1,4 +1,6 @@
 """EP gradients against finite differences, estimator bias orders, noise, checkpoints."""
+import json
+
 import numpy as np
 import pytest
 from conftest import fit_run
@@ -208,6 +210,22 @@ def test_checkpoint_resume_is_exact(tmp_path, schedule):
     for k in full.network_.conductances:
         np.testing.assert_array_equal(resumed.network_.conductances[k], full.network_.conductances[k])
     assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt.npz"]
+
+
+def test_a_run_started_from_scratch_keeps_an_older_log_aside(tmp_path):
+    X, y = data(12)
+    ckpt, log = tmp_path / "run.ckpt.npz", tmp_path / "run.log.jsonl"
+    fit_run(small_trainer(epochs=2, batch_size=4), X, y, checkpoint=ckpt, log=log)
+    old = log.read_text()
+    assert [json.loads(line)["epoch"] for line in old.splitlines()] == [1, 2]
+    ckpt.unlink()  # the checkpoint is lost: resume has nothing to continue, the run starts again
+    with pytest.warns(UserWarning, match="superseded-1"):
+        fit_run(small_trainer(epochs=1, batch_size=4), X, y, checkpoint=ckpt, log=log, resume=True)
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1]
+    assert (tmp_path / "run.log.superseded-1.jsonl").read_text() == old
+    # resuming an existing checkpoint appends to the log as before
+    fit_run(small_trainer(epochs=2, batch_size=4), X, y, checkpoint=ckpt, log=log, resume=True)
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2]
 
 
 def test_conductances_stay_in_device_range():

@@ -8,7 +8,8 @@ dead-network check and the steady-state check of fixed sweeps, as callbacks of :
 
 * The checkpoint is written atomically every ``checkpoint_every`` batches and at each epoch's end; the
   epoch's log line is written only once the checkpoint holding it is safe on disk, so a resumed run never logs
-  an epoch twice.
+  an epoch twice.  A run that starts from scratch (nothing to resume) renames an older log it finds to
+  ``<stem>.superseded-<n>.jsonl`` rather than appending to it.
 * Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the run after the current batch with its checkpoint saved (a second
   Ctrl-C stops at once); ``resume=True`` then continues exactly: same conductances, optimizer, random state
   and position in the epoch.
@@ -74,6 +75,22 @@ class EpochLog(Callback):
     def on_epoch_end(self, trainer, record):
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
+
+
+def set_aside_log(path) -> Path | None:
+    """Before a run starts from scratch: rename an existing, non-empty log ``path`` to
+    ``<stem>.superseded-<n><suffix>`` (the first free ``n``) so the new run's epochs are not appended to an
+    older run's, and warn.  Returns the new name, or None when there was nothing to move."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    n = 1
+    while (kept := path.with_name(f"{path.stem}.superseded-{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(kept)
+    warnings.warn(f"{path} holds a log but the run starts from scratch (no checkpoint to resume): "
+                  f"the old log is kept as {kept.name}", stacklevel=3)
+    return kept
 
 
 class DeadNetworkCheck(Callback):
@@ -210,6 +227,8 @@ class TrainingRun:
                 self._restore(trainer)
             else:
                 trainer.set_params(warm_start=False)
+                if self.log:
+                    set_aside_log(self.log)
             interrupt = stack.enter_context(DeferredInterrupt())
             callbacks.append(InterruptGuard(interrupt, saver))
             if stop_after_batches is not None:
