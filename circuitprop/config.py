@@ -234,6 +234,11 @@ class SolverConfig(Config):
     solver_sweeps: int | None = setting(None, "fast backend: exactly this many relaxation sweeps per phase "
                                               "(published EP code uses 4); default: relax to the KCL tolerance",
                                         kind=int, low=1, high=MAX_SWEEPS, optional=True)
+    solver_nudged_sweeps: int | None = setting(None, "fast backend, with solver_sweeps: sweeps of the nudged "
+                                                     "phases, warm-started from the free phase and begun with the "
+                                                     "outputs (1 suffices when every hidden layer has a crossbar "
+                                                     "to the outputs); default: solver_sweeps", kind=int, low=1,
+                                               high=MAX_SWEEPS, optional=True)
     solver_tol: float = setting(1e-10, "fast backend: KCL residual tolerance", unit="A", low=0.0, low_open=True,
                                 high=1.0)
     solver_relaxation: float = setting(1.0, "fast backend: over-relaxation factor omega of each layer update "
@@ -252,6 +257,9 @@ class SolverConfig(Config):
         if self.backend == "spice" and self.solver_sweeps is not None:
             raise ConfigError("solver_sweeps applies to the fast backend; ngspice solves every phase to its own "
                               "convergence tolerances (drop --solver-sweeps, or use --backend fast)")
+        if self.solver_nudged_sweeps is not None and self.solver_sweeps is None:
+            raise ConfigError("solver_nudged_sweeps needs solver_sweeps (fixed sweeps of the free phase): a solve to "
+                              "the KCL tolerance has no sweep count to shorten")
         if self.backend == "spice" and self.solver_relaxation != 1.0:
             raise ConfigError("solver_relaxation applies to the fast backend (drop --solver-relaxation, or use "
                               "--backend fast)")
@@ -293,7 +301,8 @@ LEGACY = {"lr_schedule": "exponential", "dtype": "float64", "device": None, "spi
 #: and ``verbose`` (not a property of the run).
 OPTIONAL_IN_FILES = set(LEGACY) | {"doubled_inputs", "name", "saturation_current", "emission_coefficient",
                                    "series_resistance", "verbose", "noise_inputs", "solver_relaxation",
-                                   "augment_shift", "augment_flip", "g_init_scaling"}
+                                   "augment_shift", "augment_flip", "g_init_scaling",
+                                   "solver_nudged_sweeps"}
 
 
 def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):

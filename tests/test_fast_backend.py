@@ -105,6 +105,35 @@ def test_warm_start_reaches_same_state_faster(rng):
     np.testing.assert_allclose(warm.flat(), cold.flat(), atol=1e-7)
 
 
+@pytest.mark.parametrize("skip, moved", [((), {2}), (((1, 3),), {1, 2})])
+def test_warm_sweeps_begin_with_the_outputs(rng, skip, moved):
+    """A warm-started solve with ``warm_sweeps`` updates the outputs first: in one sweep from the free steady
+    state the nudge moves every hidden layer joined to the outputs (plain order: none), and many warm sweeps
+    reach the nudged steady state."""
+    net = random_network("6-5-4-3", amplifier_gain=2.0, skip=skip)
+    x = rng.uniform(0, 1, (3, 6))
+    free = FastBackend(tol=1e-14).solve(net, x)
+    currents = rng.normal(0, 1e-6, (3, 6))
+    plain = FastBackend(fixed_sweeps=1).solve(net, x, currents, initial=free)
+    warm = FastBackend(fixed_sweeps=5, warm_sweeps=1).solve(net, x, currents, initial=free)
+    assert warm.iterations == 1 and FastBackend(fixed_sweeps=5, warm_sweeps=1).solve(net, x).iterations == 5
+    for layer in (1, 2):
+        assert np.max(np.abs(plain.voltages[layer] - free.voltages[layer])) < 1e-9
+        change = np.max(np.abs(warm.voltages[layer] - free.voltages[layer]))
+        assert change > 1e-6 if layer in moved else change < 1e-9, (layer, change)
+    steady = FastBackend(tol=1e-14).solve(net, x, currents)
+    many = FastBackend(fixed_sweeps=5, warm_sweeps=3000).solve(net, x, currents, initial=free)
+    np.testing.assert_allclose(many.flat(), steady.flat(), rtol=0, atol=1e-9)
+    assert max_abs_residual(kcl_residual(net, many.voltages, currents)) < 1e-12
+
+
+def test_warm_sweeps_need_fixed_sweeps():
+    with pytest.raises(ValueError, match="warm_sweeps"):
+        FastBackend(warm_sweeps=1)
+    with pytest.raises(ValueError, match="warm_sweeps"):
+        FastBackend(fixed_sweeps=3, warm_sweeps=0)
+
+
 def test_float32_is_close_to_float64(rng):
     net = random_network("20-16-5", v_low=-0.1, v_high=0.2)
     x = rng.uniform(0, 1, (8, 20))

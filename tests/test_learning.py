@@ -6,6 +6,7 @@ import pytest
 from conftest import fit_run
 
 from circuitprop.backends import FastBackend
+from circuitprop.errors import ConfigError
 from circuitprop.learning import (CosineAnnealing, EPTrainer, ExponentialDecay, MeasurementNoise, SignRule,
                                   get_schedule)
 from circuitprop.learning.ep import weighted_half_drop_squared
@@ -82,6 +83,22 @@ def test_ep_gradient_of_a_deep_skip_network_matches_finite_differences():
     T = tr._targets(y)
     cos, rel = cosine(ep_gradient(tr, X, T), fd_gradient(tr, X, T, FastBackend(tol=1e-16)))
     assert cos >= 0.999 and rel < 1e-3, (cos, rel)
+
+
+@pytest.mark.parametrize("diode", ["shockley", "ideal"])
+def test_nudged_sweeps_converge_to_the_steady_state_gradient(diode):
+    # every hidden layer has a crossbar to the outputs; the free phase relaxed to its steady state by its sweeps
+    X, y = data()
+    kw = dict(layers="5-4-4-4-3", skip=((0, 2), (0, 3), (1, 4), (2, 4)), amplifier_gain=[2.0, 2.0, 2.0],
+              diode=diode, g_init_scaling="amplifier")
+    exact = small_trainer(**kw).fit(X, y)
+    T = exact._targets(y)
+    reference = ep_gradient(exact, X, T)
+    cosines = [cosine(ep_gradient(small_trainer(**kw, solver_sweeps=200, solver_nudged_sweeps=n).fit(X, y), X, T),
+                      reference)[0] for n in (1, 2, 3, 200)]
+    assert cosines[0] >= 0.999 and np.all(np.diff(cosines) > -1e-9) and cosines[-1] > 1 - 1e-9, cosines
+    with pytest.raises(ConfigError, match="solver_nudged_sweeps needs solver_sweeps"):
+        small_trainer(**kw, solver_nudged_sweeps=1)
 
 
 @pytest.mark.spice

@@ -182,6 +182,8 @@ class EPTrainer:
             if s.solver_sweeps:
                 options["fixed_sweeps"] = int(s.solver_sweeps)
                 options["fixed_sweeps_residual"] = False  # nobody reads it in the loop; it costs a sweep
+                if s.solver_nudged_sweeps:
+                    options["warm_sweeps"] = int(s.solver_nudged_sweeps)
             return get_backend("fast", **options)
         return get_backend("spice", fold_inputs=s.fold_inputs, workers=s.spice_workers)
 

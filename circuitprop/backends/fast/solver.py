@@ -91,6 +91,16 @@ class FastSolverConfig:
         (:func:`~circuitprop.kernels.shockley.ideal_crossbar_pass`).  The same
         updates in the same order, summed in another order (results agree to
         rounding); ``False`` keeps the two matrix products.
+    warm_sweeps : int or None
+        With ``fixed_sweeps``: the sweeps of a solve warm-started from another
+        state (``initial``; the nudged phases start from the free phase), which
+        then begins by updating the output layer, so that the new output
+        currents reach every layer joined to the outputs in the first sweep
+        rather than the second.  A network whose hidden layers all reach the
+        outputs directly (skip crossbars) needs 1 for the EP gradient of a
+        full nudged relaxation; a chain of H hidden layers about H
+        (``benchmarks/bench_deep.py``).  ``None``: ``fixed_sweeps``, in plain
+        layer order.
     """
 
     tol: float = 1e-12
@@ -103,6 +113,7 @@ class FastSolverConfig:
     fixed_sweeps_residual: bool = True
     relaxation: float = 1.0
     crossbar_pass: bool = True
+    warm_sweeps: int | None = None
 
     def __post_init__(self):
         if self.on_fail not in ("raise", "warn", "flag"):
@@ -113,6 +124,9 @@ class FastSolverConfig:
             raise ValueError("tol must be > 0 A and max_sweeps >= 1")
         if self.fixed_sweeps is not None and self.fixed_sweeps < 1:
             raise ValueError("fixed_sweeps must be >= 1")
+        if self.warm_sweeps is not None and (self.fixed_sweeps is None or self.warm_sweeps < 1):
+            raise ValueError("warm_sweeps (fixed sweeps of the warm-started, nudged phases) must be >= 1 and needs "
+                             "fixed_sweeps")
         if not 0.0 < self.relaxation < 2.0:
             raise ValueError(f"relaxation (over-relaxation factor omega) must be in (0, 2), got {self.relaxation!r}")
 
@@ -260,7 +274,7 @@ class PreparedNetwork:
         return ideal_crossbar_pass(self.g[(a, b)], state[b], base, self.coef[a], self.current_gain[a],
                                    self.gain[a], lo, hi, omega=self.omega, previous=state[a], out=out)
 
-    def _chain_sweeps(self, state, fixed_drive, currents) -> bool:
+    def _chain_sweeps(self, state, fixed_drive, currents, sweeps) -> bool:
         """Run all ``fixed_sweeps`` in one kernel call (:func:`~circuitprop.shockley.ideal_chain_sweeps`) when the
         network is inputs -> one ideal-diode hidden layer -> outputs (a skip crossbar from the inputs allowed),
         updating ``state`` in place; ``False`` (nothing done) otherwise."""
@@ -279,7 +293,7 @@ class PreparedNetwork:
                                   np.ascontiguousarray(fixed_drive[2]) if 2 in fixed_drive else zeros,
                                   np.ascontiguousarray(currents) if currents is not None else zeros, transfer,
                                   self.coef[1], self.coef[2], self.gain[1], self.outgoing[1][0][1], lo, hi,
-                                  self.config.fixed_sweeps)
+                                  sweeps)
 
     def update(self, layer, drive, previous, coef=None):
         """New voltages of ``layer`` (or of the nodes whose total conductances ``coef`` are given) for ``drive``."""
@@ -414,16 +428,22 @@ class PreparedNetwork:
         trace = []
         if record_cocontent:
             trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
-        n_max = cfg.fixed_sweeps or cfg.max_sweeps
+        fixed_sweeps = cfg.warm_sweeps if (initial is not None and cfg.warm_sweeps) else cfg.fixed_sweeps
+        n_max = fixed_sweeps or cfg.max_sweeps
         residual = float("nan")
         converged = False
         sweeps = 0
+        if initial is not None and cfg.warm_sweeps:
+            # the outputs' new currents reach every layer joined to the outputs in the first sweep, not the second
+            last = self.n_layers - 1
+            state[last] = self.update(last, self.drive(last, state, fixed, currents), state[last])
         # Small batches of a one-hidden-layer ideal-diode network: every fixed sweep in one kernel call, on
         # ``state`` in place (then the loop below has nothing left to do).
-        chained = (cfg.fixed_sweeps is not None and not record_cocontent
-                   and batch * self.sizes[1] < IDEAL_KERNEL_MIN_SIZE and self._chain_sweeps(state, fixed, currents))
+        chained = (fixed_sweeps is not None and not record_cocontent
+                   and batch * self.sizes[1] < IDEAL_KERNEL_MIN_SIZE
+                   and self._chain_sweeps(state, fixed, currents, fixed_sweeps))
         if chained:
-            sweeps, n_max = cfg.fixed_sweeps, 0
+            sweeps, n_max = fixed_sweeps, 0
         # Layers written in place swap with a spare buffer each sweep (state[l] is owned by this solve:
         # copied from ``initial`` or freshly filled), so no new arrays are allocated per sweep.
         reuse = (self.diode.kind == "ideal" or self.dtype == np.float64) and not chained  # Shockley writes float64
@@ -448,14 +468,14 @@ class PreparedNetwork:
                     v, received = self.update(l, self.drive(l, state, fixed, currents, formed=received), state[l]), None
                 else:
                     v = self.solve_layer(l, state, fixed, currents, out=spare.get(l))
-                if cfg.fixed_sweeps is None:
+                if fixed_sweeps is None:
                     change = max(change, float(np.max(np.abs(v - state[l]))))
                 if v is spare.get(l):
                     spare[l] = state[l]
                 state[l] = v
             if record_cocontent:
                 trace.append(cocontent(self.network, [s.astype(float) for s in state], currents))
-            if cfg.fixed_sweeps is None and change <= vtol:
+            if fixed_sweeps is None and change <= vtol:
                 residual = self.max_residual(state, fixed, currents)
                 if residual <= cfg.tol:
                     converged = True
@@ -463,14 +483,14 @@ class PreparedNetwork:
         if not all(np.isfinite(v).all() for v in state[1:]):
             raise ConvergenceError(f"fast solver: node voltages became non-finite after {sweeps} sweeps; "
                                    "check for extreme conductances, gains or inputs")
-        if not converged and (cfg.fixed_sweeps is None or cfg.fixed_sweeps_residual):
+        if not converged and (fixed_sweeps is None or cfg.fixed_sweeps_residual):
             residual = self.max_residual(state, fixed, currents)
             converged = residual <= cfg.tol
         info = {}
         if record_cocontent:
             info["cocontent"] = np.array(trace)
         solution = Solution(voltages=state, iterations=sweeps, residual=residual, converged=converged, info=info)
-        if not converged and cfg.fixed_sweeps is None:
+        if not converged and fixed_sweeps is None:
             report_failure(cfg, f"fast solver: no steady state after {sweeps} sweeps (max_sweeps); largest KCL "
                                 f"residual {residual:.3g} A > tol {cfg.tol:.3g} A. Raise max_sweeps, loosen tol, "
                                 f"or use dtype='float64'.")
