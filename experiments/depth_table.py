@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from circuitprop.backends import FastBackend
+from circuitprop.backends.fast import steady_state_backend
 from circuitprop.io.datasets import load_dataset
 from circuitprop.io.files import atomic_write_bytes
 from circuitprop.model import Network
@@ -52,7 +53,7 @@ def steady_state(folder, X, y, batch=500):
             return record
     net = Network.load(folder / "model.npz")
     sweeps = _training_sweeps(folder)
-    exact = FastBackend(tol=1e-10, max_sweeps=20000, relaxation=1.5, on_fail="flag")
+    exact = steady_state_backend(net)
     fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False)
     correct = differ = unconverged = 0
     most = 0
@@ -67,7 +68,7 @@ def steady_state(folder, X, y, batch=500):
         differ += int(np.sum(p_exact != p_fixed))
     record = {"images": len(X), "accuracy": correct / len(X), "fixed_sweeps": sweeps,
               "predictions_differing_from_fixed_sweeps": differ, "batches_not_converged": unconverged,
-              "most_sweeps": most, "solver": "fast, tol 1e-10 A, float64, relaxation 1.5"}
+              "most_sweeps": most, "solver": f"fast, tol 1e-10 A, float64, relaxation {exact.config.relaxation}"}
     atomic_write_bytes(cache, json.dumps(record, indent=1).encode())
     return record
 

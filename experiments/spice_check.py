@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from circuitprop.backends import FastBackend
+from circuitprop.backends.fast import steady_state_backend
 from circuitprop.backends.spice import NgSpiceSession, SpiceBackend
 from circuitprop.backends.spice.backend import check_solution, simulated_network
 from circuitprop.backends.spice.ngspice import SpiceOptions
@@ -131,7 +132,7 @@ def main():
     fingerprint = net.fingerprint()
     done = read_log(log, fingerprint)
     spice = SpiceBackend(fold_inputs=True)
-    exact = FastBackend(tol=1e-10, max_sweeps=20000, relaxation=1.5)
+    exact = steady_state_backend(net, on_fail="raise")
     fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False)
     todo = [i for i in range(len(Xt)) if i not in done]
     if args.reverse:  # a second process on the same log works from the other end (the log keeps one line per image)

@@ -6,6 +6,7 @@ import pytest
 from conftest import random_network
 
 from circuitprop.backends import ConvergenceError, FastBackend
+from circuitprop.backends.fast import steady_state_backend
 from circuitprop.backends.spice import SpiceBackend, SpiceOptions
 from circuitprop.model import DiodeModel, Network
 from circuitprop.model.energy import kcl_residual, max_abs_residual, neuron_current
@@ -132,6 +133,16 @@ def test_warm_sweeps_need_fixed_sweeps():
         FastBackend(warm_sweeps=1)
     with pytest.raises(ValueError, match="warm_sweeps"):
         FastBackend(fixed_sweeps=3, warm_sweeps=0)
+
+
+@pytest.mark.parametrize("kind, omega", [("ideal", 1.5), ("shockley", 1.0)])
+def test_steady_state_backend_reaches_the_steady_state(rng, kind, omega):
+    net = random_network("6-5-4-3", amplifier_gain=2.0, skip=((0, 2),), diode=DiodeModel(kind=kind))
+    x = rng.uniform(0, 1, (3, 6))
+    backend = steady_state_backend(net)
+    assert backend.config.relaxation == omega  # over-relaxed only where the step is exact (ideal diodes)
+    solution = backend.solve(net, x)
+    assert solution.converged and max_abs_residual(kcl_residual(net, solution.voltages)) < 1e-10
 
 
 def test_float32_is_close_to_float64(rng):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import FastBackend
+from ..backends.fast import steady_state_backend
 from ..io.safety import DeferredInterrupt, Interrupted, OutputLock, clean_stale_temporaries
 from .checkpoint import jsonable, read_checkpoint
 from .diagnostics import DeadNetworkWarning, SteadyStateWarning, dead_state
@@ -128,10 +128,8 @@ class SteadyStateCheck(Callback):
         if solver.backend != "fast" or not solver.solver_sweeps or len(self.X) == 0:
             return
         fixed = np.argmax(trainer.decision_function(self.X), axis=1)
-        # over-relaxation speeds up ideal diodes only (a Shockley neuron's minimum is not a linear step away)
-        exact = FastBackend(tol=1e-10, max_sweeps=20000, relaxation=1.5 if trainer.diode == "ideal" else 1.0,
-                            on_fail="flag")
         net = trainer.network_
+        exact = steady_state_backend(net)
         steady = np.argmax(net.scores(exact.solve(net, self.X).outputs), axis=1)
         changed = int(np.sum(fixed != steady))
         record["steady_state_changed"] = changed

@@ -35,3 +35,12 @@ class FastBackend:
     def session(self, network: Network, read=None):
         """A training session on ``network`` (:class:`~circuitprop.backends.fast.session.FastSession`)."""
         return FastSession(self, network, read=read)
+
+
+def steady_state_backend(network: Network, on_fail: str = "flag") -> FastBackend:
+    """The fast backend set to solve ``network`` to its steady state: every KCL residual below 1e-10 A, float64,
+    up to 20,000 sweeps, over-relaxed (omega 1.5) where that reaches the same state in fewer sweeps (ideal
+    diodes).  What fixed-sweep results are checked against (:class:`~circuitprop.learning.run.SteadyStateCheck`,
+    the depth study's tables, ``experiments/spice_check.py``); ``on_fail`` as :class:`FastSolverConfig`."""
+    ideal = network.architecture.diode.kind == "ideal"
+    return FastBackend(tol=1e-10, max_sweeps=20000, relaxation=1.5 if ideal else 1.0, on_fail=on_fail)
