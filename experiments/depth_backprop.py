@@ -12,6 +12,10 @@ their file names.
 
 Run:  .venv/bin/python experiments/depth_backprop.py [--datasets mnist fashion-mnist] [--seeds 0]
           [--topologies 1H 2H 3H 2H+skip 3H+skip] [--epochs 20] [--validation] [--optimizer adam]
+          [--nonnegative-hidden]
+
+With ``--nonnegative-hidden`` the matrices between hidden layers are kept >= 0, as the circuit's conductances
+are (a hidden layer has no inverted copy): whether backpropagation's gain from depth survives that constraint.
 """
 import argparse
 import json
@@ -66,6 +70,9 @@ def main():
                         help="random translations of the training images by up to this many pixels (0: none)")
     parser.add_argument("--augment-flip", action="store_true",
                         help="mirror a random half of the training images left to right, a new half every epoch")
+    parser.add_argument("--nonnegative-hidden", action="store_true",
+                        help="keep the matrices between hidden layers >= 0, as the circuit's conductances from a "
+                             "hidden layer without inverted copies (files tagged _nonneg)")
     args = parser.parse_args()
     data_dir = os.environ.get("CIRCUITPROP_DATA")
     for dataset in args.datasets:
@@ -79,6 +86,7 @@ def main():
                 tag += "_adam" if args.optimizer == "adam" else ""
                 tag += f"_shift{args.augment_shift}" if args.augment_shift else ""
                 tag += "_flip" if args.augment_flip else ""
+                tag += "_nonneg" if args.nonnegative_hidden else ""
                 path = OUT / f"e{args.epochs}" / f"{dataset}_{name}_s{seed}{tag}.json"
                 if path.exists():
                     print(f"{path.name}: done")
@@ -88,7 +96,7 @@ def main():
                                                    rates_by_fan_in(layers, skip, args.learning_rate)),
                                     optimizer=args.optimizer, seed=seed,
                                     augment_shift=args.augment_shift, augment_flip=args.augment_flip,
-                                    verbose=False)
+                                    nonnegative_hidden=args.nonnegative_hidden, verbose=False)
                 t0 = time.perf_counter()
                 model.fit(X, y, eval_set=(Xt, yt))
                 record = {"dataset": dataset, "topology": name, "params": {**model.get_params(), "skip": skip},

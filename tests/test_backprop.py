@@ -95,3 +95,26 @@ def test_adam_learns_and_bad_optimizer_settings_are_refused():
         BackpropMLP(layers="8-16-3", optimizer="rmsprop").fit(X, y)
     with pytest.raises(ValueError, match="adam_beta2"):
         BackpropMLP(layers="8-16-3", optimizer="adam", adam_beta2=1.0).fit(X, y)
+
+
+def test_nonnegative_hidden_keeps_only_the_hidden_to_hidden_matrices_nonnegative():
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 1, (60, 6))
+    y = (X[:, 0] > X[:, 1]).astype(int) + (X[:, 2] > 0.5)
+    kw = dict(layers="6-8-8-8-3", skip=((0, 2), (1, 4)), epochs=30, batch_size=6, learning_rate=0.2, verbose=False,
+              dtype="float64")
+    signed = BackpropMLP(**kw).fit(X, y)
+    model = BackpropMLP(**kw, nonnegative_hidden=True).fit(X, y)
+    assert model.nonnegative_ == {(1, 2), (2, 3)}
+    for key, w in model.weights_.items():
+        if key in model.nonnegative_:
+            assert w.min() >= 0 and w.max() > 0, key  # projected, still used
+        else:
+            assert w.min() < 0 < w.max(), key  # the input, output and skip matrices stay signed
+    assert min(w.min() for k, w in signed.weights_.items() if k in model.nonnegative_) < 0
+    # the units start inside their range: the bias takes off the non-negative matrices' mean drive
+    fresh = BackpropMLP(**dict(kw, epochs=0), nonnegative_hidden=True).fit(X, y)
+    _, pre = fresh._forward(X)
+    for layer in (2, 3):
+        assert np.mean((pre[layer] > 0) & (pre[layer] < 1)) > 0.25, layer
+    assert model.history_[-1]["train_loss"] < 0.8 * model.history_[0]["train_loss"]  # it still learns

@@ -59,13 +59,19 @@ class BackpropMLP:
         (:class:`~circuitprop.learning.augment.RandomFlip`, as the EP trainer).
     dtype : {"float32", "float64"}
         Floating-point type of weights and activations.
+    nonnegative_hidden : bool
+        Keep every matrix between two hidden layers non-negative, as the circuit's conductances are: a hidden
+        layer drives the next through one node per neuron (no inverted copy, unlike the doubled inputs and
+        outputs), so in the circuit one hidden layer can only excite the next.  Those matrices start uniform in
+        [0, bound] (the receiving layer's bias lowered by their mean drive, so the units start inside their
+        range) and are clipped at 0 after every step.
     verbose : bool
         Progress bar and one line per epoch.
     """
 
     def __init__(self, layers="784-100-10", skip=(), v_low=0.0, v_high=1.0, target=1.0, learning_rate=0.05,
                  momentum=0.9, optimizer="sgd", adam_beta2=0.999, lr_schedule="cosine", epochs=10, batch_size=32,
-                 seed=0, dtype="float32", augment_shift=0, augment_flip=False, verbose=True):
+                 seed=0, dtype="float32", augment_shift=0, augment_flip=False, nonnegative_hidden=False, verbose=True):
         self.layers = layers
         self.skip = skip
         self.v_low = v_low
@@ -82,6 +88,7 @@ class BackpropMLP:
         self.dtype = dtype
         self.augment_shift = augment_shift
         self.augment_flip = augment_flip
+        self.nonnegative_hidden = nonnegative_hidden
         self.verbose = verbose
 
     # -- scikit-learn protocol ------------------------------------------------------------------------------
@@ -132,13 +139,16 @@ class BackpropMLP:
     def _initialise(self, sizes, crossbars, rng):
         fan_in = {b: sum(sizes[a] for a, bb in crossbars if bb == b) for b in range(1, len(sizes))}
         self.weights_ = {}
-        for a, b in crossbars:  # uniform with the variance 1/fan_in of LeCun's initialisation
-            bound = math.sqrt(3.0 / fan_in[b])
-            self.weights_[(a, b)] = rng.uniform(-bound, bound, (sizes[a], sizes[b])).astype(self.dtype)
         # biases put the hidden units inside their linear range at the start
         mid = 0.5 * (self.v_low + min(self.v_high, self.v_low + 1.0))
         self.biases_ = {b: np.full(sizes[b], mid if b < len(sizes) - 1 else 0.0, dtype=self.dtype)
                         for b in range(1, len(sizes))}
+        for a, b in crossbars:  # uniform with the variance 1/fan_in of LeCun's initialisation
+            bound = math.sqrt(3.0 / fan_in[b])
+            low = 0.0 if (a, b) in self.nonnegative_ else -bound
+            self.weights_[(a, b)] = rng.uniform(low, bound, (sizes[a], sizes[b])).astype(self.dtype)
+            if low == 0.0:  # their mean drive, from units near mid-range, taken off the bias
+                self.biases_[b] -= np.dtype(self.dtype).type(mid * sizes[a] * bound / 2)
 
     def _forward(self, X):
         acts = [X]
@@ -185,6 +195,9 @@ class BackpropMLP:
         augment = Augmentation(sizes[0], shift=self.augment_shift, flip=self.augment_flip)
         rng = np.random.default_rng(self.seed)
         self.sizes_, self.crossbars_ = sizes, crossbars
+        hidden = range(1, len(sizes) - 1)
+        self.nonnegative_ = {(a, b) for a, b in crossbars if a in hidden and b in hidden} \
+            if self.nonnegative_hidden else set()
         self._initialise(sizes, crossbars, rng)
         rate_of = dict(zip(crossbars, rates))
         # every parameter array (weights by crossbar, biases by layer) with its step size; a bias steps as the
@@ -213,6 +226,8 @@ class BackpropMLP:
                 for params, grads in ((self.weights_, grads_w), (self.biases_, grads_b)):
                     for k, g in grads.items():
                         params[k] += step_of(k, g, rate_of[k] * scale)
+                for k in self.nonnegative_:
+                    np.maximum(self.weights_[k], 0, out=self.weights_[k])
                 step += 1
             # plain Python numbers: a history is written as JSON
             record = {"epoch": epoch + 1, "train_loss": float(loss_sum) / len(X),
