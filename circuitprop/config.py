@@ -120,6 +120,10 @@ class CircuitConfig(Config):
                                                        "layer, or one per hidden layer (0: none)", low=0.0,
                                                   high=MAX_GAIN, optional=True, count="+",
                                                   normalize=_normalize_gain)
+    inverted_copies: bool = setting(False, "every hidden layer that drives another hidden layer drives its "
+                                           "crossbars with an inverted copy -A*V too (a second VCVS of gain -A "
+                                           "with its CCCS), so hidden-to-hidden weights take both signs; needs "
+                                           "amplifiers", kind=bool)
     input_gain: float = setting(1.0, "volts per unit of input feature (pixel values are in [0, 1])", unit="V",
                                 low=0.0, low_open=True, high=MAX_GAIN)
     bias_input: bool = setting(True, "bias input nodes at +1 V and -1 V (a bias of either sign for every neuron "
@@ -132,6 +136,20 @@ class CircuitConfig(Config):
     wire_layout: str = setting("interleaved", "physical order of the lines: differential pairs side by side, "
                                               "or node order", kind=str, choices=WIRE_LAYOUTS)
     name: str = setting("", "free text written in netlist comments (empty: 'circuitprop EP LAYERS')", kind=str)
+
+    def check_together(self):
+        if self.inverted_copies:
+            _, hidden, _ = parse_layers(self.layers)
+            pairs = [(i, i + 1) for i in range(len(hidden) + 1)] + list(_normalize_skip(self.skip))
+            feeding = sorted({a for a, b in pairs if 1 <= a and b <= len(hidden)})
+            if not feeding:
+                raise ConfigError(f"inverted_copies applies to hidden layers that drive another hidden layer; "
+                                  f"{self.layers} has none (the outputs are read as differences already)")
+            gains = self.amplifier_gain if isinstance(self.amplifier_gain, list) else [self.amplifier_gain] * len(hidden)
+            unamplified = [a for a in feeding if a <= len(gains) and not gains[a - 1]]
+            if unamplified:
+                raise ConfigError(f"inverted_copies: hidden layer(s) {unamplified} have no amplifier; an inverted "
+                                  f"copy is an output of the amplifier (give --amplifier-gain)")
 
 
 @dataclass
@@ -302,7 +320,7 @@ LEGACY = {"lr_schedule": "exponential", "dtype": "float64", "device": None, "spi
 OPTIONAL_IN_FILES = set(LEGACY) | {"doubled_inputs", "name", "saturation_current", "emission_coefficient",
                                    "series_resistance", "verbose", "noise_inputs", "solver_relaxation",
                                    "augment_shift", "augment_flip", "g_init_scaling",
-                                   "solver_nudged_sweeps"}
+                                   "solver_nudged_sweeps", "inverted_copies"}
 
 
 def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
@@ -320,7 +338,7 @@ def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
         diode = DiodeModel.from_card(neuron.diode, spice_ideal_n=neuron.spice_ideal_n)
         v_low, v_high = compensated_bias(diode, v_low, v_high)
     return make_architecture(circuit.layers, skip=circuit.skip, amplifier_gain=circuit.amplifier_gain,
-                             v_low=v_low, v_high=v_high, diode=diode, doubled_inputs=circuit.doubled_inputs,
+                             inverted_copies=circuit.inverted_copies, v_low=v_low, v_high=v_high, diode=diode, doubled_inputs=circuit.doubled_inputs,
                              doubled_outputs=circuit.doubled_outputs, input_gain=circuit.input_gain,
                              bias_input=circuit.bias_input, wire_resistance=float(circuit.wire_resistance),
                              wire_layout=circuit.wire_layout, name=circuit.name or f"circuitprop EP {circuit.layers}")

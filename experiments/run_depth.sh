@@ -14,7 +14,9 @@
 # INIT=amplifier divides the initial conductances behind each amplified hidden layer by the gain squared
 # (--g-init-scaling amplifier); those runs go to e${EPOCHS}[_shiftK][_flip]_ampinit.  NUDGED=N relaxes the nudged
 # phases of the deep cells with N sweeps, begun with the outputs (--solver-nudged-sweeps; 1 suffices with skips to
-# the outputs, benchmarks/bench_deep.py); those runs go to ..._nudgedN.  INIT=balanced scales them only
+# the outputs, benchmarks/bench_deep.py); those runs go to ..._nudgedN.  INVERTED=1 gives the deep cells' hidden
+# layers that feed another hidden layer an inverted copy (--inverted-copies: hidden-to-hidden crossbars of both
+# signs); those runs go to ..._inv.  INIT=balanced scales them only
 # as far as their amplified load exceeds the layer's inputs (--g-init-scaling balanced; ..._balinit).
 #
 # Cell 1H-3072 is one hidden layer of 3072 (the issue's 3 x 1024 neurons in one layer), settings as 1H.
@@ -35,6 +37,7 @@ LR_IN=${LR_IN:-3e6}; LR_HID=${LR_HID:-1e6}; LR_OUT=${LR_OUT:-3e5}
 GAIN=${GAIN:-4}      # amplifier gain after every hidden layer (0: none)
 SWEEPS=${SWEEPS:-6}  # relaxation sweeps per phase of the deep cells (1H: 4, as the noise study); not 6: ..._sweepsS
 NUDGED=${NUDGED:-}   # sweeps of the nudged phases of the deep cells (--solver-nudged-sweeps); set: ..._nudgedN
+INVERTED=${INVERTED:-0}  # 1: inverted copies of the hidden layers that feed another (--inverted-copies); ..._inv
 AUGMENT=${AUGMENT:-0}
 FLIP=${FLIP:-0}
 OUT=experiments/results/depth/e$EPOCHS
@@ -46,17 +49,19 @@ if [ "$INIT" != none ]; then OUT="${OUT}_${INIT:0:3}init"; fi
 if [ "$SWEEPS" != 6 ]; then OUT="${OUT}_sweeps$SWEEPS"; fi
 NUDGED_ARG=""
 if [ -n "$NUDGED" ]; then OUT="${OUT}_nudged$NUDGED"; NUDGED_ARG="--solver-nudged-sweeps $NUDGED"; fi
+INVERTED_ARG=""
+if [ "$INVERTED" != 0 ]; then OUT="${OUT}_inv"; INVERTED_ARG="--inverted-copies"; fi
 
 cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossbars first, then the skips)
     case "$1" in
         1H) echo "--layers 784-1024-10 --amplifier-gain $GAIN --lr $LR_IN $LR_OUT --solver-sweeps 4" ;;
         1H-3072) echo "--layers 784-3072-10 --amplifier-gain $GAIN --lr $LR_IN $LR_OUT --solver-sweeps 4" ;;
-        2H) echo "--layers 784-1024-1024-10 --amplifier-gain $GAIN $GAIN --lr $LR_IN $LR_HID $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG" ;;
-        3H) echo "--layers 784-1024-1024-1024-10 --amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG" ;;
+        2H) echo "--layers 784-1024-1024-10 --amplifier-gain $GAIN $GAIN --lr $LR_IN $LR_HID $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
+        3H) echo "--layers 784-1024-1024-1024-10 --amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
         2H+skip) echo "--layers 784-1024-1024-10 --skip 0-2 --skip 1-3 --amplifier-gain $GAIN $GAIN \
---lr $LR_IN $LR_HID $LR_OUT $LR_IN $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG" ;;
+--lr $LR_IN $LR_HID $LR_OUT $LR_IN $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
         3H+skip) echo "--layers 784-1024-1024-1024-10 --skip 0-2 --skip 0-3 --skip 1-4 --skip 2-4 \
---amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT $LR_IN $LR_IN $LR_OUT $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG" ;;
+--amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT $LR_IN $LR_IN $LR_OUT $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
         *) echo "unknown cell $1 (1H 1H-3072 2H 2H+skip 3H 3H+skip)" >&2; exit 2 ;;
     esac
 }

@@ -22,6 +22,9 @@ SHAPES = [
     # layer i to i+2), a gain per hidden layer (the middle one without amplifier)
     dict(spec="5-4-4-4-2", amplifier_gain=(2.0, None, 3.0),
          skip=((0, 2), (0, 3), (1, 3), (2, 4), (1, 4))),
+    # inverted copies: the layers feeding another hidden layer drive their crossbars with -A V too
+    dict(spec="5-4-4-4-2", amplifier_gain=(2.0, 1.5, 3.0), inverted_copies=True,
+         skip=((0, 2), (1, 3), (2, 4), (1, 4))),
 ]
 
 

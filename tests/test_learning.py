@@ -85,6 +85,19 @@ def test_ep_gradient_of_a_deep_skip_network_matches_finite_differences():
     assert cos >= 0.999 and rel < 1e-3, (cos, rel)
 
 
+def test_ep_gradient_with_inverted_copies_matches_finite_differences():
+    # hidden layers driving the next with A*V and -A*V: crossbars leaving them have twice the rows
+    X, y = data()
+    tr = small_trainer(layers="5-4-4-4-3", skip=((0, 2), (1, 3), (2, 4)), amplifier_gain=[2.0, 1.5, 3.0],
+                       inverted_copies=True).fit(X, y)
+    arch = tr.network_.architecture
+    assert [h.inverted_copy for h in arch.hidden] == [True, True, False]
+    assert tr.network_.conductances[(1, 2)].shape == (8, 4) and tr.network_.conductances[(3, 4)].shape == (4, 6)
+    T = tr._targets(y)
+    cos, rel = cosine(ep_gradient(tr, X, T), fd_gradient(tr, X, T, FastBackend(tol=1e-16)))
+    assert cos >= 0.999 and rel < 1e-3, (cos, rel)
+
+
 @pytest.mark.parametrize("diode", ["shockley", "ideal"])
 def test_nudged_sweeps_converge_to_the_steady_state_gradient(diode):
     # every hidden layer has a crossbar to the outputs; the free phase relaxed to its steady state by its sweeps

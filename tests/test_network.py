@@ -13,6 +13,7 @@ from circuitprop.model import (
     make_architecture,
     parse_layers,
 )
+from circuitprop.model.architecture import architecture_to_dict
 
 
 def test_layer_sizes_count_doubled_nodes():
@@ -224,3 +225,28 @@ def test_scaled_init_lets_a_chain_of_amplified_layers_settle_in_fewer_sweeps(ini
         assert sol.converged
         sweeps[kind] = sol.iterations
     assert sweeps[init] * 3 < sweeps["uniform"], sweeps
+
+
+def test_inverted_copies_double_the_rows_of_crossbars_leaving_a_layer_and_survive_a_round_trip(tmp_path):
+    arch = make_architecture("5-4-3-2", amplifier_gain=2.0, skip=((0, 2), (1, 3)), inverted_copies=True)
+    assert [h.inverted_copy for h in arch.hidden] == [True, False]  # layer 2 feeds only the outputs
+    assert {k: arch.crossbar_shape(*k) for k in arch.crossbars} == {
+        (0, 1): (10, 4), (1, 2): (8, 3), (2, 3): (3, 4), (0, 2): (10, 3), (1, 3): (8, 4)}
+    v = np.arange(8.0).reshape(2, 4)
+    np.testing.assert_array_equal(arch.row_voltages(1, v), np.concatenate([2 * v, -2 * v], axis=1))
+    np.testing.assert_array_equal(arch.fold_rows(1, np.arange(16.0).reshape(2, 8)), np.full((2, 4), -4.0))
+    net = Network.random(arch, seed=1)
+    path = net.save(tmp_path / "inverted.npz")
+    back = Network.load(path)
+    assert back.architecture == arch and back.fingerprint() == net.fingerprint()
+    for k, g in net.conductances.items():
+        np.testing.assert_array_equal(back.conductances[k], g)
+    # without inverted copies nothing is written for them: older files and fingerprints stay as they were
+    plain = architecture_to_dict(make_architecture("5-4-3-2", amplifier_gain=2.0))
+    assert all("inverted_copy" not in h for h in plain["hidden"])
+    with pytest.raises(NetworkError, match=r"crossbar \(1, 2\).*expected \(8, 3\)"):
+        Network(arch, {k: (np.full((4, 3), 1e-6) if k == (1, 2) else g) for k, g in net.conductances.items()})
+    with pytest.raises(NetworkError, match="inverted copy is an output of the amplifier"):
+        Network.random(make_architecture("5-4-3-2", inverted_copies=True))
+    with pytest.raises(NetworkError, match="not supported with wire resistance"):
+        Network.random(make_architecture("5-4-3-2", amplifier_gain=2.0, inverted_copies=True, wire_resistance=1.0))

@@ -79,10 +79,9 @@ def read_checkpoint(path) -> tuple:
         if not (isinstance(epoch_loss, list) and len(epoch_loss) == 2):
             raise NetworkError(f"{path}: checkpoint epoch_loss must be [sum, count]")
         box.update(params=params, arch=arch)
-        sizes = arch.layer_sizes
         shapes = {}
         for a, b in arch.crossbars:
-            shapes[f"g_{a}_{b}"] = shapes[f"velocity_{a}_{b}"] = (sizes[a], sizes[b])
+            shapes[f"g_{a}_{b}"] = shapes[f"velocity_{a}_{b}"] = arch.crossbar_shape(a, b)
         return shapes
 
     try:

@@ -173,6 +173,7 @@ def low_rank_gradients(network, phases) -> dict:
         raise ValueError("with wire resistance the drop across a cell is not A_a V_a,i - V_b,j: use "
                          "wired_gradients (DeltaVSquaredRule does this by itself)")
     stacked, lefts, halves = {}, {}, {}  # per layer: every phase's rows; gain * w_r * V_r; 1/2 sum_r w_r V_r**2
+    source_halves = {}  # the same over a crossbar's rows, for layers with an inverted copy
     sources = {a for a, _ in network.conductances}
     for layer in sorted({layer for key in network.conductances for layer in key}):
         rows = np.concatenate([p[0][layer] for p in phases], axis=0)
@@ -180,11 +181,19 @@ def low_rank_gradients(network, phases) -> dict:
         # MeasurementNoise(inputs=False)) has one row standing for n copies: weight n * w
         weights = np.concatenate([np.full(p[0][layer].shape[0], p[1] * _copies(p[0], layer)) for p in phases])
         stacked[layer] = rows
-        lefts[layer], halves[layer] = weighted_rows(rows, weights, arch.forward_gain(layer), left=layer in sources)
+        if layer in sources and arch.inverted(layer):
+            # as rows of its crossbars the layer is V and its inverted copy -V: the same squares twice
+            lefts[layer], half = weighted_rows(np.concatenate([rows, -rows], axis=1), weights,
+                                               arch.forward_gain(layer))
+            halves[layer], source_halves[layer] = half[:rows.shape[1]], half
+        else:
+            lefts[layer], halves[layer] = weighted_rows(rows, weights, arch.forward_gain(layer),
+                                                        left=layer in sources)
     out = {}
     for (a, b) in network.conductances:
         ga = arch.forward_gain(a)
-        a_term = halves[a] if ga == 1.0 else halves[a].dtype.type(ga * ga) * halves[a]
+        a_half = source_halves.get(a, halves[a])
+        a_term = a_half if ga == 1.0 else a_half.dtype.type(ga * ga) * a_half
         right = stacked[b]
         if right.shape[0] != stacked[a].shape[0]:  # sum_k w u_i V_k,j = (n w) u_i mean_k V_k,j: n times fewer rows
             n = right.shape[0] // stacked[a].shape[0]
@@ -272,13 +281,12 @@ class SignRule:
         arch = network.architecture
         out = {}
         for (a, b) in network.conductances:
-            ga = arch.forward_gain(a)
             acc = np.zeros(network.conductances[(a, b)].shape)
             rows = p1[b].shape[0]
-            u1, u2 = _same_rows(p1, a), _same_rows(p2, a)
+            u1, u2 = (arch.row_voltages(a, _same_rows(p, a)) for p in (p1, p2))
             for r in range(rows):
-                d1 = np.abs(cell_drops(network, (a, b), ga * u1[r:r + 1], p1[b][r:r + 1])[0])
-                d2 = np.abs(cell_drops(network, (a, b), ga * u2[r:r + 1], p2[b][r:r + 1])[0])
+                d1 = np.abs(cell_drops(network, (a, b), u1[r:r + 1], p1[b][r:r + 1])[0])
+                d2 = np.abs(cell_drops(network, (a, b), u2[r:r + 1], p2[b][r:r + 1])[0])
                 acc += np.sign(d1 - d2)
             out[(a, b)] = acc / rows
         return out

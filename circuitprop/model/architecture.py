@@ -33,6 +33,11 @@ class HiddenLayer:
         Gain of the backward CCCS; ``None`` means equal to ``amplifier_gain``
         (an ideal transformer, which keeps the circuit energy-based).  Any other
         value makes the circuit non-reciprocal: the EP gradient is then biased.
+    inverted_copy : bool
+        A second output of the amplifier at ``-A*V`` (a VCVS of gain ``-A`` with its CCCS of gain
+        ``-c``: an ideal transformer of ratio ``-A``).  Crossbars leaving the layer then have ``2*size``
+        rows, the first ``size`` driven by ``A*V`` and the rest by ``-A*V``, so they weigh the layer's
+        neurons with both signs, as the doubled inputs do for the input crossbars.  Needs an amplifier.
     """
 
     size: int
@@ -40,6 +45,7 @@ class HiddenLayer:
     v_high: float = 1.0
     amplifier_gain: float | None = None
     backward_gain: float | None = None
+    inverted_copy: bool = False
 
     @property
     def forward_gain(self) -> float:
@@ -127,6 +133,34 @@ class Architecture:
         n_out = self.n_classes * (2 if self.doubled_outputs else 1)
         return (n_in, *(h.size for h in self.hidden), n_out)
 
+    def inverted(self, layer: int) -> bool:
+        """True when hidden ``layer`` drives its crossbars with an inverted copy too (``2*size`` rows)."""
+        return 1 <= layer <= len(self.hidden) and self.hidden[layer - 1].inverted_copy
+
+    def row_count(self, layer: int) -> int:
+        """Rows of every crossbar leaving ``layer``: its nodes, twice over with an inverted copy."""
+        return self.layer_sizes[layer] * (2 if self.inverted(layer) else 1)
+
+    def crossbar_shape(self, a: int, b: int) -> tuple:
+        """Shape ``(rows, columns)`` of the conductance array of crossbar ``(a, b)``."""
+        return self.row_count(a), self.layer_sizes[b]
+
+    def row_voltages(self, layer: int, voltages):
+        """Voltages (V) that drive the rows of a crossbar leaving ``layer``, from its node voltages (last axis):
+        ``A*V``, followed by ``-A*V`` with an inverted copy."""
+        gain = self.forward_gain(layer)
+        u = voltages if gain == 1.0 else gain * voltages
+        return np.concatenate([u, -u], axis=-1) if self.inverted(layer) else u
+
+    def fold_rows(self, layer: int, values, signed: bool = True):
+        """Per-row quantities of a crossbar leaving ``layer`` (last axis) brought back to its nodes: the row
+        of the inverted copy counts with the opposite sign (``signed``: currents, voltage derivatives) or
+        the same (conductance sums, magnitudes).  Without an inverted copy: ``values`` itself."""
+        if not self.inverted(layer):
+            return values
+        n = self.layer_sizes[layer]
+        return values[..., :n] - values[..., n:] if signed else values[..., :n] + values[..., n:]
+
     def forward_gain(self, layer: int) -> float:
         """Voltage gain applied to the nodes of ``layer`` when they drive a crossbar."""
         if 1 <= layer <= len(self.hidden):
@@ -208,6 +242,12 @@ def validate_architecture(arch: Architecture) -> None:
             if h.amplifier_gain is None:
                 raise NetworkError(f"hidden layer {i}: backward_gain given without amplifier_gain")
             _check_real(h.backward_gain, f"hidden layer {i} backward_gain", positive=True, limit=MAX_GAIN)
+        if _check_bool(h.inverted_copy, f"hidden layer {i} inverted_copy"):
+            if h.amplifier_gain is None:
+                raise NetworkError(f"hidden layer {i}: an inverted copy is an output of the amplifier; give the "
+                                   f"layer an amplifier_gain")
+            if arch.wire_resistance > 0:
+                raise NetworkError(f"hidden layer {i}: inverted copies are not supported with wire resistance yet")
     if not isinstance(arch.diode, DiodeModel):
         raise NetworkError(f"diode must be a DiodeModel, got {type(arch.diode).__name__}")
     seen = set()
@@ -236,6 +276,9 @@ def dense_crossbars(n_layers: int) -> tuple:
 def architecture_to_dict(arch: Architecture) -> dict:
     d = asdict(arch)
     d["crossbars"] = [list(p) for p in arch.crossbars]
+    for h in d["hidden"]:  # written only when set: files and fingerprints of networks without it are unchanged
+        if not h["inverted_copy"]:
+            del h["inverted_copy"]
     return d
 
 
@@ -297,8 +340,7 @@ def parse_layers(text: str) -> tuple:
 
 def conductance_bytes(arch: Architecture, itemsize: int = 8) -> int:
     """Bytes the conductance arrays of ``arch`` take (float64 by default)."""
-    sizes = arch.layer_sizes
-    return sum(sizes[a] * sizes[b] for a, b in arch.crossbars) * itemsize
+    return sum(math.prod(arch.crossbar_shape(a, b)) for a, b in arch.crossbars) * itemsize
 
 
 def physical_memory_bytes() -> int:
@@ -321,13 +363,14 @@ def check_memory(arch: Architecture) -> None:
 
 
 def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_low=0.0, v_high=1.0,
-                      diode: DiodeModel | None = None, **kwargs) -> Architecture:
+                      diode: DiodeModel | None = None, inverted_copies: bool = False, **kwargs) -> Architecture:
     """Build an :class:`Architecture` from a spec such as ``"784-100-10"``.
 
     ``layers`` counts features, hidden neurons and classes (not doubled nodes).
     ``skip`` adds crossbars between non-adjacent layers.  ``amplifier_gain`` is one gain for every hidden
-    layer or a list with one per hidden layer (``None``: no amplifier).  Other keyword arguments
-    go to :class:`Architecture`.
+    layer or a list with one per hidden layer (``None``: no amplifier).  ``inverted_copies`` gives every
+    hidden layer that drives another hidden layer an inverted copy (:class:`HiddenLayer`).  Other keyword
+    arguments go to :class:`Architecture`.
     """
     n_features, hidden_sizes, n_classes = parse_layers(layers)
     if isinstance(amplifier_gain, (list, tuple)):  # one gain per hidden layer (None or 0: no amplifier)
@@ -337,9 +380,12 @@ def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_l
         gains = [None if g is None or g == 0 else g for g in amplifier_gain]
     else:
         gains = [amplifier_gain] * len(hidden_sizes)
-    hidden = tuple(HiddenLayer(size=s, v_low=v_low, v_high=v_high, amplifier_gain=g)
-                   for s, g in zip(hidden_sizes, gains))
-    crossbars = dense_crossbars(len(hidden) + 2) + tuple(tuple(p) for p in skip)
+    crossbars = dense_crossbars(len(hidden_sizes) + 2) + tuple(tuple(p) for p in skip)
+    # a hidden layer whose crossbars reach another hidden layer (the outputs are read as differences already)
+    feeds_hidden = {a for a, b in crossbars if 1 <= a and b <= len(hidden_sizes)}
+    hidden = tuple(HiddenLayer(size=s, v_low=v_low, v_high=v_high, amplifier_gain=g,
+                               inverted_copy=bool(inverted_copies) and layer in feeds_hidden)
+                   for layer, (s, g) in enumerate(zip(hidden_sizes, gains), start=1))
     return Architecture(n_features=n_features, hidden=hidden, n_classes=n_classes,
                         crossbars=crossbars, diode=diode or DiodeModel(), **kwargs)
 

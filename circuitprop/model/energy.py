@@ -109,7 +109,7 @@ def cocontent(network: Network, state, output_currents=None) -> np.ndarray:
     if has_wires(network):
         total += 0.5 * _wired_crossbar_power(network, state)
     for (a, b), g in ([] if has_wires(network) else network.conductances.items()):
-        u = arch.forward_gain(a) * state[a]
+        u = arch.row_voltages(a, state[a])
         vb = state[b]
         total += 0.5 * ((u * u) @ g.sum(axis=1) - 2.0 * np.einsum("bi,ij,bj->b", u, g, vb, optimize=True)
                         + (vb * vb) @ g.sum(axis=0))
@@ -140,11 +140,12 @@ def resistive_currents(network: Network, state, physical: bool = True) -> list:
         return out[1:]
     for (a, b), g in network.conductances.items():
         ga = arch.forward_gain(a)
-        u = ga * state[a]
+        u = arch.row_voltages(a, state[a])
         # current flowing from the terminal of a into node b, through each resistor
         out[b] += state[b] * g.sum(axis=0) - u @ g
         back = arch.current_gain(a) if physical else ga
-        out[a] += back * (u * g.sum(axis=1) - state[b] @ g.T)
+        # a row of an inverted copy draws its current from the node through a transformer of ratio -A
+        out[a] += back * arch.fold_rows(a, u * g.sum(axis=1) - state[b] @ g.T)
     return out[1:]
 
 
@@ -171,7 +172,7 @@ def node_conductances(network: Network, sums: dict | None = None) -> dict:
     for (a, b), (rows, cols) in sums.items():
         total[b] += cols
         if a > 0:
-            total[a] += arch.current_gain(a) * arch.forward_gain(a) * rows
+            total[a] += arch.current_gain(a) * arch.forward_gain(a) * arch.fold_rows(a, rows, signed=False)
     return total
 
 
@@ -185,7 +186,7 @@ def current_scale(network: Network, state, output_currents=None) -> list:
     state = _check_state(network, state)
     out = [np.zeros_like(v, dtype=np.float64) for v in state]
     for (a, b), g in network.conductances.items():
-        u = np.abs(arch.forward_gain(a) * state[a])
+        u = np.abs(arch.row_voltages(a, state[a]))
         if has_wires(network):
             lines = crossbar_lines(network, (a, b))
             rc, cc = (np.abs(p) for p in lines.column_ports)
@@ -195,7 +196,7 @@ def current_scale(network: Network, state, output_currents=None) -> list:
             continue
         vb = np.abs(state[b])
         out[b] += vb * g.sum(axis=0) + u @ g
-        out[a] += arch.current_gain(a) * (u * g.sum(axis=1) + vb @ g.T)
+        out[a] += arch.current_gain(a) * arch.fold_rows(a, u * g.sum(axis=1) + vb @ g.T, signed=False)
     if output_currents is not None:
         out[-1] += np.abs(np.asarray(output_currents))
     return out[1:]
@@ -246,7 +247,7 @@ def static_power(network: Network, state) -> dict:
     if has_wires(network):
         resistors += _wired_crossbar_power(network, state)
     for (a, b), g in ([] if has_wires(network) else network.conductances.items()):
-        u = arch.forward_gain(a) * state[a].astype(np.float64)
+        u = arch.row_voltages(a, state[a].astype(np.float64))
         v = state[b].astype(np.float64)
         g = g.astype(np.float64, copy=False)
         resistors += (u * u) @ g.sum(axis=1) - 2.0 * np.einsum("bi,ij,bj->b", u, g, v, optimize=True) \
@@ -295,7 +296,7 @@ def conductance_gradient(network: Network, state) -> dict:
     arch = network.architecture
     grads = {}
     for (a, b) in network.conductances:
-        u = arch.forward_gain(a) * state[a]
+        u = arch.row_voltages(a, state[a])
         vb = state[b]
         if has_wires(network):
             grads[(a, b)] = 0.5 * (cell_drops(network, (a, b), u, vb) ** 2).sum(0)

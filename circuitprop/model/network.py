@@ -107,10 +107,11 @@ def balanced_init_scales(architecture: Architecture) -> dict:
         scale = 1.0
         if a > 0:
             layer = architecture.hidden[a - 1]
-            scale = min(1.0, load_in[a] / (layer.forward_gain * layer.current_gain * sum(sizes[b] for b in leaving)))
+            load_out = layer.forward_gain * layer.current_gain * sum(sizes[b] for b in leaving)
+            scale = min(1.0, load_in[a] / (load_out * (2 if architecture.inverted(a) else 1)))
         for b in leaving:
             scales[(a, b)] = scale
-            load_in[b] += sizes[a] * scale
+            load_in[b] += architecture.row_count(a) * scale
     return scales
 
 
@@ -124,9 +125,10 @@ class Network:
     ----------
     architecture : Architecture
     conductances : dict
-        ``{(a, b): array}`` with one array of shape ``(layer_sizes[a], layer_sizes[b])``
-        in siemens per crossbar; element ``[i, j]`` joins node ``i`` of layer ``a`` to
-        node ``j`` of layer ``b``.
+        ``{(a, b): array}`` with one array of shape ``architecture.crossbar_shape(a, b)``
+        (``(layer_sizes[a], layer_sizes[b])``, or twice the rows behind an inverted copy) in siemens per
+        crossbar; element ``[i, j]`` joins node ``i`` of layer ``a`` (row ``size + i``: its inverted copy)
+        to node ``j`` of layer ``b``.
     dtype : {"float64", "float32"}
         Floating-point type the conductances are held in (float32 halves memory traffic
         in training; see :class:`~circuitprop.learning.EPTrainer`'s ``dtype``).
@@ -158,7 +160,7 @@ class Network:
                 raise NetworkError(f"crossbar {key}: conductances must be real numbers, got an array of "
                                    f"dtype {array.dtype}")
             array = np.array(array, dtype=dtype)
-            expected = (sizes[key[0]], sizes[key[1]])
+            expected = architecture.crossbar_shape(*key)
             if array.shape != expected:
                 raise NetworkError(
                     f"crossbar {key}: conductance array has shape {array.shape}, expected {expected} "
@@ -186,9 +188,8 @@ class Network:
         validate_architecture(architecture)
         check_memory(architecture)
         rng = np.random.default_rng(seed)
-        sizes = architecture.layer_sizes
         conductances = {
-            (a, b): rng.uniform(g_min, g_max, size=(sizes[a], sizes[b])) for a, b in architecture.crossbars
+            (a, b): rng.uniform(g_min, g_max, size=architecture.crossbar_shape(a, b)) for a, b in architecture.crossbars
         }
         if init in _INIT_SCALES:
             for key, scale in _INIT_SCALES[init](architecture).items():
@@ -315,8 +316,7 @@ class Network:
             except (KeyError, TypeError) as exc:
                 raise NetworkError(f"{path}: malformed architecture spec: {exc}") from None
             arch_box.append(arch)
-            sizes = arch.layer_sizes
-            return {f"g_{a}_{b}": (sizes[a], sizes[b]) for a, b in arch.crossbars}
+            return {f"g_{a}_{b}": arch.crossbar_shape(a, b) for a, b in arch.crossbars}
 
         _, arrays = load_npz_with_spec(path, FORMAT_NAME, members)
         arch = arch_box[0]

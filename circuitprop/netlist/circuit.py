@@ -212,9 +212,22 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
                 else:
                     circuit.add("F", f"f{layer}_{i}", (node(layer, i), "0"), -h.current_gain,
                                 control=f"e{layer}_{i}")
+        if h.inverted_copy:  # the amplifier's second output, -A V, and its CCCS of the opposite sign
+            for i in range(h.size):
+                circuit.add("E", f"en{layer}_{i}", (f"an{layer}_{i}", "0", node(layer, i), "0"), -h.forward_gain)
+                if sense_sources:
+                    circuit.add("V", f"vsn{layer}_{i}", (f"an{layer}_{i}", f"sn{layer}_{i}"), 0.0)
+                    circuit.add("F", f"fn{layer}_{i}", (node(layer, i), "0"), -h.current_gain,
+                                control=f"vsn{layer}_{i}")
+                else:
+                    circuit.add("F", f"fn{layer}_{i}", (node(layer, i), "0"), h.current_gain,
+                                control=f"en{layer}_{i}")
 
     def terminal(layer, i):
         if 1 <= layer <= len(arch.hidden) and arch.hidden[layer - 1].amplifier_gain is not None:
+            n = sizes[layer]
+            if i >= n:  # a row of the inverted copy
+                return f"sn{layer}_{i - n}" if sense_sources else f"an{layer}_{i - n}"
             return f"s{layer}_{i}" if sense_sources else f"a{layer}_{i}"
         return node(layer, i)
 
@@ -233,7 +246,7 @@ def build_circuit(network: Network, inputs=None, output_currents=None, *, fold_i
             _add_wired_crossbar(circuit, a, b, resistance, wire, [terminal(a, i) for i in range(sizes[a])],
                                 [node(b, j) for j in range(sizes[b])], *line_orders(arch, (a, b)))
             continue
-        rows, cols = range(sizes[a]), range(sizes[b])
+        rows, cols = range(g.shape[0]), range(sizes[b])
         sources, sinks = [terminal(a, i) for i in rows], [node(b, j) for j in cols]
         circuit.extend("R", [f"r{a}_{b}_{i}_{j}" for i in rows for j in cols],
                        [(src, sink) for src in sources for sink in sinks], resistance)

@@ -161,6 +161,7 @@ class PreparedNetwork:
         self.bounds = {l: (h.v_low, h.v_high) for l, h in enumerate(arch.hidden, start=1)}
         self.passes = _crossbar_passes(arch) if config.crossbar_pass and self.diode.kind == "ideal" else {}
         self.gain = [arch.forward_gain(l) for l in range(self.n_layers)]
+        self.inverted = [arch.inverted(l) for l in range(self.n_layers)]  # layers with an inverted copy
         self.current_gain = [arch.current_gain(l) for l in range(self.n_layers)]
         self._transfer = {}
 
@@ -212,12 +213,17 @@ class PreparedNetwork:
             if formed is not None and (a, layer) == formed[0]:
                 d = _accumulate(d, formed[1], fixed)
                 continue
-            term = (ga * state[a]) @ self.g[(a, layer)] if ga != 1.0 else state[a] @ self.g[(a, layer)]
+            if self.inverted[a]:  # rows driven by A*V and by the inverted copy -A*V
+                term = self.network.architecture.row_voltages(a, state[a]) @ self.g[(a, layer)]
+            else:
+                term = (ga * state[a]) @ self.g[(a, layer)] if ga != 1.0 else state[a] @ self.g[(a, layer)]
             d = _accumulate(d, term, fixed)
         for b, cb in self.outgoing[layer]:
             if (layer, b) == leave_out:
                 continue
             term = state[b] @ self.g[(layer, b)].T
+            if self.inverted[layer]:  # the inverted copy's rows feed their current back with the opposite sign
+                term = self.network.architecture.fold_rows(layer, term)
             if cb != 1.0:
                 np.multiply(term, cb, out=term)
             d = _accumulate(d, term, fixed)
@@ -233,7 +239,7 @@ class PreparedNetwork:
         ``drive = base + sources @ transfer`` (amperes), for the kernels to add row by row instead of forming
         it; else ``None``.  ``transfer`` (the current gain times the transposed crossbar) is cached until
         :meth:`update_sums`."""
-        if (layer == self.n_layers - 1 or fixed_drive.get(layer) is None
+        if (layer == self.n_layers - 1 or fixed_drive.get(layer) is None or self.inverted[layer]
                 or any(a != 0 for a, _ in self.incoming[layer]) or len(self.outgoing[layer]) != 1):
             return None
         b, cb = self.outgoing[layer][0]
@@ -279,7 +285,8 @@ class PreparedNetwork:
         network is inputs -> one ideal-diode hidden layer -> outputs (a skip crossbar from the inputs allowed),
         updating ``state`` in place; ``False`` (nothing done) otherwise."""
         if (self.n_layers != 3 or self.diode.kind != "ideal" or self.sizes[2] > LOW_RANK_MAX or self.omega != 1.0
-                or [a for a, _ in self.incoming[1]] != [0] or (1, 2) not in self.g or 1 not in fixed_drive):
+                or [a for a, _ in self.incoming[1]] != [0] or (1, 2) not in self.g or 1 not in fixed_drive
+                or self.inverted[1]):
             return False
         transfer = self._transfer.get("chain")
         if transfer is None:
@@ -527,7 +534,8 @@ def _crossbar_passes(arch) -> dict:
     ``benchmarks/bench_deep.py``.)"""
     sizes = arch.layer_sizes
     return {a: a + 1 for a in range(1, arch.n_layers - 2)
-            if (a, a + 1) in arch.crossbars and sizes[a] * sizes[a + 1] >= CROSSBAR_PASS_MIN_SIZE}
+            if (a, a + 1) in arch.crossbars and sizes[a] * sizes[a + 1] >= CROSSBAR_PASS_MIN_SIZE
+            and not arch.inverted(a)}  # the pass reads one row per neuron
 
 
 def _accumulate(total, term, fixed):
