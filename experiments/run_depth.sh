@@ -16,7 +16,8 @@
 # phases of the deep cells with N sweeps, begun with the outputs (--solver-nudged-sweeps; 1 suffices with skips to
 # the outputs, benchmarks/bench_deep.py); those runs go to ..._nudgedN.  INVERTED=1 gives the deep cells' hidden
 # layers that feed another hidden layer an inverted copy (--inverted-copies: hidden-to-hidden crossbars of both
-# signs); those runs go to ..._inv.  INIT=balanced scales them only
+# signs); those runs go to ..._inv.  VALIDATION=1 trains on the first 50,000 training images and scores the last
+# 10,000 after every epoch (--validation; the test set is not read), for choosing settings; those go to ..._val.  INIT=balanced scales them only
 # as far as their amplified load exceeds the layer's inputs (--g-init-scaling balanced; ..._balinit).
 #
 # Cell 1H-3072 is one hidden layer of 3072 (the issue's 3 x 1024 neurons in one layer), settings as 1H.
@@ -38,6 +39,7 @@ GAIN=${GAIN:-4}      # amplifier gain after every hidden layer (0: none)
 SWEEPS=${SWEEPS:-6}  # relaxation sweeps per phase of the deep cells (1H: 4, as the noise study); not 6: ..._sweepsS
 NUDGED=${NUDGED:-}   # sweeps of the nudged phases of the deep cells (--solver-nudged-sweeps); set: ..._nudgedN
 INVERTED=${INVERTED:-0}  # 1: inverted copies of the hidden layers that feed another (--inverted-copies); ..._inv
+VALIDATION=${VALIDATION:-0}  # 1: train on the first 50,000 training images, score the last 10,000; ..._val
 AUGMENT=${AUGMENT:-0}
 FLIP=${FLIP:-0}
 OUT=experiments/results/depth/e$EPOCHS
@@ -51,6 +53,8 @@ NUDGED_ARG=""
 if [ -n "$NUDGED" ]; then OUT="${OUT}_nudged$NUDGED"; NUDGED_ARG="--solver-nudged-sweeps $NUDGED"; fi
 INVERTED_ARG=""
 if [ "$INVERTED" != 0 ]; then OUT="${OUT}_inv"; INVERTED_ARG="--inverted-copies"; fi
+DATA_ARG=""
+if [ "$VALIDATION" != 0 ]; then OUT="${OUT}_val"; DATA_ARG="--validation 10000"; fi
 
 cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossbars first, then the skips)
     case "$1" in
@@ -74,7 +78,7 @@ for dataset in $DATASETS; do
             mkdir -p "$dir"
             # shellcheck disable=SC2046
             .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype float32 \
-                --epochs "$EPOCHS" --seed "$seed" --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
+                --epochs "$EPOCHS" --seed "$seed" $DATA_ARG --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
             touch "$dir/done"
         done
     done

@@ -5,6 +5,7 @@ One test (or parametrised family) per kind in the README's "What circuitprop ref
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +87,21 @@ def test_train_refuses_to_delete_an_existing_checkpoint(unverified, tmp_path, ca
     assert main(train_args(unverified, out)) == 2
     assert "checkpoint" in capsys.readouterr().err and ckpt.read_bytes() == before
     assert main(train_args(unverified, out, "--overwrite")) == 0
+
+
+def test_train_on_a_validation_split_never_reads_the_test_set(unverified, tmp_path, capsys):
+    train_only = tmp_path / "data"
+    (train_only / "mnist").mkdir(parents=True)
+    for f in (unverified / "mnist").glob("train-*"):
+        shutil.copy(f, train_only / "mnist" / f.name)
+    args = [a for a in train_args(train_only, tmp_path / "m.npz") if a not in ("--limit-test", "20")]
+    assert main(args + ["--validation", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "300 images" in out and "validation accuracy (fast backend, validation: the last 100 training images)" in out
+    assert main(args + ["--validation", "100", "--limit-test", "20", "--overwrite"]) == 2
+    assert "--validation does not read" in capsys.readouterr().err
+    assert main(args + ["--validation", "400", "--overwrite"]) == 2
+    assert "must be below the 400 training images" in capsys.readouterr().err
 
 
 def test_train_creates_missing_folders_and_checks_writability_first(unverified, tmp_path, capsys):

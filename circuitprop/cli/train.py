@@ -59,6 +59,9 @@ def add_commands(sub, fmt):
                                                                   "2, 1)")
     data.add_argument("--limit-train", type=A.positive_int, help="use only the first N training images")
     data.add_argument("--limit-test", type=A.positive_int, help="use only the first N test images")
+    data.add_argument("--validation", type=A.positive_int, metavar="N",
+                      help="hold out the last N training images and score on them instead of the test set, which "
+                           "is then not read (for choosing settings)")
     for name, cls in CONFIGS.items():
         add_group(s, cls, GROUP_TITLES[name])
     add_group(s, TrainingConfig, "training")
@@ -140,6 +143,8 @@ def cmd_train(args):
     n_features = parse_layers(trainer.circuit.layers)[0]
     if args.resume and args.overwrite:
         raise ValueError("--resume and --overwrite contradict each other; give one")
+    if args.validation and args.limit_test:
+        raise ValueError("--limit-test applies to the test set, which --validation does not read; drop one")
     prepare_outputs(out, ckpt, log, png)
     with OutputLock(out):
         if not args.resume and ckpt.exists():
@@ -150,21 +155,30 @@ def cmd_train(args):
                 stale.unlink(missing_ok=True)
         elif not args.resume and log.exists():
             log.unlink()  # a log without its checkpoint belongs to no run that can go on
-        X, y, Xt, yt = load_dataset(args.dataset, args.data_dir, size=args.size, limit_train=args.limit_train,
-                                    limit_test=args.limit_test)
+        if args.validation:
+            X, y = load_split(args.dataset, "train", args.data_dir, size=args.size, limit=args.limit_train)
+            if not args.validation < len(X):
+                raise ValueError(f"--validation {args.validation} must be below the {len(X)} training images")
+            X, y, Xt, yt = X[:-args.validation], y[:-args.validation], X[-args.validation:], y[-args.validation:]
+        else:
+            X, y, Xt, yt = load_dataset(args.dataset, args.data_dir, size=args.size, limit_train=args.limit_train,
+                                        limit_test=args.limit_test)
+        scored = f"validation: the last {len(Xt)} training images" if args.validation else f"{len(Xt)} test images"
         if n_features != X.shape[1]:
             raise ValueError(f"--layers starts with {n_features} features but {args.size}x{args.size} images "
                              f"have {X.shape[1]}; use --layers {X.shape[1]}-...")
         epochs = trainer.epochs
         print(f"training {trainer.circuit.layers} on {args.dataset} ({X.shape[0]} images, {args.size}x{args.size}), "
-              f"backend={trainer.solver.backend}, {epochs} epoch{'s' if epochs != 1 else ''}", flush=True)
+              f"backend={trainer.solver.backend}, {epochs} epoch{'s' if epochs != 1 else ''}, scored on {scored}",
+              flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("always", DeadNetworkWarning)
             warnings.showwarning = _show_warning
             TrainingRun(trainer, checkpoint=ckpt, log=log, resume=args.resume).fit(X, y, eval_set=(Xt, yt))
         trainer.network_.save(out)
         acc = trainer.score(Xt, yt)
-        print(f"test accuracy ({trainer.solver.backend} backend, {Xt.shape[0]} images): {acc * 100:.2f} %")
+        print(f"{'validation' if args.validation else 'test'} accuracy ({trainer.solver.backend} backend, "
+              f"{scored}): {acc * 100:.2f} %")
         print(f"wrote model {out}, checkpoint {ckpt}, log {log}")
         if trainer.history_:
             plot_training_curve(trainer.history_, png, title=curve_title(trainer, args.dataset))
