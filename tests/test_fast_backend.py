@@ -223,16 +223,18 @@ def test_over_relaxation_is_refused_where_it_is_not_exact(rng):
         FastBackend(relaxation=2.0)
 
 
-@pytest.mark.parametrize("spec, skip, omega", [("12-10-10-4", ((0, 2), (1, 3)), 1.0),
-                                               ("12-10-10-10-4", ((0, 2), (0, 3), (1, 4), (2, 4)), 1.0),
-                                               ("12-10-10-10-4", (), 1.5)])
-def test_crossbar_pass_gives_the_two_products_sweep_by_sweep(spec, skip, omega, rng, monkeypatch):
+@pytest.mark.parametrize("spec, skip, omega, inverted", [("12-10-10-4", ((0, 2), (1, 3)), 1.0, False),
+                                                         ("12-10-10-10-4", ((0, 2), (0, 3), (1, 4), (2, 4)), 1.0, False),
+                                                         ("12-10-10-10-4", (), 1.5, False),
+                                                         ("12-10-10-10-4", ((0, 2), (1, 4)), 1.0, True),
+                                                         ("12-10-10-10-4", (), 1.5, True)])
+def test_crossbar_pass_gives_the_two_products_sweep_by_sweep(spec, skip, omega, inverted, rng, monkeypatch):
     from circuitprop.backends.fast import solver
     monkeypatch.setattr(solver, "CROSSBAR_PASS_MIN_SIZE", 1)  # these crossbars are small
     solver._crossbar_passes.cache_clear()
     try:
         net = random_network(spec, skip=skip, amplifier_gain=4.0, v_low=0.0, v_high=1.0, seed=3,
-                             diode=DiodeModel(kind="ideal"))
+                             diode=DiodeModel(kind="ideal"), inverted_copies=inverted)
         x = rng.uniform(0, 1, (5, 12))
         currents = rng.normal(0, 1e-6, (5, net.layer_sizes[-1]))
         one, two = (FastBackend(tol=1e-14, max_sweeps=100000, relaxation=omega, crossbar_pass=p) for p in (True, False))

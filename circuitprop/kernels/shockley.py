@@ -538,15 +538,17 @@ def _build():
                     out[s, r] = (forward_gain * total[r] + fixed_out[s, r] + currents[s, r]) / coef_out[r]
 
     def crossbar_pass(weights, sources, base, coef, current_gain, forward_gain, omega, previous, v_low, v_high,
-                      zero, buffers, out, partial):
+                      zero, inverted, buffers, out, partial):
         """One pass over a hidden-to-hidden crossbar ``weights`` (n, m) that updates its source layer and
         forms the target layer's drive from it (see :func:`ideal_crossbar_pass`).  Row blocks run in
         parallel (``buffers.shape[0]`` of them, fixed, so sums do not depend on the thread count); each row
         is read once and used twice while it is in the L1 cache: ``x = (base + current_gain * weights[i] .
         sources) / coef[i]`` (over-relaxed by ``omega`` from ``previous``) clipped to ``[v_low, v_high]``,
-        then ``forward_gain * x * weights[i]`` added to its block's share of ``partial``."""
-        n, m = weights.shape
-        batch = base.shape[0]
+        then ``forward_gain * x * weights[i]`` added to its block's share of ``partial``.  With ``inverted`` the
+        crossbar has ``2 n`` rows and neuron ``i`` also drives row ``n + i`` with ``-x``: that row's dot product
+        and share count with the opposite sign."""
+        batch, n = base.shape
+        m = weights.shape[1]
         chunks = buffers.shape[0]
         for chunk in numba.prange(chunks):
             acc = buffers[chunk]
@@ -560,6 +562,10 @@ def _build():
                     dot = zero
                     for k in range(m):
                         dot += row[k] * src[k]
+                    if inverted:
+                        neg = weights[n + i]
+                        for k in range(m):
+                            dot -= neg[k] * src[k]
                     x = (base[s, i] + current_gain * dot) / coef[i]
                     if omega != 1.0:
                         x = previous[s, i] + omega * (x - previous[s, i])
@@ -569,6 +575,10 @@ def _build():
                     dst = acc[s]
                     for k in range(m):
                         dst[k] += g * row[k]
+                    if inverted:
+                        neg = weights[n + i]
+                        for k in range(m):
+                            dst[k] -= g * neg[k]
         for s in range(batch):
             for k in range(m):
                 total = zero
@@ -716,7 +726,7 @@ PASS_CHUNKS = 8
 
 
 def ideal_crossbar_pass(weights, sources, base, coef, current_gain, forward_gain, v_low, v_high, omega=1.0,
-                        previous=None, out=None):
+                        previous=None, out=None, inverted=False):
     """Update a layer ``a`` of ideal-diode neurons and form the drive it gives the next layer ``b`` through the
     crossbar ``weights`` (a, b), in one pass over the crossbar.
 
@@ -745,6 +755,9 @@ def ideal_crossbar_pass(weights, sources, base, coef, current_gain, forward_gain
         Over-relaxation factor and the voltages it steps from (``omega = 1``: the plain block minimum).
     out : ndarray, optional
         Buffer for ``a``'s new voltages (not aliasing ``sources``, ``base`` or ``previous``).
+    inverted : bool
+        Layer ``a`` has an inverted copy: ``weights`` has ``2 n_a`` rows, the last ``n_a`` driven by ``-A V``
+        (:class:`~circuitprop.model.HiddenLayer`).
 
     Returns
     -------
@@ -771,7 +784,7 @@ def ideal_crossbar_pass(weights, sources, base, coef, current_gain, forward_gain
     t = dtype.type
     kernel(np.ascontiguousarray(weights), np.ascontiguousarray(sources, dtype=dtype),
            np.ascontiguousarray(base, dtype=dtype), np.ascontiguousarray(coef, dtype=dtype), t(current_gain),
-           t(forward_gain), t(omega), previous, t(v_low), t(v_high), t(0), buffers, out, partial)
+           t(forward_gain), t(omega), previous, t(v_low), t(v_high), t(0), bool(inverted), buffers, out, partial)
     return out, partial
 
 

@@ -278,7 +278,8 @@ class PreparedNetwork:
         base = self.drive(a, state, fixed_drive, currents, formed=formed, leave_out=(a, b))
         lo, hi = self.bounds[a]
         return ideal_crossbar_pass(self.g[(a, b)], state[b], base, self.coef[a], self.current_gain[a],
-                                   self.gain[a], lo, hi, omega=self.omega, previous=state[a], out=out)
+                                   self.gain[a], lo, hi, omega=self.omega, previous=state[a], out=out,
+                                   inverted=self.inverted[a])
 
     def _chain_sweeps(self, state, fixed_drive, currents, sweeps) -> bool:
         """Run all ``fixed_sweeps`` in one kernel call (:func:`~circuitprop.shockley.ideal_chain_sweeps`) when the
@@ -534,8 +535,7 @@ def _crossbar_passes(arch) -> dict:
     ``benchmarks/bench_deep.py``.)"""
     sizes = arch.layer_sizes
     return {a: a + 1 for a in range(1, arch.n_layers - 2)
-            if (a, a + 1) in arch.crossbars and sizes[a] * sizes[a + 1] >= CROSSBAR_PASS_MIN_SIZE
-            and not arch.inverted(a)}  # the pass reads one row per neuron
+            if (a, a + 1) in arch.crossbars and sizes[a] * sizes[a + 1] >= CROSSBAR_PASS_MIN_SIZE}
 
 
 def _accumulate(total, term, fixed):
