@@ -33,10 +33,12 @@ from .model import (
     WIRE_LAYOUTS,
     DiodeModel,
     compensated_bias,
+    dense_crossbars,
     Network,
     make_architecture,
     parse_layers,
 )
+from .model.architecture import hidden_feeders
 from .model.devices import PRESETS, make_device
 
 ESTIMATORS = ("centered", "one-sided", "random-sign")
@@ -140,12 +142,14 @@ class CircuitConfig(Config):
     def check_together(self):
         if self.inverted_copies:
             _, hidden, _ = parse_layers(self.layers)
-            pairs = [(i, i + 1) for i in range(len(hidden) + 1)] + list(_normalize_skip(self.skip))
-            feeding = sorted({a for a, b in pairs if 1 <= a and b <= len(hidden)})
+            pairs = dense_crossbars(len(hidden) + 2) + _normalize_skip(self.skip)
+            feeding = sorted(hidden_feeders(len(hidden), pairs))
             if not feeding:
                 raise ConfigError(f"inverted_copies applies to hidden layers that drive another hidden layer; "
                                   f"{self.layers} has none (the outputs are read as differences already)")
-            gains = self.amplifier_gain if isinstance(self.amplifier_gain, list) else [self.amplifier_gain] * len(hidden)
+            gains = self.amplifier_gain
+            if not isinstance(gains, list):
+                gains = [gains] * len(hidden)
             unamplified = [a for a in feeding if a <= len(gains) and not gains[a - 1]]
             if unamplified:
                 raise ConfigError(f"inverted_copies: hidden layer(s) {unamplified} have no amplifier; an inverted "
@@ -338,9 +342,9 @@ def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
         diode = DiodeModel.from_card(neuron.diode, spice_ideal_n=neuron.spice_ideal_n)
         v_low, v_high = compensated_bias(diode, v_low, v_high)
     return make_architecture(circuit.layers, skip=circuit.skip, amplifier_gain=circuit.amplifier_gain,
-                             inverted_copies=circuit.inverted_copies, v_low=v_low, v_high=v_high, diode=diode, doubled_inputs=circuit.doubled_inputs,
-                             doubled_outputs=circuit.doubled_outputs, input_gain=circuit.input_gain,
-                             bias_input=circuit.bias_input, wire_resistance=float(circuit.wire_resistance),
+                             inverted_copies=circuit.inverted_copies, v_low=v_low, v_high=v_high, diode=diode,
+                             doubled_inputs=circuit.doubled_inputs, doubled_outputs=circuit.doubled_outputs,
+                             input_gain=circuit.input_gain, bias_input=circuit.bias_input, wire_resistance=float(circuit.wire_resistance),
                              wire_layout=circuit.wire_layout, name=circuit.name or f"circuitprop EP {circuit.layers}")
 
 

@@ -557,13 +557,13 @@ def _build():
                     acc[s, k] = zero
             for i in range(chunk * n // chunks, (chunk + 1) * n // chunks):
                 row = weights[i]
+                neg = weights[n + i] if inverted else row  # the inverted copy's row (read only when inverted)
                 for s in range(batch):
                     src = sources[s]
                     dot = zero
                     for k in range(m):
                         dot += row[k] * src[k]
                     if inverted:
-                        neg = weights[n + i]
                         for k in range(m):
                             dot -= neg[k] * src[k]
                     x = (base[s, i] + current_gain * dot) / coef[i]
@@ -576,7 +576,6 @@ def _build():
                     for k in range(m):
                         dst[k] += g * row[k]
                     if inverted:
-                        neg = weights[n + i]
                         for k in range(m):
                             dst[k] -= g * neg[k]
         for s in range(batch):

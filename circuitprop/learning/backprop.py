@@ -71,7 +71,8 @@ class BackpropMLP:
 
     def __init__(self, layers="784-100-10", skip=(), v_low=0.0, v_high=1.0, target=1.0, learning_rate=0.05,
                  momentum=0.9, optimizer="sgd", adam_beta2=0.999, lr_schedule="cosine", epochs=10, batch_size=32,
-                 seed=0, dtype="float32", augment_shift=0, augment_flip=False, nonnegative_hidden=False, verbose=True):
+                 seed=0, dtype="float32", augment_shift=0, augment_flip=False, nonnegative_hidden=False,
+                 verbose=True):
         self.layers = layers
         self.skip = skip
         self.v_low = v_low

@@ -1,5 +1,6 @@
 """A training run around an estimator: checkpoints, the metrics log, the output lock, interrupts, the
-dead-network check and the steady-state check of fixed sweeps, as callbacks of :meth:`EPTrainer.fit <circuitprop.learning.EPTrainer.fit>`.
+dead-network check and the steady-state check of fixed sweeps, as callbacks of
+:meth:`EPTrainer.fit <circuitprop.learning.EPTrainer.fit>`.
 
 :class:`TrainingRun` is what ``circuitprop train`` uses; in Python::
 

@@ -269,6 +269,12 @@ def validate_architecture(arch: Architecture) -> None:
                 f"layer {layer} has no DC path: no chain of crossbars joins it to the input layer")
 
 
+def hidden_feeders(n_hidden: int, crossbars) -> set:
+    """The hidden layers (1..n_hidden) with a crossbar into another hidden layer: those an inverted copy serves
+    (the outputs are read as differences already)."""
+    return {a for a, b in crossbars if 1 <= a and b <= n_hidden}
+
+
 def dense_crossbars(n_layers: int) -> tuple:
     """Crossbars between consecutive layers: ``((0, 1), (1, 2), ...)``."""
     return tuple((i, i + 1) for i in range(n_layers - 1))
@@ -381,8 +387,7 @@ def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_l
     else:
         gains = [amplifier_gain] * len(hidden_sizes)
     crossbars = dense_crossbars(len(hidden_sizes) + 2) + tuple(tuple(p) for p in skip)
-    # a hidden layer whose crossbars reach another hidden layer (the outputs are read as differences already)
-    feeds_hidden = {a for a, b in crossbars if 1 <= a and b <= len(hidden_sizes)}
+    feeds_hidden = hidden_feeders(len(hidden_sizes), crossbars)
     hidden = tuple(HiddenLayer(size=s, v_low=v_low, v_high=v_high, amplifier_gain=g,
                                inverted_copy=bool(inverted_copies) and layer in feeds_hidden)
                    for layer, (s, g) in enumerate(zip(hidden_sizes, gains), start=1))

@@ -207,16 +207,14 @@ class PreparedNetwork:
         """
         fixed = fixed_drive.get(layer)
         d = None
-        for a, ga in self.incoming[layer]:
+        for a, _ in self.incoming[layer]:
             if a == 0:
                 continue
             if formed is not None and (a, layer) == formed[0]:
                 d = _accumulate(d, formed[1], fixed)
                 continue
-            if self.inverted[a]:  # rows driven by A*V and by the inverted copy -A*V
-                term = self.network.architecture.row_voltages(a, state[a]) @ self.g[(a, layer)]
-            else:
-                term = (ga * state[a]) @ self.g[(a, layer)] if ga != 1.0 else state[a] @ self.g[(a, layer)]
+            # the rows are driven by A*V (and by -A*V, an inverted copy's)
+            term = self.network.architecture.row_voltages(a, state[a]) @ self.g[(a, layer)]
             d = _accumulate(d, term, fixed)
         for b, cb in self.outgoing[layer]:
             if (layer, b) == leave_out:
