@@ -122,6 +122,13 @@ class CircuitConfig(Config):
                                                        "layer, or one per hidden layer (0: none)", low=0.0,
                                                   high=MAX_GAIN, optional=True, count="+",
                                                   normalize=_normalize_gain)
+    backward_gain: float | list | None = setting(None, "backward current gain of the bidirectional amplifiers, "
+                                                       "one for all or one per hidden layer (unset or 0: "
+                                                       "the forward gain, an ideal transformer; any other "
+                                                       "value makes the circuit non-reciprocal, so the EP "
+                                                       "rule is no longer its exact gradient)", low=0.0,
+                                                 high=MAX_GAIN, optional=True, count="+",
+                                                 normalize=_normalize_gain)
     inverted_copies: bool = setting(False, "every hidden layer that drives another hidden layer drives its "
                                            "crossbars with an inverted copy -A*V too (a second VCVS of gain -A "
                                            "with its CCCS), so hidden-to-hidden weights take both signs; needs "
@@ -324,7 +331,7 @@ LEGACY = {"lr_schedule": "exponential", "dtype": "float64", "device": None, "spi
 OPTIONAL_IN_FILES = set(LEGACY) | {"doubled_inputs", "name", "saturation_current", "emission_coefficient",
                                    "series_resistance", "verbose", "noise_inputs", "solver_relaxation",
                                    "augment_shift", "augment_flip", "g_init_scaling",
-                                   "solver_nudged_sweeps", "inverted_copies"}
+                                   "solver_nudged_sweeps", "inverted_copies", "backward_gain"}
 
 
 def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
@@ -342,7 +349,8 @@ def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
         diode = DiodeModel.from_card(neuron.diode, spice_ideal_n=neuron.spice_ideal_n)
         v_low, v_high = compensated_bias(diode, v_low, v_high)
     return make_architecture(circuit.layers, skip=circuit.skip, amplifier_gain=circuit.amplifier_gain,
-                             inverted_copies=circuit.inverted_copies, v_low=v_low, v_high=v_high, diode=diode,
+                             inverted_copies=circuit.inverted_copies, backward_gain=circuit.backward_gain,
+                             v_low=v_low, v_high=v_high, diode=diode,
                              doubled_inputs=circuit.doubled_inputs, doubled_outputs=circuit.doubled_outputs,
                              input_gain=circuit.input_gain, bias_input=circuit.bias_input, wire_resistance=float(circuit.wire_resistance),
                              wire_layout=circuit.wire_layout, name=circuit.name or f"circuitprop EP {circuit.layers}")

@@ -126,3 +126,13 @@ def test_figures_are_written_in_the_format_their_name_says(tmp_path, fmt, magic)
     assert path.read_bytes().startswith(magic)
     with pytest.raises(ValueError, match="not '.jpg'"):
         plot_training_curve([{"epoch": 1, "train_loss": 3e-5}], tmp_path / "c.jpg")
+
+
+def test_init_takes_a_backward_gain_per_hidden_layer(tmp_path):
+    model = tmp_path / "m.npz"
+    assert main(["init", "--layers", "3-2-2-2", "--amplifier-gain", "4", "--backward-gain", "0.25", "0.5",
+                 "-o", str(model)]) == 0
+    assert [h.current_gain for h in Network.load(model).architecture.hidden] == [0.25, 0.5]
+    with pytest.raises(SystemExit) as stop:
+        main(["init", "--layers", "3-2-2", "--backward-gain", "-1", "-o", str(model)])
+    assert stop.value.code == 2

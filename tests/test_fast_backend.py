@@ -25,6 +25,8 @@ SHAPES = [
     # inverted copies: the layers feeding another hidden layer drive their crossbars with -A V too
     dict(spec="5-4-4-4-2", amplifier_gain=(2.0, 1.5, 3.0), inverted_copies=True,
          skip=((0, 2), (1, 3), (2, 4), (1, 4))),
+    # non-reciprocal amplifiers: backward current gain 1/A instead of A
+    dict(spec="5-4-4-2", amplifier_gain=4.0, backward_gain=0.25, skip=((0, 2), (1, 3))),
 ]
 
 

@@ -98,6 +98,20 @@ def test_ep_gradient_with_inverted_copies_matches_finite_differences():
     assert cos >= 0.999 and rel < 1e-3, (cos, rel)
 
 
+def test_the_ep_rule_is_the_exact_gradient_only_with_reciprocal_amplifiers():
+    # backward current gain = forward gain: an ideal transformer, the circuit keeps a co-content and the
+    # Delta V^2 rule is its gradient; any other backward gain breaks reciprocity and with it that identity
+    X, y = data()
+    cosines = {}
+    for backward in (None, 0.5, 8.0):
+        tr = small_trainer(layers="5-4-4-3", skip=((0, 2), (1, 3)), amplifier_gain=2.0,
+                           backward_gain=backward).fit(X, y)
+        assert [h.current_gain for h in tr.network_.architecture.hidden] == [backward or 2.0] * 2
+        T = tr._targets(y)
+        cosines[backward] = cosine(ep_gradient(tr, X, T), fd_gradient(tr, X, T, FastBackend(tol=1e-16)))[0]
+    assert cosines[None] >= 0.999 and cosines[0.5] < 0.99 and cosines[8.0] < 0.99, cosines
+
+
 @pytest.mark.parametrize("diode", ["shockley", "ideal"])
 def test_nudged_sweeps_converge_to_the_steady_state_gradient(diode):
     # every hidden layer has a crossbar to the outputs; the free phase relaxed to its steady state by its sweeps

@@ -250,3 +250,18 @@ def test_inverted_copies_double_the_rows_of_crossbars_leaving_a_layer_and_surviv
         Network.random(make_architecture("5-4-3-2", inverted_copies=True))
     with pytest.raises(NetworkError, match="not supported with wire resistance"):
         Network.random(make_architecture("5-4-3-2", amplifier_gain=2.0, inverted_copies=True, wire_resistance=1.0))
+
+
+def test_backward_gain_goes_to_the_amplified_layers_and_survives_a_round_trip(tmp_path):
+    arch = make_architecture("5-4-3-3-2", amplifier_gain=[4.0, 0.0, 2.0], backward_gain=0.25)
+    assert [h.current_gain for h in arch.hidden] == [0.25, 1.0, 0.25]  # the layer without amplifier keeps 1
+    assert [h.forward_gain for h in arch.hidden] == [4.0, 1.0, 2.0]
+    assert [h.backward_gain for h in make_architecture("5-4-3-2", amplifier_gain=2.0, backward_gain=[0.5, 0]).hidden
+            ] == [0.5, None]
+    net = Network.random(arch, seed=2)
+    back = Network.load(net.save(tmp_path / "backward.npz"))
+    assert back.architecture == arch and back.fingerprint() == net.fingerprint()
+    with pytest.raises(NetworkError, match="2 backward gains given for 3 hidden layers"):
+        make_architecture("5-4-3-3-2", amplifier_gain=2.0, backward_gain=[0.5, 0.5])
+    with pytest.raises(NetworkError, match="hidden layer 2: backward_gain given without amplifier_gain"):
+        Network.random(make_architecture("5-4-3-3-2", amplifier_gain=[4.0, 0.0, 2.0], backward_gain=[1, 1, 1]))

@@ -86,7 +86,8 @@ def test_network_amplifier_with_nudging_current_closed_form():
     assert sol.voltages[2][0, 0] == pytest.approx(v_o, abs=1e-8)
 
 
-@pytest.mark.parametrize("spec, options", [("4-3-2", {}), ("4-3-3-2", dict(inverted_copies=True, skip=((1, 3),)))])
+@pytest.mark.parametrize("spec, options", [("4-3-2", {}), ("4-3-3-2", dict(inverted_copies=True, skip=((1, 3),))),
+                                           ("4-3-3-2", dict(backward_gain=0.5, skip=((0, 2),)))])
 def test_exported_netlist_through_ngspice_program_matches_shared_mode(tmp_path, rng, spec, options):
     # exported netlists sense each amplifier's current with a 0 V source; the library's own circuit does not
     net = random_network(spec, amplifier_gain=2.0, v_low=-0.2, v_high=0.1, **options)

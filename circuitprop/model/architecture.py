@@ -368,29 +368,39 @@ def check_memory(arch: Architecture) -> None:
             f"{have / 2**30:.3g} GiB of memory")
 
 
+def _per_hidden_layer(value, n_hidden: int, layers: str, what: str) -> list:
+    """One value per hidden layer from one value or a list of them (``None`` or 0: none)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_hidden:
+            raise NetworkError(f"{len(value)} {what} given for {n_hidden} hidden layers ({layers}): give one, "
+                               f"or one per hidden layer")
+        return [None if v is None or v == 0 else v for v in value]
+    return [None if value == 0 else value] * n_hidden
+
+
 def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_low=0.0, v_high=1.0,
-                      diode: DiodeModel | None = None, inverted_copies: bool = False, **kwargs) -> Architecture:
+                      diode: DiodeModel | None = None, inverted_copies: bool = False, backward_gain=None,
+                      **kwargs) -> Architecture:
     """Build an :class:`Architecture` from a spec such as ``"784-100-10"``.
 
     ``layers`` counts features, hidden neurons and classes (not doubled nodes).
     ``skip`` adds crossbars between non-adjacent layers.  ``amplifier_gain`` is one gain for every hidden
     layer or a list with one per hidden layer (``None``: no amplifier).  ``inverted_copies`` gives every
-    hidden layer that drives another hidden layer an inverted copy (:class:`HiddenLayer`).  Other keyword
-    arguments go to :class:`Architecture`.
+    hidden layer that drives another hidden layer an inverted copy (:class:`HiddenLayer`).  ``backward_gain``
+    is the amplifiers' backward current gain, one for every amplified layer or a list with one per hidden
+    layer (``None``: the forward gain, an ideal transformer; any other value makes the circuit
+    non-reciprocal, :class:`HiddenLayer`).  Other keyword arguments go to :class:`Architecture`.
     """
     n_features, hidden_sizes, n_classes = parse_layers(layers)
-    if isinstance(amplifier_gain, (list, tuple)):  # one gain per hidden layer (None or 0: no amplifier)
-        if len(amplifier_gain) != len(hidden_sizes):
-            raise NetworkError(f"{len(amplifier_gain)} amplifier gains given for {len(hidden_sizes)} hidden layers "
-                               f"({layers}): give one gain, or one per hidden layer")
-        gains = [None if g is None or g == 0 else g for g in amplifier_gain]
-    else:
-        gains = [amplifier_gain] * len(hidden_sizes)
+    gains = _per_hidden_layer(amplifier_gain, len(hidden_sizes), layers, "amplifier gains")
+    backward = _per_hidden_layer(backward_gain, len(hidden_sizes), layers, "backward gains")
+    if isinstance(backward_gain, (int, float)) and backward_gain:  # one value: the amplified layers only
+        backward = [backward_gain if g else None for g in gains]
     crossbars = dense_crossbars(len(hidden_sizes) + 2) + tuple(tuple(p) for p in skip)
     feeds_hidden = hidden_feeders(len(hidden_sizes), crossbars)
-    hidden = tuple(HiddenLayer(size=s, v_low=v_low, v_high=v_high, amplifier_gain=g,
+    hidden = tuple(HiddenLayer(size=s, v_low=v_low, v_high=v_high, amplifier_gain=g, backward_gain=c,
                                inverted_copy=bool(inverted_copies) and layer in feeds_hidden)
-                   for layer, (s, g) in enumerate(zip(hidden_sizes, gains), start=1))
+                   for layer, (s, g, c) in enumerate(zip(hidden_sizes, gains, backward), start=1))
     return Architecture(n_features=n_features, hidden=hidden, n_classes=n_classes,
                         crossbars=crossbars, diode=diode or DiodeModel(), **kwargs)
 
