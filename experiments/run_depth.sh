@@ -17,8 +17,11 @@
 # the outputs, benchmarks/bench_deep.py); those runs go to ..._nudgedN.  INVERTED=1 gives the deep cells' hidden
 # layers that feed another hidden layer an inverted copy (--inverted-copies: hidden-to-hidden crossbars of both
 # signs); those runs go to ..._inv.  VALIDATION=1 trains on the first 50,000 training images and scores the last
-# 10,000 after every epoch (--validation; the test set is not read), for choosing settings; those go to ..._val.  INIT=balanced scales them only
-# as far as their amplified load exceeds the layer's inputs (--g-init-scaling balanced; ..._balinit).
+# 10,000 after every epoch (--validation; the test set is not read), for choosing settings; those go to ..._val.
+# BACKWARD=C sets every amplifier's backward current gain to C (--backward-gain; non-reciprocal unless C = GAIN);
+# those runs go to ..._backC.  Rates other than the defaults (LR_IN, LR_HID, LR_OUT) add _lrIN-HID-OUT before _val.
+# INIT=balanced scales the crossbars leaving a hidden layer only as far as their amplified load exceeds the
+# layer's inputs (--g-init-scaling balanced; ..._balinit).
 #
 # Cell 1H-3072 is one hidden layer of 3072 (the issue's 3 x 1024 neurons in one layer), settings as 1H.
 # Each (dataset, cell, seed) trains into experiments/results/depth/e$EPOCHS/<dataset>_<cell>_s<seed>/ (model,
@@ -35,6 +38,7 @@ DATASETS=${DATASETS:-mnist fashion-mnist}
 CELLS=${CELLS:-1H 2H+skip 3H+skip 2H 3H}
 # learning rates (normalised units): crossbars from the inputs, hidden -> hidden, hidden -> outputs
 LR_IN=${LR_IN:-3e6}; LR_HID=${LR_HID:-1e6}; LR_OUT=${LR_OUT:-3e5}
+BACKWARD=${BACKWARD:-}  # backward current gain of every amplifier (--backward-gain; unset: A); set: ..._backC
 GAIN=${GAIN:-4}      # amplifier gain after every hidden layer (0: none)
 SWEEPS=${SWEEPS:-6}  # relaxation sweeps per phase of the deep cells (1H: 4, as the noise study); not 6: ..._sweepsS
 NUDGED=${NUDGED:-}   # sweeps of the nudged phases of the deep cells (--solver-nudged-sweeps); set: ..._nudgedN
@@ -53,6 +57,9 @@ NUDGED_ARG=""
 if [ -n "$NUDGED" ]; then OUT="${OUT}_nudged$NUDGED"; NUDGED_ARG="--solver-nudged-sweeps $NUDGED"; fi
 INVERTED_ARG=""
 if [ "$INVERTED" != 0 ]; then OUT="${OUT}_inv"; INVERTED_ARG="--inverted-copies"; fi
+BACKWARD_ARG=""
+if [ -n "$BACKWARD" ]; then OUT="${OUT}_back$BACKWARD"; BACKWARD_ARG="--backward-gain $BACKWARD"; fi
+if [ "$LR_IN $LR_HID $LR_OUT" != "3e6 1e6 3e5" ]; then OUT="${OUT}_lr$LR_IN-$LR_HID-$LR_OUT"; fi
 DATA_ARG=""
 if [ "$VALIDATION" != 0 ]; then OUT="${OUT}_val"; DATA_ARG="--validation 10000"; fi
 
@@ -78,7 +85,7 @@ for dataset in $DATASETS; do
             mkdir -p "$dir"
             # shellcheck disable=SC2046
             .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype float32 \
-                --epochs "$EPOCHS" --seed "$seed" $DATA_ARG --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
+                --epochs "$EPOCHS" --seed "$seed" $DATA_ARG $BACKWARD_ARG --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
             touch "$dir/done"
         done
     done
