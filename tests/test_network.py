@@ -263,5 +263,7 @@ def test_backward_gain_goes_to_the_amplified_layers_and_survives_a_round_trip(tm
     assert back.architecture == arch and back.fingerprint() == net.fingerprint()
     with pytest.raises(NetworkError, match="2 backward gains given for 3 hidden layers"):
         make_architecture("5-4-3-3-2", amplifier_gain=2.0, backward_gain=[0.5, 0.5])
+    with pytest.raises(NetworkError, match="no hidden layer of 5-4-3-2 has an amplifier"):
+        make_architecture("5-4-3-2", backward_gain=0.5)
     with pytest.raises(NetworkError, match="hidden layer 2: backward_gain given without amplifier_gain"):
         Network.random(make_architecture("5-4-3-3-2", amplifier_gain=[4.0, 0.0, 2.0], backward_gain=[1, 1, 1]))
