@@ -157,6 +157,9 @@ def test_amplifier_init_scales_follow_the_gain_squared_and_the_layers_inputs(lay
     assert amplifier_init_scales(arch) == pytest.approx(expected, rel=1e-15)
     # without amplifiers nothing is scaled
     assert set(amplifier_init_scales(make_architecture(layers, skip=skip)).values()) == {1.0}
+    # non-reciprocal amplifiers load the layer before with A*c times the conductance: c = 1/A, no scaling
+    assert set(amplifier_init_scales(make_architecture(layers, skip=skip, amplifier_gain=4.0,
+                                                       backward_gain=0.25)).values()) == {1.0}
 
 
 def test_amplifier_init_scales_the_uniform_draws_and_floors_them():

@@ -61,7 +61,8 @@ def amplifier_init_scales(architecture: Architecture) -> dict:
     leaving layer ``a`` get the scale ``s_a / A_a**2``, where ``s_a`` is the largest scale of the crossbars
     entering layer ``a`` (1 for crossbars from the inputs): ``1 / A**2`` behind each hidden layer with input
     skips, ``1 / A**(2k)`` behind the ``k``-th hidden layer of a chain without skips.  Layers without an
-    amplifier keep the scale of their inputs.
+    amplifier keep the scale of their inputs.  With a backward current gain ``c`` other than ``A``
+    (non-reciprocal amplifiers) the load is ``A * c`` times the conductance, and that is the divisor.
 
     Returns
     -------
@@ -74,8 +75,8 @@ def amplifier_init_scales(architecture: Architecture) -> dict:
         if a == 0:
             scale = 1.0
         else:
-            gain = architecture.hidden[a - 1].forward_gain
-            scale = entering.get(a, 1.0) / gain ** 2
+            layer = architecture.hidden[a - 1]
+            scale = entering.get(a, 1.0) / (layer.forward_gain * layer.current_gain)  # A**2 for a transformer
         scales[(a, b)] = scale
         entering[b] = max(entering.get(b, 0.0), scale)
     return scales
