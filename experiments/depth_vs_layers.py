@@ -1,4 +1,4 @@
-"""Issue 24: MNIST test error against the number of hidden layers, every seed, beside the DRN papers.
+"""Issue 24: test error against the number of hidden layers, every seed, beside the DRN papers (MNIST or Fashion-MNIST).
 
 Each depth is read from the run folders of ``experiments/run_depth.sh`` that hold its best settings at the
 same training budget (10 epochs, no augmentation):
@@ -11,12 +11,13 @@ same training budget (10 epochs, no augmentation):
 * 3H (no skip crossbars): ``e10_ampinit_sweeps8/`` (not run: at initialisation no fixed count up to 64 sweeps
   gives the steady state's gradient, ``benchmarks/bench_deep.py``).
 
-It writes ``experiments/results/depth/depth_vs_layers.md`` (per cell: each seed's final test error, mean and
+It writes ``experiments/results/depth/depth_vs_layers.md`` (``depth_vs_layers_fashion.md`` with ``--dataset
+fashion-mnist``; per cell: each seed's final test error, mean and
 sample standard deviation, and the backpropagation references of ``experiments/depth_backprop.py``, SGD and
 Adam, where they exist) and ``depth_vs_layers.png`` (error against depth, one point per seed, the means joined, and the two
 DRN papers' figures).  Only finished runs (a ``done`` marker and the full number of epochs) count.
 
-Run:  .venv/bin/python experiments/depth_vs_layers.py [--epochs 10]
+Run:  .venv/bin/python experiments/depth_vs_layers.py [--epochs 10] [--dataset fashion-mnist]
 """
 import argparse
 import json
@@ -35,11 +36,14 @@ CELLS = [
     ("2H", 2, False, "_ampinit_sweeps8"),
     ("3H", 3, False, "_ampinit_sweeps8"),
 ]
-#: MNIST test error (%) of deep resistive networks, 1, 2 and 3 hidden layers of 1024 (issue 24's sources).
+#: Test error (%) of deep resistive networks, 1, 2 and 3 hidden layers of 1024 (issue 24's sources).
 PAPERS = {
-    "fast DRN (Scellier et al., ICML 2024)": [1.57, 1.48, 1.66],
-    "universal DRN (Phys. Rev. Applied 2025)": [1.53, 1.60, 1.77],
+    "mnist": {"fast DRN (Scellier et al., ICML 2024)": [1.57, 1.48, 1.66],
+              "universal DRN (Phys. Rev. Applied 2025)": [1.53, 1.60, 1.77]},
+    "fashion-mnist": {"universal DRN (Phys. Rev. Applied 2025)": [10.38, 10.29, 11.23]},
 }
+LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+OUTPUT = {"mnist": "depth_vs_layers", "fashion-mnist": "depth_vs_layers_fashion"}
 
 
 def finished_errors(folder, cell, epochs, dataset="mnist"):
@@ -94,19 +98,22 @@ def against(row, base):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--dataset", choices=sorted(LABELS), default="mnist")
     args = parser.parse_args()
+    dataset = args.dataset
     rows = []
     for cell, depth, skip, suffix in CELLS:
         folder = ROOT / f"e{args.epochs}{suffix}"
-        errors = finished_errors(folder, cell, args.epochs)
+        errors = finished_errors(folder, cell, args.epochs, dataset)
         if not errors:
             continue
         values = np.array(list(errors.values()))
         rows.append({"cell": cell, "depth": depth, "skip": skip, "folder": folder.name, "errors": errors,
                      "mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None,
-                     "steady": steady_state_changes(folder, cell, errors),
-                     "bp": backprop_errors(cell, args.epochs), "bp_adam": backprop_errors(cell, args.epochs, "_adam")})
-    lines = [f"MNIST test error (%) on the 10,000 test images after {args.epochs} epochs, every finished seed "
+                     "steady": steady_state_changes(folder, cell, errors, dataset),
+                     "bp": backprop_errors(cell, args.epochs, dataset=dataset),
+                     "bp_adam": backprop_errors(cell, args.epochs, "_adam", dataset)})
+    lines = [f"{LABELS[dataset]} test error (%) on the 10,000 test images after {args.epochs} epochs, every finished seed "
              "(experiments/depth_vs_layers.py). Standard deviation: sample (n - 1) over the seeds.", "",
              "Backpropagation reference (experiments/depth_backprop.py, same shape and clipping activation, "
              "squared error): SGD with momentum (step sizes by fan-in) and Adam (step 1e-3, chosen on the "
@@ -128,11 +135,11 @@ def main():
                      f"{r['steady']} | {bp} | {bp_adam} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    atomic_write_bytes(ROOT / "depth_vs_layers.md", text.encode())
-    plot(rows, ROOT / "depth_vs_layers.png", args.epochs)
+    atomic_write_bytes(ROOT / f"{OUTPUT[dataset]}.md", text.encode())
+    plot(rows, ROOT / f"{OUTPUT[dataset]}.png", args.epochs, dataset)
 
 
-def plot(rows, path, epochs):
+def plot(rows, path, epochs, dataset="mnist"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -155,11 +162,11 @@ def plot(rows, path, epochs):
         if len(bp) > 1:
             ax.plot(*zip(*bp), "--", color=colour, marker="^", mfc="none",
                     label=f"backprop (SGD), same shapes{'' if skip else ', no skips'}")
-    for (name, values), style in zip(PAPERS.items(), (":", "-.")):
+    for (name, values), style in zip(PAPERS[dataset].items(), (":", "-.")):
         ax.plot([1, 2, 3], values, style, color="0.4", marker="s", ms=4, label=name)
     ax.set_xticks([1, 2, 3])
     ax.set_xlabel("hidden layers of 1024")
-    ax.set_ylabel("MNIST test error (%)")
+    ax.set_ylabel(f"{LABELS[dataset]} test error (%)")
     ax.set_title(f"Error against depth ({epochs} epochs; papers: their own budgets)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
