@@ -393,12 +393,13 @@ def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_l
     """
     n_features, hidden_sizes, n_classes = parse_layers(layers)
     gains = _per_hidden_layer(amplifier_gain, len(hidden_sizes), layers, "amplifier gains")
-    backward = _per_hidden_layer(backward_gain, len(hidden_sizes), layers, "backward gains")
-    if isinstance(backward_gain, (int, float)) and backward_gain:  # one value: the amplified layers only
-        if not any(gains):
-            raise NetworkError(f"backward_gain {backward_gain} given, but no hidden layer of {layers} has an "
-                               f"amplifier (give --amplifier-gain)")
+    if isinstance(backward_gain, (list, tuple)) or not backward_gain:
+        backward = _per_hidden_layer(backward_gain, len(hidden_sizes), layers, "backward gains")
+    elif any(gains):  # one value: the amplified layers only
         backward = [backward_gain if g else None for g in gains]
+    else:
+        raise NetworkError(f"backward_gain {backward_gain} given, but no hidden layer of {layers} has an "
+                           f"amplifier (give --amplifier-gain)")
     crossbars = dense_crossbars(len(hidden_sizes) + 2) + tuple(tuple(p) for p in skip)
     feeds_hidden = hidden_feeders(len(hidden_sizes), crossbars)
     hidden = tuple(HiddenLayer(size=s, v_low=v_low, v_high=v_high, amplifier_gain=g, backward_gain=c,
