@@ -93,12 +93,17 @@ def main():
     parser.add_argument("--init", default="none", choices=("none", "amplifier", "balanced"),
                         help="the runs trained with INIT=amplifier or INIT=balanced (--g-init-scaling; "
                              "e<EPOCHS>..._ampinit/ or _balinit/)")
+    parser.add_argument("--target", metavar="T",
+                        help="the runs trained with TARGET=T (output target voltage in V, as written in the folder "
+                             "name; e<EPOCHS>..._targetT/)")
     args = parser.parse_args()
     init_tag = "" if args.init == "none" else f"_{args.init[:3]}init"  # as run_depth.sh names the folders
     sweeps_tag = f"_sweeps{args.sweeps}" if args.sweeps != 6 else ""
-    tag = (f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "") + init_tag + sweeps_tag
-    # backpropagation has no circuit initialisation nor sweeps: the same references
-    bp_tag = tag.replace(init_tag + sweeps_tag, "")
+    target_tag = f"_target{args.target}" if args.target else ""
+    tag = ((f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "") + init_tag + sweeps_tag
+           + target_tag)
+    # backpropagation has no circuit initialisation, sweeps nor target voltage: the same references
+    bp_tag = tag.replace(init_tag + sweeps_tag + target_tag, "")
     folder = ROOT / f"e{args.epochs}{tag}"
     bp_folder = ROOT / "backprop" / f"e{args.epochs}"
     rows, curves = [], {}
@@ -150,6 +155,8 @@ def main():
                       " is at most that of the layer's inputs (--g-init-scaling balanced).")
     if args.sweeps != 6:
         augmented += f" The deep circuits relaxed with {args.sweeps} sweeps per phase (6 elsewhere); 1H with 4."
+    if args.target:
+        augmented += f" Output target {args.target} V (0.02 V elsewhere)."
     if args.flip:
         augmented += (" Trained with a random half of the images mirrored left to right (a new half every epoch);"
                       " the papers compared against do not augment.")

@@ -20,6 +20,7 @@
 # 10,000 after every epoch (--validation; the test set is not read), for choosing settings; those go to ..._val.
 # BACKWARD=C sets every amplifier's backward current gain to C (--backward-gain; non-reciprocal unless C = GAIN);
 # those runs go to ..._backC.  Rates other than the defaults (LR_IN, LR_HID, LR_OUT) add _lrIN-HID-OUT before _val.
+# TARGET=T sets the output target voltage (--target; default 0.02 V); other values add _targetT.
 # INIT=balanced scales the crossbars leaving a hidden layer only as far as their amplified load exceeds the
 # layer's inputs (--g-init-scaling balanced; ..._balinit).
 #
@@ -45,6 +46,7 @@ NUDGED=${NUDGED:-}   # sweeps of the nudged phases of the deep cells (--solver-n
 INVERTED=${INVERTED:-0}  # 1: inverted copies of the hidden layers that feed another (--inverted-copies); ..._inv
 VALIDATION=${VALIDATION:-0}  # 1: train on the first 50,000 training images, score the last 10,000; ..._val
 AUGMENT=${AUGMENT:-0}
+TARGET=${TARGET:-0.02}  # output target voltage, V (--target); not 0.02: ..._targetT
 FLIP=${FLIP:-0}
 OUT=experiments/results/depth/e$EPOCHS
 if [ "$AUGMENT" != 0 ]; then OUT="${OUT}_shift$AUGMENT"; fi
@@ -60,6 +62,7 @@ if [ "$INVERTED" != 0 ]; then OUT="${OUT}_inv"; INVERTED_ARG="--inverted-copies"
 BACKWARD_ARG=""
 if [ -n "$BACKWARD" ]; then OUT="${OUT}_back$BACKWARD"; BACKWARD_ARG="--backward-gain $BACKWARD"; fi
 if [ "$LR_IN $LR_HID $LR_OUT" != "3e6 1e6 3e5" ]; then OUT="${OUT}_lr$LR_IN-$LR_HID-$LR_OUT"; fi
+if [ "$TARGET" != 0.02 ]; then OUT="${OUT}_target$TARGET"; fi
 DATA_ARG=""
 if [ "$VALIDATION" != 0 ]; then OUT="${OUT}_val"; DATA_ARG="--validation 10000"; fi
 
@@ -85,7 +88,7 @@ for dataset in $DATASETS; do
             mkdir -p "$dir"
             # shellcheck disable=SC2046
             .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype float32 \
-                --epochs "$EPOCHS" --seed "$seed" $DATA_ARG $BACKWARD_ARG --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
+                --epochs "$EPOCHS" --seed "$seed" --target "$TARGET" $DATA_ARG $BACKWARD_ARG --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
             touch "$dir/done"
         done
     done
