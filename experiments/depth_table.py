@@ -105,6 +105,9 @@ def main():
     # backpropagation has no circuit initialisation, sweeps nor target voltage: the same references
     bp_tag = tag.replace(init_tag + sweeps_tag + target_tag, "")
     folder = ROOT / f"e{args.epochs}{tag}"
+    if not folder.is_dir():
+        raise SystemExit(f"depth_table.py: no runs in {folder} (the folder run_depth.sh writes for these settings; "
+                         f"--target must be spelled as in TARGET=..., e.g. 0.005)")
     bp_folder = ROOT / "backprop" / f"e{args.epochs}"
     rows, curves = [], {}
     for dataset, label in DATASETS.items():
