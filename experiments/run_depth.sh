@@ -24,7 +24,8 @@
 # INIT=balanced scales the crossbars leaving a hidden layer only as far as their amplified load exceeds the
 # layer's inputs (--g-init-scaling balanced; ..._balinit).
 #
-# Cell 1H-3072 is one hidden layer of 3072 (the issue's 3 x 1024 neurons in one layer), settings as 1H.
+# Cells 1H-2048 and 1H-3072 are one hidden layer of 2048 or 3072 (the neurons of 2H or 3H in one layer: width
+# controls for the deep cells), settings as 1H.
 # Each (dataset, cell, seed) trains into experiments/results/depth/e$EPOCHS/<dataset>_<cell>_s<seed>/ (model,
 # per-epoch log with test accuracy and seconds, curve) and checkpoints every epoch: interrupt it at any time
 # and run the same command again to continue (finished runs are skipped).  Two cores: run two copies with
@@ -69,6 +70,7 @@ if [ "$VALIDATION" != 0 ]; then OUT="${OUT}_val"; DATA_ARG="--validation 10000";
 cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossbars first, then the skips)
     case "$1" in
         1H) echo "--layers 784-1024-10 --amplifier-gain $GAIN --lr $LR_IN $LR_OUT --solver-sweeps 4" ;;
+        1H-2048) echo "--layers 784-2048-10 --amplifier-gain $GAIN --lr $LR_IN $LR_OUT --solver-sweeps 4" ;;
         1H-3072) echo "--layers 784-3072-10 --amplifier-gain $GAIN --lr $LR_IN $LR_OUT --solver-sweeps 4" ;;
         2H) echo "--layers 784-1024-1024-10 --amplifier-gain $GAIN $GAIN --lr $LR_IN $LR_HID $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
         3H) echo "--layers 784-1024-1024-1024-10 --amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
@@ -76,7 +78,7 @@ cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossba
 --lr $LR_IN $LR_HID $LR_OUT $LR_IN $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
         3H+skip) echo "--layers 784-1024-1024-1024-10 --skip 0-2 --skip 0-3 --skip 1-4 --skip 2-4 \
 --amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT $LR_IN $LR_IN $LR_OUT $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
-        *) echo "unknown cell $1 (1H 1H-3072 2H 2H+skip 3H 3H+skip)" >&2; exit 2 ;;
+        *) echo "unknown cell $1 (1H 1H-2048 1H-3072 2H 2H+skip 3H 3H+skip)" >&2; exit 2 ;;
     esac
 }
 
