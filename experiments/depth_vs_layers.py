@@ -9,7 +9,12 @@ same training budget (10 epochs, no augmentation):
 * 2H (no skip crossbars): ``e10_ampinit_sweeps8/`` (the same initialisation, 8 sweeps per phase: with 4 the
   trained circuit drifted to where the fixed sweeps no longer gave its steady state, ``e10_ampinit_sweeps4/``);
 * 3H (no skip crossbars): ``e10_ampinit_sweeps8/`` (not run: at initialisation no fixed count up to 64 sweeps
-  gives the steady state's gradient, ``benchmarks/bench_deep.py``).
+  gives the steady state's gradient, ``benchmarks/bench_deep.py``);
+* width controls 1H-2048 and 1H-3072 (one hidden layer of 2 x 1024 or 3 x 1024, settings of 1H): ``e10/``,
+  drawn at the depth whose neurons they hold.
+
+``--target T`` reads the runs trained with that output target (``run_depth.sh TARGET=T``: every folder above
+with ``_targetT`` appended) and writes ``..._targetT.md/.png``.
 
 It writes ``experiments/results/depth/depth_vs_layers.md`` (``depth_vs_layers_fashion.md`` with ``--dataset
 fashion-mnist``; per cell: each seed's final test error, mean and
@@ -17,7 +22,7 @@ sample standard deviation, and the backpropagation references of ``experiments/d
 Adam, where they exist) and ``depth_vs_layers.png`` (error against depth, one point per seed, the means joined, and the two
 DRN papers' figures).  Only finished runs (a ``done`` marker and the full number of epochs) count.
 
-Run:  .venv/bin/python experiments/depth_vs_layers.py [--epochs 10] [--dataset fashion-mnist]
+Run:  .venv/bin/python experiments/depth_vs_layers.py [--epochs 10] [--dataset fashion-mnist] [--target 0.005]
 """
 import argparse
 import json
@@ -35,6 +40,9 @@ CELLS = [
     ("3H+skip", 3, True, "_ampinit_sweeps3"),
     ("2H", 2, False, "_ampinit_sweeps8"),
     ("3H", 3, False, "_ampinit_sweeps8"),
+    # width controls: one hidden layer holding the neurons of 2 or 3 layers of 1024, drawn at that count
+    ("1H-2048", 2, "width", ""),
+    ("1H-3072", 3, "width", ""),
 ]
 #: Test error (%) of deep resistive networks, 1, 2 and 3 hidden layers of 1024 (issue 24's sources).
 PAPERS = {
@@ -92,18 +100,22 @@ def against(row, base):
     if len(a) < 2 or len(b) < 2:
         return diff
     from scipy.stats import ttest_ind
-    return f"{diff} (p = {ttest_ind(a, b, equal_var=False).pvalue:.2f})"
+    p = ttest_ind(a, b, equal_var=False).pvalue
+    return f"{diff} (p {'< 0.01' if p < 0.01 else f'= {p:.2f}'})"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--dataset", choices=sorted(LABELS), default="mnist")
+    parser.add_argument("--target", help="output target voltage of the runs, V, spelled as run_depth.sh's TARGET= "
+                        "(default: the runs at the default 0.02 V)")
     args = parser.parse_args()
     dataset = args.dataset
+    target_tag = f"_target{args.target}" if args.target else ""
     rows = []
     for cell, depth, skip, suffix in CELLS:
-        folder = ROOT / f"e{args.epochs}{suffix}"
+        folder = ROOT / f"e{args.epochs}{suffix}{target_tag}"
         errors = finished_errors(folder, cell, args.epochs, dataset)
         if not errors:
             continue
@@ -113,8 +125,14 @@ def main():
                      "steady": steady_state_changes(folder, cell, errors, dataset),
                      "bp": backprop_errors(cell, args.epochs, dataset=dataset),
                      "bp_adam": backprop_errors(cell, args.epochs, "_adam", dataset)})
-    lines = [f"{LABELS[dataset]} test error (%) on the 10,000 test images after {args.epochs} epochs, every finished seed "
-             "(experiments/depth_vs_layers.py). Standard deviation: sample (n - 1) over the seeds.", "",
+    if not rows:
+        raise SystemExit(f"no finished {LABELS[dataset]} run of {args.epochs} epochs in the folders "
+                         f"e{args.epochs}*{target_tag} of {ROOT}")
+    target = f"{args.target} V" if args.target else "0.02 V (the default)"
+    lines = [f"{LABELS[dataset]} test error (%) on the 10,000 test images after {args.epochs} epochs, every finished seed, "
+             f"output target {target} (experiments/depth_vs_layers.py). Standard deviation: sample (n - 1) over "
+             "the seeds.", "",
+             "1H-2048 and 1H-3072 are width controls: one hidden layer holding the neurons of 2H or 3H.", "",
              "Backpropagation reference (experiments/depth_backprop.py, same shape and clipping activation, "
              "squared error): SGD with momentum (step sizes by fan-in) and Adam (step 1e-3, chosen on the "
              "validation split).", "",
@@ -135,22 +153,23 @@ def main():
                      f"{r['steady']} | {bp} | {bp_adam} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    atomic_write_bytes(ROOT / f"{OUTPUT[dataset]}.md", text.encode())
-    plot(rows, ROOT / f"{OUTPUT[dataset]}.png", args.epochs, dataset)
+    atomic_write_bytes(ROOT / f"{OUTPUT[dataset]}{target_tag}.md", text.encode())
+    plot(rows, ROOT / f"{OUTPUT[dataset]}{target_tag}.png", args.epochs, dataset, target)
 
 
-def plot(rows, path, epochs, dataset="mnist"):
+def plot(rows, path, epochs, dataset="mnist", target="0.02 V (the default)"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     one = [r for r in rows if r["depth"] == 1]
     for skip, colour, label in ((True, "C0", "circuitprop EP, skip crossbars"),
-                                (False, "C3", "circuitprop EP, no skips")):
-        series = sorted(one + [r for r in rows if r["skip"] is skip], key=lambda r: r["depth"])
+                                (False, "C3", "circuitprop EP, no skips"),
+                                ("width", "C2", "circuitprop EP, one layer of 1024 x depth")):
+        series = sorted(one + [r for r in rows if r["skip"] == skip], key=lambda r: r["depth"])
         if len(series) < 2:
             continue
-        offset = -0.04 if skip else 0.04
+        offset = {True: -0.04, False: 0.04, "width": 0.0}[skip]
         for r in series:
             ax.scatter([r["depth"] + offset] * len(r["errors"]), list(r["errors"].values()), color=colour,
                        s=18, alpha=0.6)
@@ -159,15 +178,16 @@ def plot(rows, path, epochs, dataset="mnist"):
                     label=f"{label} (mean, sd; dots: seeds)")
         # the tables' reference (SGD); drawn when it exists beyond the shared one-hidden-layer point
         bp = [(r["depth"] + offset, np.mean(list(r["bp"].values()))) for r in series if r["bp"]]
-        if len(bp) > 1:
+        if len(bp) > 1 and skip != "width":
             ax.plot(*zip(*bp), "--", color=colour, marker="^", mfc="none",
                     label=f"backprop (SGD), same shapes{'' if skip else ', no skips'}")
     for (name, values), style in zip(PAPERS[dataset].items(), (":", "-.")):
         ax.plot([1, 2, 3], values, style, color="0.4", marker="s", ms=4, label=name)
     ax.set_xticks([1, 2, 3])
-    ax.set_xlabel("hidden layers of 1024")
+    ax.set_xlabel("hidden layers of 1024 (width controls: 1024 x that many neurons in one layer)")
     ax.set_ylabel(f"{LABELS[dataset]} test error (%)")
-    ax.set_title(f"Error against depth ({epochs} epochs; papers: their own budgets)", fontsize=10)
+    ax.set_title(f"Error against depth ({epochs} epochs, output target {target.split(' (')[0]}; "
+                 "papers: their own budgets)", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
