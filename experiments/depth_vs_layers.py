@@ -112,6 +112,8 @@ def main():
                         "(default: the runs at the default 0.02 V)")
     args = parser.parse_args()
     dataset = args.dataset
+    if args.target == "0.02":  # run_depth.sh names no folder after its default target
+        args.target = None
     target_tag = f"_target{args.target}" if args.target else ""
     rows = []
     for cell, depth, skip, suffix in CELLS:
