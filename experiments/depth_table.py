@@ -39,6 +39,12 @@ CELLS = ["1H", "1H-2048", "1H-3072", "2H", "3H", "2H+skip", "3H+skip"]
 DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
+def target_tag(target):
+    """Folder suffix of the runs made with run_depth.sh's ``TARGET=target`` (spelled as there): none for its
+    default, 0.02 V."""
+    return f"_target{target}" if target and target != "0.02" else ""
+
+
 def read_log(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -99,11 +105,13 @@ def main():
     args = parser.parse_args()
     init_tag = "" if args.init == "none" else f"_{args.init[:3]}init"  # as run_depth.sh names the folders
     sweeps_tag = f"_sweeps{args.sweeps}" if args.sweeps != 6 else ""
-    target_tag = f"_target{args.target}" if args.target else ""
+    if not target_tag(args.target):
+        args.target = None
+    target_suffix = target_tag(args.target)
     tag = ((f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "") + init_tag + sweeps_tag
-           + target_tag)
+           + target_suffix)
     # backpropagation has no circuit initialisation, sweeps nor target voltage: the same references
-    bp_tag = tag.replace(init_tag + sweeps_tag + target_tag, "")
+    bp_tag = tag.replace(init_tag + sweeps_tag + target_suffix, "")
     folder = ROOT / f"e{args.epochs}{tag}"
     if not folder.is_dir():
         raise SystemExit(f"depth_table.py: no runs in {folder} (the folder run_depth.sh writes for these settings; "

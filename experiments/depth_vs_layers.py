@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from circuitprop.io.files import atomic_write_bytes
+from depth_table import target_tag  # experiments/ is on the path when this script runs
 
 ROOT = Path(__file__).resolve().parent / "results" / "depth"
 #: (cell, hidden layers, skip crossbars, folder suffix after e<EPOCHS>)
@@ -112,12 +113,12 @@ def main():
                         "(default: the runs at the default 0.02 V)")
     args = parser.parse_args()
     dataset = args.dataset
-    if args.target == "0.02":  # run_depth.sh names no folder after its default target
+    tag = target_tag(args.target)
+    if not tag:
         args.target = None
-    target_tag = f"_target{args.target}" if args.target else ""
     rows = []
     for cell, depth, skip, suffix in CELLS:
-        folder = ROOT / f"e{args.epochs}{suffix}{target_tag}"
+        folder = ROOT / f"e{args.epochs}{suffix}{tag}"
         errors = finished_errors(folder, cell, args.epochs, dataset)
         if not errors:
             continue
@@ -129,7 +130,7 @@ def main():
                      "bp_adam": backprop_errors(cell, args.epochs, "_adam", dataset)})
     if not rows:
         raise SystemExit(f"no finished {LABELS[dataset]} run of {args.epochs} epochs in the folders "
-                         f"e{args.epochs}*{target_tag} of {ROOT}")
+                         f"e{args.epochs}*{tag} of {ROOT}")
     target = f"{args.target} V" if args.target else "0.02 V (the default)"
     lines = [f"{LABELS[dataset]} test error (%) on the 10,000 test images after {args.epochs} epochs, every finished seed, "
              f"output target {target} (experiments/depth_vs_layers.py). Standard deviation: sample (n - 1) over "
@@ -155,8 +156,8 @@ def main():
                      f"{r['steady']} | {bp} | {bp_adam} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    atomic_write_bytes(ROOT / f"{OUTPUT[dataset]}{target_tag}.md", text.encode())
-    plot(rows, ROOT / f"{OUTPUT[dataset]}{target_tag}.png", args.epochs, dataset, target)
+    atomic_write_bytes(ROOT / f"{OUTPUT[dataset]}{tag}.md", text.encode())
+    plot(rows, ROOT / f"{OUTPUT[dataset]}{tag}.png", args.epochs, dataset, target)
 
 
 def plot(rows, path, epochs, dataset="mnist", target="0.02 V (the default)"):
