@@ -23,7 +23,7 @@ import difflib
 from dataclasses import dataclass
 
 from .declare import declared, default_of, from_dict, inherit, setting, to_dict, validate
-from .errors import ConfigError
+from .errors import ConfigError, NetworkError
 from .model import (
     DIODE_CARDS,
     MAX_CONDUCTANCE,
@@ -33,7 +33,7 @@ from .model import (
     WIRE_LAYOUTS,
     DiodeModel,
     compensated_bias,
-    dense_crossbars,
+    circuit_crossbars,
     Network,
     make_architecture,
     parse_layers,
@@ -118,6 +118,9 @@ class CircuitConfig(Config):
                           kind=str, check=parse_layers, metavar="SPEC")
     skip: tuple = setting((), "extra crossbar between layers a-b (repeatable), e.g. 0-2 (inputs to layer 2)",
                           kind=object, check=_check_skip, normalize=_normalize_skip, metavar="A-B")
+    drop: tuple = setting((), "leave out the crossbar between consecutive layers a-b (repeatable), e.g. 1-2 with "
+                              "--skip 0-2 --skip 1-3: two hidden layers side by side", kind=object,
+                          check=_check_skip, normalize=_normalize_skip, metavar="A-B")
     amplifier_gain: float | list | None = setting(4.0, "gain of the bidirectional amplifier after every hidden "
                                                        "layer, or one per hidden layer (0: none)", low=0.0,
                                                   high=MAX_GAIN, optional=True, count="+",
@@ -147,9 +150,12 @@ class CircuitConfig(Config):
     name: str = setting("", "free text written in netlist comments (empty: 'circuitprop EP LAYERS')", kind=str)
 
     def check_together(self):
+        _, hidden, _ = parse_layers(self.layers)
+        try:
+            pairs = circuit_crossbars(len(hidden), _normalize_skip(self.skip), _normalize_skip(self.drop), self.layers)
+        except NetworkError as exc:
+            raise ConfigError(str(exc)) from None
         if self.inverted_copies:
-            _, hidden, _ = parse_layers(self.layers)
-            pairs = dense_crossbars(len(hidden) + 2) + _normalize_skip(self.skip)
             feeding = sorted(hidden_feeders(len(hidden), pairs))
             if not feeding:
                 raise ConfigError(f"inverted_copies applies to hidden layers that drive another hidden layer; "
@@ -331,7 +337,7 @@ LEGACY = {"lr_schedule": "exponential", "dtype": "float64", "device": None, "spi
 OPTIONAL_IN_FILES = set(LEGACY) | {"doubled_inputs", "name", "saturation_current", "emission_coefficient",
                                    "series_resistance", "verbose", "noise_inputs", "solver_relaxation",
                                    "augment_shift", "augment_flip", "g_init_scaling",
-                                   "solver_nudged_sweeps", "inverted_copies", "backward_gain"}
+                                   "solver_nudged_sweeps", "inverted_copies", "backward_gain", "drop"}
 
 
 def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
@@ -348,7 +354,7 @@ def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
     else:
         diode = DiodeModel.from_card(neuron.diode, spice_ideal_n=neuron.spice_ideal_n)
         v_low, v_high = compensated_bias(diode, v_low, v_high)
-    return make_architecture(circuit.layers, skip=circuit.skip, amplifier_gain=circuit.amplifier_gain,
+    return make_architecture(circuit.layers, skip=circuit.skip, drop=circuit.drop, amplifier_gain=circuit.amplifier_gain,
                              inverted_copies=circuit.inverted_copies, backward_gain=circuit.backward_gain,
                              v_low=v_low, v_high=v_high, diode=diode,
                              doubled_inputs=circuit.doubled_inputs, doubled_outputs=circuit.doubled_outputs,

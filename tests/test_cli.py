@@ -136,3 +136,15 @@ def test_init_takes_a_backward_gain_per_hidden_layer(tmp_path):
     with pytest.raises(SystemExit) as stop:
         main(["init", "--layers", "3-2-2", "--backward-gain", "-1", "-o", str(model)])
     assert stop.value.code == 2
+
+
+def test_init_drops_a_crossbar_and_names_a_bad_drop(tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    assert main(["init", "--layers", "3-2-2-2", "--drop", "1-2", "--skip", "0-2", "--skip", "1-3",
+                 "-o", str(model)]) == 0
+    assert Network.load(model).architecture.crossbars == ((0, 1), (2, 3), (0, 2), (1, 3))
+    capsys.readouterr()
+    for bad, says in ((["--drop", "0-2"], "cannot drop crossbar 0-2"), (["--drop", "1-2"], "layer 2 has no DC path")):
+        assert main(["init", "--layers", "3-2-2-2", *bad, "-o", str(tmp_path / "bad.npz")]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "bad.npz").exists()

@@ -47,8 +47,8 @@ def test_every_cli_default_is_its_declared_default(command):
             continue
         default = options[name].default
         expected = default_of(field)
-        if name == "skip":
-            expected = None  # repeated --skip A-B options: none given means no skip crossbar
+        if name in ("skip", "drop"):
+            expected = None  # repeated --skip / --drop A-B options: none given means none added or left out
         assert default == expected, f"{command} --{name}: {default!r} != declared {expected!r}"
         checked += 1
     assert checked >= (40 if command == "train" else 20)

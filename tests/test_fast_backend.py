@@ -27,6 +27,8 @@ SHAPES = [
          skip=((0, 2), (1, 3), (2, 4), (1, 4))),
     # non-reciprocal amplifiers: backward current gain 1/A instead of A
     dict(spec="5-4-4-2", amplifier_gain=4.0, backward_gain=0.25, skip=((0, 2), (1, 3))),
+    # a dropped crossbar between consecutive layers: two hidden layers side by side, both fed by the inputs
+    dict(spec="5-4-4-2", amplifier_gain=2.0, drop=((1, 2),), skip=((0, 2), (1, 3))),
 ]
 
 

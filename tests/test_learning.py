@@ -85,6 +85,16 @@ def test_ep_gradient_of_a_deep_skip_network_matches_finite_differences():
     assert cos >= 0.999 and rel < 1e-3, (cos, rel)
 
 
+def test_ep_gradient_with_a_dropped_crossbar_matches_finite_differences():
+    # layer 2 fed by the inputs only (no 1-2 crossbar); both hidden layers drive the outputs
+    X, y = data()
+    tr = small_trainer(layers="5-4-4-3", drop=((1, 2),), skip=((0, 2), (1, 3)), amplifier_gain=2.0).fit(X, y)
+    assert tr.network_.architecture.crossbars == ((0, 1), (2, 3), (0, 2), (1, 3))
+    T = tr._targets(y)
+    cos, rel = cosine(ep_gradient(tr, X, T), fd_gradient(tr, X, T, FastBackend(tol=1e-16)))
+    assert cos >= 0.999 and rel < 1e-3, (cos, rel)
+
+
 def test_ep_gradient_with_inverted_copies_matches_finite_differences():
     # hidden layers driving the next with A*V and -A*V: crossbars leaving them have twice the rows
     X, y = data()

@@ -121,6 +121,16 @@ def test_bad_layer_specs():
         Network.random(make_architecture("3-2-2", skip=((2, 1),)))
 
 
+def test_dropped_crossbars_leave_the_rest_in_order_and_bad_drops_are_named():
+    arch = make_architecture("5-4-4-3", skip=((0, 2), (1, 3)), drop=((1, 2),))
+    assert arch.crossbars == ((0, 1), (2, 3), (0, 2), (1, 3))
+    with pytest.raises(NetworkError, match=r"cannot drop crossbar 0-2 of 5-4-4-3: only .*\(0-1, 1-2, 2-3\)"):
+        make_architecture("5-4-4-3", skip=((0, 2),), drop=((0, 2),))
+    # a layer cut off from the inputs has no DC path: refused when the network is built
+    with pytest.raises(NetworkError, match="layer 2 has no DC path"):
+        Network.random(make_architecture("5-4-4-3", drop=((1, 2),)))
+
+
 def test_load_reports_malformed_files(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")

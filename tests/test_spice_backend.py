@@ -87,7 +87,8 @@ def test_network_amplifier_with_nudging_current_closed_form():
 
 
 @pytest.mark.parametrize("spec, options", [("4-3-2", {}), ("4-3-3-2", dict(inverted_copies=True, skip=((1, 3),))),
-                                           ("4-3-3-2", dict(backward_gain=0.5, skip=((0, 2),)))])
+                                           ("4-3-3-2", dict(backward_gain=0.5, skip=((0, 2),))),
+                                           ("4-3-3-2", dict(drop=((1, 2),), skip=((0, 2), (1, 3))))])
 def test_exported_netlist_through_ngspice_program_matches_shared_mode(tmp_path, rng, spec, options):
     # exported netlists sense each amplifier's current with a 0 V source; the library's own circuit does not
     net = random_network(spec, amplifier_gain=2.0, v_low=-0.2, v_high=0.1, **options)

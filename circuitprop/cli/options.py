@@ -81,7 +81,7 @@ def add_setting(parser, name: str, *, default=dataclasses.MISSING, help: str | N
     if spec.kind is bool:
         parser.add_argument(flags[0], action=argparse.BooleanOptionalAction, **kwargs)
         return
-    if name == "skip":
+    if name in ("skip", "drop"):
         parser.add_argument(*flags, action="append", type=_pair, **{**kwargs, "default": None})
         return
     if name == "device":
@@ -118,7 +118,7 @@ def collect(args, names) -> dict:
     for name in names:
         if hasattr(args, name):
             value = getattr(args, name)
-            if name == "skip":
+            if name in ("skip", "drop"):
                 value = tuple(value or ())
             out[name] = value
     return out

@@ -25,6 +25,7 @@ from .architecture import (
                            architecture_to_dict,
                            check_memory,
                            conductance_bytes,
+                           circuit_crossbars,
                            dense_crossbars,
                            make_architecture,
                            parse_layers,
@@ -46,7 +47,8 @@ from .diode import DIODE_CARDS, DiodeModel, compensated_bias
 from .network import FORMAT_NAME, FORMAT_VERSION, Network, check_conductances
 
 __all__ = ["Network", "Architecture", "HiddenLayer", "DiodeModel", "NetworkError", "make_architecture",
-           "DIODE_CARDS", "compensated_bias", "parse_layers", "dense_crossbars", "validate_architecture", "replace",
+           "DIODE_CARDS", "compensated_bias", "parse_layers", "dense_crossbars", "circuit_crossbars",
+           "validate_architecture", "replace",
            "architecture_from_dict", "architecture_to_dict", "check_memory", "conductance_bytes",
            "physical_memory_bytes", "check_conductances", "FORMAT_NAME", "FORMAT_VERSION", "BOLTZMANN", "CHARGE",
            "TNOM_KELVIN", "MAX_CONDUCTANCE", "MAX_GAIN", "MAX_VOLTAGE", "MAX_WIRE_RESISTANCE",

@@ -279,6 +279,22 @@ def dense_crossbars(n_layers: int) -> tuple:
     """Crossbars between consecutive layers: ``((0, 1), (1, 2), ...)``."""
     return tuple((i, i + 1) for i in range(n_layers - 1))
 
+
+def circuit_crossbars(n_hidden: int, skip=(), drop=(), layers: str = "") -> tuple:
+    """The crossbars of a layered circuit with ``n_hidden`` hidden layers: those between consecutive layers
+    except the ``drop`` pairs, then the ``skip`` pairs, in the order given (the order of per-crossbar settings
+    such as learning rates).  Raises :class:`NetworkError` when a dropped pair is not a crossbar between
+    consecutive layers."""
+    dense = dense_crossbars(n_hidden + 2)
+    dropped = {tuple(p) for p in drop}
+    unknown = sorted(dropped - set(dense))
+    if unknown:
+        a, b = unknown[0]
+        raise NetworkError(f"cannot drop crossbar {a}-{b}"
+                           f"{' of ' + layers if layers else ''}: only crossbars between consecutive layers "
+                           f"({', '.join(f'{a}-{b}' for a, b in dense)}) can be dropped")
+    return tuple(p for p in dense if p not in dropped) + tuple(tuple(p) for p in skip)
+
 def architecture_to_dict(arch: Architecture) -> dict:
     d = asdict(arch)
     d["crossbars"] = [list(p) for p in arch.crossbars]
@@ -380,11 +396,12 @@ def _per_hidden_layer(value, n_hidden: int, layers: str, what: str) -> list:
 
 def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_low=0.0, v_high=1.0,
                       diode: DiodeModel | None = None, inverted_copies: bool = False, backward_gain=None,
-                      **kwargs) -> Architecture:
+                      drop: tuple = (), **kwargs) -> Architecture:
     """Build an :class:`Architecture` from a spec such as ``"784-100-10"``.
 
     ``layers`` counts features, hidden neurons and classes (not doubled nodes).
-    ``skip`` adds crossbars between non-adjacent layers.  ``amplifier_gain`` is one gain for every hidden
+    ``skip`` adds crossbars between non-adjacent layers; ``drop`` leaves out crossbars between consecutive
+    layers (every layer must still be joined to the inputs by some chain of crossbars).  ``amplifier_gain`` is one gain for every hidden
     layer or a list with one per hidden layer (``None``: no amplifier).  ``inverted_copies`` gives every
     hidden layer that drives another hidden layer an inverted copy (:class:`HiddenLayer`).  ``backward_gain``
     is the amplifiers' backward current gain, one for every amplified layer or a list with one per hidden
@@ -400,7 +417,7 @@ def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_l
     else:
         raise NetworkError(f"backward_gain {backward_gain} given, but no hidden layer of {layers} has an "
                            f"amplifier (give --amplifier-gain)")
-    crossbars = dense_crossbars(len(hidden_sizes) + 2) + tuple(tuple(p) for p in skip)
+    crossbars = circuit_crossbars(len(hidden_sizes), skip, drop, layers)
     feeds_hidden = hidden_feeders(len(hidden_sizes), crossbars)
     hidden = tuple(HiddenLayer(size=s, v_low=v_low, v_high=v_high, amplifier_gain=g, backward_gain=c,
                                inverted_copy=bool(inverted_copies) and layer in feeds_hidden)
