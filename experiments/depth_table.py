@@ -35,7 +35,7 @@ from circuitprop.io.files import atomic_write_bytes
 from circuitprop.model import Network
 
 ROOT = Path(__file__).resolve().parent / "results" / "depth"
-CELLS = ["1H", "1H-2048", "1H-3072", "2H", "3H", "2H+skip", "3H+skip", "2H+skip-drop12"]
+CELLS = ["1H", "1H-2048", "1H-3072", "2H", "3H", "2H+skip", "3H+skip", "2H+skip-drop12", "3H+skip-drop12-23"]
 DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 

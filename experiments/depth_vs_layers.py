@@ -11,7 +11,8 @@ same training budget (10 epochs, no augmentation):
 * 3H (no skip crossbars): ``e10_ampinit_sweeps8/`` (not run: at initialisation no fixed count up to 64 sweeps
   gives the steady state's gradient, ``benchmarks/bench_deep.py``);
 * width controls 1H-2048 and 1H-3072 (one hidden layer of 2 x 1024 or 3 x 1024, settings of 1H): ``e10/``,
-  drawn at the depth whose neurons they hold.
+  drawn at the depth whose neurons they hold; the same with the deep cells' initialisation: ``e10_ampinit/``;
+* 2H+skip-drop12 (2H+skip without the 1-2 crossbar: two hidden layers side by side): ``e10_ampinit_sweeps3/``.
 
 ``--target T`` reads the runs trained with that output target (``run_depth.sh TARGET=T``: every folder above
 with ``_targetT`` appended) and writes ``..._targetT.md/.png``.
@@ -44,6 +45,11 @@ CELLS = [
     # width controls: one hidden layer holding the neurons of 2 or 3 layers of 1024, drawn at that count
     ("1H-2048", 2, "width", ""),
     ("1H-3072", 3, "width", ""),
+    # the same with the deep cells' initialisation (output crossbar started A**2 smaller)
+    ("1H-2048", 2, "width-ampinit", "_ampinit"),
+    ("1H-3072", 3, "width-ampinit", "_ampinit"),
+    # 2H+skip without its hidden-to-hidden crossbar (--drop 1-2): two layers side by side
+    ("2H+skip-drop12", 2, "side", "_ampinit_sweeps3"),
 ]
 #: Test error (%) of deep resistive networks, 1, 2 and 3 hidden layers of 1024 (issue 24's sources).
 PAPERS = {
@@ -135,7 +141,10 @@ def main():
     lines = [f"{LABELS[dataset]} test error (%) on the 10,000 test images after {args.epochs} epochs, every finished seed, "
              f"output target {target} (experiments/depth_vs_layers.py). Standard deviation: sample (n - 1) over "
              "the seeds.", "",
-             "1H-2048 and 1H-3072 are width controls: one hidden layer holding the neurons of 2H or 3H.", "",
+             "1H-2048 and 1H-3072 are width controls: one hidden layer holding the neurons of 2H or 3H (in the "
+             "_ampinit folders with the deep cells' initialisation: the output crossbar started A^2 = 16 times "
+             "smaller). 2H+skip-drop12 is 2H+skip without its hidden-to-hidden crossbar (two layers side by side).",
+             "",
              "Backpropagation reference (experiments/depth_backprop.py, same shape and clipping activation, "
              "squared error): SGD with momentum (step sizes by fan-in) and Adam (step 1e-3, chosen on the "
              "validation split).", "",
@@ -168,11 +177,13 @@ def plot(rows, path, epochs, dataset="mnist", target="0.02 V (the default)"):
     one = [r for r in rows if r["depth"] == 1]
     for skip, colour, label in ((True, "C0", "circuitprop EP, skip crossbars"),
                                 (False, "C3", "circuitprop EP, no skips"),
-                                ("width", "C2", "circuitprop EP, one layer of 1024 x depth")):
+                                ("width", "C2", "circuitprop EP, one layer of 1024 x depth"),
+                                ("width-ampinit", "C4", "the same, output crossbar started 16x smaller"),
+                                ("side", "C1", "2H+skip without its 1-2 crossbar")):
         series = sorted(one + [r for r in rows if r["skip"] == skip], key=lambda r: r["depth"])
         if len(series) < 2:
             continue
-        offset = {True: -0.04, False: 0.04, "width": 0.0}[skip]
+        offset = {True: -0.04, False: 0.04, "width": 0.0, "width-ampinit": 0.08, "side": -0.08}[skip]
         for r in series:
             ax.scatter([r["depth"] + offset] * len(r["errors"]), list(r["errors"].values()), color=colour,
                        s=18, alpha=0.6)
@@ -181,7 +192,7 @@ def plot(rows, path, epochs, dataset="mnist", target="0.02 V (the default)"):
                     label=f"{label} (mean, sd; dots: seeds)")
         # the tables' reference (SGD); drawn when it exists beyond the shared one-hidden-layer point
         bp = [(r["depth"] + offset, np.mean(list(r["bp"].values()))) for r in series if r["bp"]]
-        if len(bp) > 1 and skip != "width":
+        if len(bp) > 1 and skip in (True, False):
             ax.plot(*zip(*bp), "--", color=colour, marker="^", mfc="none",
                     label=f"backprop (SGD), same shapes{'' if skip else ', no skips'}")
     for (name, values), style in zip(PAPERS[dataset].items(), (":", "-.")):

@@ -27,7 +27,8 @@
 # Cells 1H-2048 and 1H-3072 are one hidden layer of 2048 or 3072 (the neurons of 2H or 3H in one layer: width
 # controls for the deep cells), settings as 1H.  Cell 2H+skip-drop12 is 2H+skip without its hidden-to-hidden
 # crossbar (--drop 1-2): two hidden layers side by side, each fed by the inputs and read by the outputs, solved
-# and initialised as the deep cells (the control that tells what the 1-2 crossbar adds to 2H+skip).
+# and initialised as the deep cells (the control that tells what the 1-2 crossbar adds to 2H+skip); cell
+# 3H+skip-drop12-23 is 3H+skip without its 1-2 and 2-3 crossbars (three layers side by side).
 # Each (dataset, cell, seed) trains into experiments/results/depth/e$EPOCHS/<dataset>_<cell>_s<seed>/ (model,
 # per-epoch log with test accuracy and seconds, curve) and checkpoints every epoch: interrupt it at any time
 # and run the same command again to continue (finished runs are skipped).  Two cores: run two copies with
@@ -80,9 +81,11 @@ cell_args() {  # layers, skip crossbars and one rate per crossbar (dense crossba
 --lr $LR_IN $LR_HID $LR_OUT $LR_IN $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
         2H+skip-drop12) echo "--layers 784-1024-1024-10 --drop 1-2 --skip 0-2 --skip 1-3 --amplifier-gain $GAIN $GAIN \
 --lr $LR_IN $LR_OUT $LR_IN $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG" ;;
+        3H+skip-drop12-23) echo "--layers 784-1024-1024-1024-10 --drop 1-2 --drop 2-3 --skip 0-2 --skip 0-3 --skip 1-4 \
+--skip 2-4 --amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_OUT $LR_IN $LR_IN $LR_OUT $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG" ;;
         3H+skip) echo "--layers 784-1024-1024-1024-10 --skip 0-2 --skip 0-3 --skip 1-4 --skip 2-4 \
 --amplifier-gain $GAIN $GAIN $GAIN --lr $LR_IN $LR_HID $LR_HID $LR_OUT $LR_IN $LR_IN $LR_OUT $LR_OUT --solver-sweeps $SWEEPS $NUDGED_ARG $INVERTED_ARG" ;;
-        *) echo "unknown cell $1 (1H 1H-2048 1H-3072 2H 2H+skip 2H+skip-drop12 3H 3H+skip)" >&2; exit 2 ;;
+        *) echo "unknown cell $1 (1H 1H-2048 1H-3072 2H 2H+skip 2H+skip-drop12 3H 3H+skip 3H+skip-drop12-23)" >&2; exit 2 ;;
     esac
 }
 
