@@ -12,7 +12,9 @@ same training budget (10 epochs, no augmentation):
   gives the steady state's gradient, ``benchmarks/bench_deep.py``);
 * width controls 1H-2048 and 1H-3072 (one hidden layer of 2 x 1024 or 3 x 1024, settings of 1H): ``e10/``,
   drawn at the depth whose neurons they hold; the same with the deep cells' initialisation: ``e10_ampinit/``;
-* 2H+skip-drop12 (2H+skip without the 1-2 crossbar: two hidden layers side by side): ``e10_ampinit_sweeps3/``.
+* 2H+skip-drop12 and 3H+skip-drop12-23 (the skip circuits without their hidden-to-hidden crossbars: layers side
+  by side): ``e10_ampinit_sweeps3/``; 2H+skip with the 1-2 crossbar frozen (rate 0):
+  ``e10_ampinit_sweeps3_lr3e6-0-3e5/``.
 
 ``--target T`` reads the runs trained with that output target (``run_depth.sh TARGET=T``: every folder above
 with ``_targetT`` appended) and writes ``..._targetT.md/.png``.
@@ -48,8 +50,11 @@ CELLS = [
     # the same with the deep cells' initialisation (output crossbar started A**2 smaller)
     ("1H-2048", 2, "width-ampinit", "_ampinit"),
     ("1H-3072", 3, "width-ampinit", "_ampinit"),
-    # 2H+skip without its hidden-to-hidden crossbar (--drop 1-2): two layers side by side
+    # the skip circuits without their hidden-to-hidden crossbars (--drop): layers side by side
     ("2H+skip-drop12", 2, "side", "_ampinit_sweeps3"),
+    ("3H+skip-drop12-23", 3, "side", "_ampinit_sweeps3"),
+    # 2H+skip with its hidden-to-hidden crossbar frozen at its initial conductances (learning rate 0)
+    ("2H+skip", 2, "frozen", "_ampinit_sweeps3_lr3e6-0-3e5"),
 ]
 #: Test error (%) of deep resistive networks, 1, 2 and 3 hidden layers of 1024 (issue 24's sources).
 PAPERS = {
@@ -99,7 +104,8 @@ def backprop_errors(cell, epochs, optimizer_tag="", dataset="mnist"):
 
 
 def against(row, base):
-    """Difference of the mean error from 1H's, with Welch's two-sided p-value when both have two seeds or more."""
+    """Difference of the mean error from ``base``'s (1H, or the skip circuit of the same depth), with Welch's
+    two-sided p-value when both have two seeds or more."""
     if base is None or row is base:
         return "-"
     diff = f"{row['mean'] - base['mean']:+.2f}"
@@ -143,7 +149,9 @@ def main():
              "the seeds.", "",
              "1H-2048 and 1H-3072 are width controls: one hidden layer holding the neurons of 2H or 3H (in the "
              "_ampinit folders with the deep cells' initialisation: the output crossbar started A^2 = 16 times "
-             "smaller). 2H+skip-drop12 is 2H+skip without its hidden-to-hidden crossbar (two layers side by side).",
+             "smaller). The -drop cells are the skip circuits without their hidden-to-hidden crossbars (layers side "
+             "by side); the 2H+skip row in the _lr3e6-0-3e5 folder has its 1-2 crossbar frozen at its initial "
+             "conductances (rate 0).",
              "",
              "Backpropagation reference (experiments/depth_backprop.py, same shape and clipping activation, "
              "squared error): SGD with momentum (step sizes by fan-in) and Adam (step 1e-3, chosen on the "
@@ -153,16 +161,18 @@ def main():
              "Class changed at steady state: of the first N test images, those whose class changes when the circuit "
              "is solved to its steady state instead of the training's fixed sweeps (depth_table.py "
              "--steady-state N); many changes mean the figure is the truncated relaxation's, not the circuit's.", "",
-             "| network | run folder | each seed | mean | std | against 1H (Welch p) | class changed at steady state "
-             "| backprop, SGD | backprop, Adam |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| network | run folder | each seed | mean | std | against 1H (Welch p) | against the skip circuit of "
+             "its depth (Welch p) | class changed at steady state | backprop, SGD | backprop, Adam |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     base = next((r for r in rows if r["cell"] == "1H"), None)
+    skip_base = {r["depth"]: r for r in rows if r["skip"] is True}
     for r in rows:
+        versus_skip = against(r, skip_base.get(r["depth"])) if r["skip"] not in (True, False, None) else "-"
         seeds = ", ".join(f"{e:.2f}" for e in r["errors"].values()) + f" (seeds {', '.join(map(str, r['errors']))})"
         std = f"{r['std']:.2f}" if r["std"] is not None else "-"
         bp, bp_adam = (", ".join(f"{e:.2f}" for e in r[k].values()) or "-" for k in ("bp", "bp_adam"))
         lines.append(f"| {r['cell']} | {r['folder']} | {seeds} | {r['mean']:.2f} | {std} | {against(r, base)} | "
-                     f"{r['steady']} | {bp} | {bp_adam} |")
+                     f"{versus_skip} | {r['steady']} | {bp} | {bp_adam} |")
     text = "\n".join(lines) + "\n"
     print(text)
     atomic_write_bytes(ROOT / f"{OUTPUT[dataset]}{tag}.md", text.encode())
@@ -173,17 +183,19 @@ def plot(rows, path, epochs, dataset="mnist", target="0.02 V (the default)"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(7.2, 6.0))
     one = [r for r in rows if r["depth"] == 1]
     for skip, colour, label in ((True, "C0", "circuitprop EP, skip crossbars"),
                                 (False, "C3", "circuitprop EP, no skips"),
                                 ("width", "C2", "circuitprop EP, one layer of 1024 x depth"),
                                 ("width-ampinit", "C4", "the same, output crossbar started 16x smaller"),
-                                ("side", "C1", "2H+skip without its 1-2 crossbar")):
+                                ("side", "C1", "skip circuits without hidden-to-hidden crossbars"),
+                                ("frozen", "C5", "2H+skip, 1-2 crossbar frozen at its initial values")):
         series = sorted(one + [r for r in rows if r["skip"] == skip], key=lambda r: r["depth"])
         if len(series) < 2:
             continue
-        offset = {True: -0.04, False: 0.04, "width": 0.0, "width-ampinit": 0.08, "side": -0.08}[skip]
+        offset = {True: -0.04, False: 0.04, "width": 0.0, "width-ampinit": 0.08, "side": -0.08,
+                  "frozen": 0.12}[skip]
         for r in series:
             ax.scatter([r["depth"] + offset] * len(r["errors"]), list(r["errors"].values()), color=colour,
                        s=18, alpha=0.6)
@@ -203,7 +215,7 @@ def plot(rows, path, epochs, dataset="mnist", target="0.02 V (the default)"):
     ax.set_title(f"Error against depth ({epochs} epochs, output target {target.split(' (')[0]}; "
                  "papers: their own budgets)", fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
