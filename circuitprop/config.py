@@ -152,7 +152,8 @@ class CircuitConfig(Config):
     def check_together(self):
         _, hidden, _ = parse_layers(self.layers)
         try:
-            pairs = circuit_crossbars(len(hidden), _normalize_skip(self.skip), _normalize_skip(self.drop), self.layers)
+            pairs = circuit_crossbars(len(hidden), _normalize_skip(self.skip), _normalize_skip(self.drop),
+                                      self.layers)
         except NetworkError as exc:
             raise ConfigError(str(exc)) from None
         if self.inverted_copies:
@@ -354,12 +355,13 @@ def architecture_from(circuit: CircuitConfig, neuron: NeuronConfig):
     else:
         diode = DiodeModel.from_card(neuron.diode, spice_ideal_n=neuron.spice_ideal_n)
         v_low, v_high = compensated_bias(diode, v_low, v_high)
-    return make_architecture(circuit.layers, skip=circuit.skip, drop=circuit.drop, amplifier_gain=circuit.amplifier_gain,
-                             inverted_copies=circuit.inverted_copies, backward_gain=circuit.backward_gain,
-                             v_low=v_low, v_high=v_high, diode=diode,
+    return make_architecture(circuit.layers, skip=circuit.skip, drop=circuit.drop,
+                             amplifier_gain=circuit.amplifier_gain, inverted_copies=circuit.inverted_copies,
+                             backward_gain=circuit.backward_gain, v_low=v_low, v_high=v_high, diode=diode,
                              doubled_inputs=circuit.doubled_inputs, doubled_outputs=circuit.doubled_outputs,
-                             input_gain=circuit.input_gain, bias_input=circuit.bias_input, wire_resistance=float(circuit.wire_resistance),
-                             wire_layout=circuit.wire_layout, name=circuit.name or f"circuitprop EP {circuit.layers}")
+                             input_gain=circuit.input_gain, bias_input=circuit.bias_input,
+                             wire_resistance=float(circuit.wire_resistance), wire_layout=circuit.wire_layout,
+                             name=circuit.name or f"circuitprop EP {circuit.layers}")
 
 
 def initial_network(architecture, devices: DeviceConfig, seed, dtype="float64"):

@@ -289,11 +289,12 @@ def circuit_crossbars(n_hidden: int, skip=(), drop=(), layers: str = "") -> tupl
     dropped = {tuple(p) for p in drop}
     unknown = sorted(dropped - set(dense))
     if unknown:
-        a, b = unknown[0]
-        raise NetworkError(f"cannot drop crossbar {a}-{b}"
-                           f"{' of ' + layers if layers else ''}: only crossbars between consecutive layers "
-                           f"({', '.join(f'{a}-{b}' for a, b in dense)}) can be dropped")
+        first, second = unknown[0]
+        droppable = ", ".join(f"{a}-{b}" for a, b in dense)
+        raise NetworkError(f"cannot drop crossbar {first}-{second}{' of ' + layers if layers else ''}: only "
+                           f"crossbars between consecutive layers ({droppable}) can be dropped")
     return tuple(p for p in dense if p not in dropped) + tuple(tuple(p) for p in skip)
+
 
 def architecture_to_dict(arch: Architecture) -> dict:
     d = asdict(arch)
@@ -401,12 +402,12 @@ def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_l
 
     ``layers`` counts features, hidden neurons and classes (not doubled nodes).
     ``skip`` adds crossbars between non-adjacent layers; ``drop`` leaves out crossbars between consecutive
-    layers (every layer must still be joined to the inputs by some chain of crossbars).  ``amplifier_gain`` is one gain for every hidden
-    layer or a list with one per hidden layer (``None``: no amplifier).  ``inverted_copies`` gives every
-    hidden layer that drives another hidden layer an inverted copy (:class:`HiddenLayer`).  ``backward_gain``
-    is the amplifiers' backward current gain, one for every amplified layer or a list with one per hidden
-    layer (``None``: the forward gain, an ideal transformer; any other value makes the circuit
-    non-reciprocal, :class:`HiddenLayer`).  Other keyword arguments go to :class:`Architecture`.
+    layers (every layer must still be joined to the inputs by some chain of crossbars).  ``amplifier_gain`` is
+    one gain for every hidden layer or a list with one per hidden layer (``None``: no amplifier).
+    ``inverted_copies`` gives every hidden layer that drives another hidden layer an inverted copy
+    (:class:`HiddenLayer`).  ``backward_gain`` is the amplifiers' backward current gain, one for every
+    amplified layer or a list with one per hidden layer (``None``: the forward gain, an ideal transformer; any
+    other value makes the circuit non-reciprocal, :class:`HiddenLayer`).  Other keyword arguments go to :class:`Architecture`.
     """
     n_features, hidden_sizes, n_classes = parse_layers(layers)
     gains = _per_hidden_layer(amplifier_gain, len(hidden_sizes), layers, "amplifier gains")
