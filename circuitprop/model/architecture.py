@@ -407,7 +407,8 @@ def make_architecture(layers: str, *, skip: tuple = (), amplifier_gain=None, v_l
     ``inverted_copies`` gives every hidden layer that drives another hidden layer an inverted copy
     (:class:`HiddenLayer`).  ``backward_gain`` is the amplifiers' backward current gain, one for every
     amplified layer or a list with one per hidden layer (``None``: the forward gain, an ideal transformer; any
-    other value makes the circuit non-reciprocal, :class:`HiddenLayer`).  Other keyword arguments go to :class:`Architecture`.
+    other value makes the circuit non-reciprocal, :class:`HiddenLayer`).  Other keyword arguments go to
+    :class:`Architecture`.
     """
     n_features, hidden_sizes, n_classes = parse_layers(layers)
     gains = _per_hidden_layer(amplifier_gain, len(hidden_sizes), layers, "amplifier gains")
