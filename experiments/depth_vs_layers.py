@@ -217,7 +217,7 @@ def plot(rows, path, epochs, dataset="mnist", target="0.02 V (the default)"):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the legend sits below the axes
     plt.close(fig)
     print(f"wrote {path}")
 
