@@ -108,14 +108,14 @@ def main():
     args = parser.parse_args()
     init_tag = "" if args.init == "none" else f"_{args.init[:3]}init"  # as run_depth.sh names the folders
     sweeps_tag = f"_sweeps{args.sweeps}" if args.sweeps != 6 else ""
-    if not target_tag(args.target):
-        args.target = None
     target_suffix = target_tag(args.target)
+    if not target_suffix:
+        args.target = None
     lr_tag = f"_lr{args.lr}" if args.lr else ""
-    tag = ((f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "") + init_tag + sweeps_tag
-           + lr_tag + target_suffix)
-    # backpropagation has no circuit initialisation, sweeps, circuit rates nor target voltage: the same references
-    bp_tag = tag.replace(init_tag + sweeps_tag + lr_tag + target_suffix, "")
+    # backpropagation has no circuit initialisation, sweeps, circuit rates nor target voltage: its references
+    # are told apart by the data settings only
+    bp_tag = (f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "")
+    tag = bp_tag + init_tag + sweeps_tag + lr_tag + target_suffix
     folder = ROOT / f"e{args.epochs}{tag}"
     if not folder.is_dir():
         raise SystemExit(f"depth_table.py: no runs in {folder} (the folder run_depth.sh writes for these settings; "
