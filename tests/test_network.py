@@ -1,5 +1,7 @@
 import json
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import random_network
@@ -176,10 +178,19 @@ def test_amplifier_init_scales_the_uniform_draws_and_floors_them():
     from circuitprop.model.network import amplifier_init_scales
     arch = make_architecture("6-5-4-3", amplifier_gain=4.0)
     plain = Network.random(arch, 1e-7, 2e-6, seed=3)
-    scaled = Network.random(arch, 1e-7, 2e-6, seed=3, init="amplifier", floor=1e-8)
+    with pytest.warns(UserWarning) as caught:
+        scaled = Network.random(arch, 1e-7, 2e-6, seed=3, init="amplifier", floor=1e-8)
     for key, scale in amplifier_init_scales(arch).items():
         np.testing.assert_array_equal(scaled.conductances[key], np.maximum(plain.conductances[key] * scale, 1e-8))
-    assert scaled.conductances[(2, 3)].min() == 1e-8  # 1/256 of [0.1, 2] uS is below the floor
+    # 1/256 of [0.1, 2] uS lies wholly below the floor: the crossbar starts uniform, and only it is named
+    assert np.all(scaled.conductances[(2, 3)] == 1e-8)
+    assert [str(w.message).split(":")[0] for w in caught] == ["crossbar 2-3"]
+    assert "every one of its conductances starts at 1e-08 S" in str(caught[0].message)
+    # 1/16 of it (crossbar 1-2) reaches above the floor: its draws still differ, no warning
+    assert np.unique(scaled.conductances[(1, 2)]).size == scaled.conductances[(1, 2)].size
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Network.random(arch, 1e-7, 2e-6, seed=3, init="amplifier", floor=1e-9)  # nothing wholly below 1 nS
     with pytest.raises(NetworkError, match="unknown init"):
         Network.random(arch, 1e-7, 2e-6, init="he")
 

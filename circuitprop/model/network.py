@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +179,9 @@ class Network:
         ``init="uniform"`` draws each conductance uniformly in ``[g_min, g_max]``.  ``init="amplifier"`` and
         ``init="balanced"`` then multiply each crossbar by :func:`amplifier_init_scales` or
         :func:`balanced_init_scales` (the same draws, scaled; raised to ``floor`` siemens where that is given,
-        the device minimum).
+        the device minimum).  A crossbar whose whole scaled range lies below ``floor`` starts with every
+        conductance equal to it (a chain of amplified layers without skips: ``1 / A**(2k)`` behind the ``k``-th);
+        a warning names it.
         """
         _check_real(g_min, "g_min", positive=True)
         _check_real(g_max, "g_max", positive=True)
@@ -197,6 +200,12 @@ class Network:
                 conductances[key] *= scale
                 if floor is not None:
                     np.maximum(conductances[key], floor, out=conductances[key])
+                    if g_max * scale <= floor:
+                        warnings.warn(
+                            f"crossbar {key[0]}-{key[1]}: the {init!r} initial scale {scale:.3g} puts its whole "
+                            f"range ({g_min * scale:.3g} to {g_max * scale:.3g} S) below the floor {floor:.3g} S, so "
+                            f"every one of its conductances starts at {floor:.3g} S: no random draw is left to "
+                            f"tell its neurons apart", stacklevel=2)
         return cls(architecture, conductances, dtype=dtype)
 
     @property
