@@ -58,9 +58,9 @@ def steady_state(folder, X, y, batch=500):
         if record["images"] == len(X):
             return record
     net = Network.load(folder / "model.npz")
-    sweeps = _training_sweeps(folder)
+    sweeps, relaxation = _training_solver(folder)
     exact = steady_state_backend(net)
-    fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False)
+    fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False, relaxation=relaxation)
     correct = differ = unconverged = 0
     most = 0
     for i in range(0, len(X), batch):
@@ -73,16 +73,18 @@ def steady_state(folder, X, y, batch=500):
         correct += int(np.sum(p_exact == yb))
         differ += int(np.sum(p_exact != p_fixed))
     record = {"images": len(X), "accuracy": correct / len(X), "fixed_sweeps": sweeps,
+              **({"fixed_sweeps_relaxation": relaxation} if relaxation != 1.0 else {}),
               "predictions_differing_from_fixed_sweeps": differ, "batches_not_converged": unconverged,
               "most_sweeps": most, "solver": f"fast, tol 1e-10 A, float64, relaxation {exact.config.relaxation}"}
     atomic_write_bytes(cache, json.dumps(record, indent=1).encode())
     return record
 
 
-def _training_sweeps(folder):
+def _training_solver(folder):
+    """The fixed sweeps per phase and the over-relaxation factor the model in ``folder`` was trained with."""
     from circuitprop.learning.checkpoint import read_checkpoint
     settings = read_checkpoint(folder / "model.ckpt.npz")[0]
-    return int(settings["solver_sweeps"])
+    return int(settings["solver_sweeps"]), float(settings.get("solver_relaxation", 1.0))
 
 
 def main():
@@ -102,6 +104,11 @@ def main():
     parser.add_argument("--target", metavar="T",
                         help="the runs trained with TARGET=T (output target voltage in V, as written in the folder "
                              "name; e<EPOCHS>..._targetT/)")
+    parser.add_argument("--nudged", type=int, metavar="N",
+                        help="the runs trained with NUDGED=N sweeps in the nudged phases (e<EPOCHS>..._nudgedN/)")
+    parser.add_argument("--relax", metavar="W",
+                        help="the runs trained with RELAX=W (over-relaxation factor, as written in the folder name; "
+                             "e<EPOCHS>..._relaxW/)")
     parser.add_argument("--lr", metavar="IN-HID-OUT",
                         help="the runs trained with rates other than the defaults (LR_IN, LR_HID, LR_OUT as written in "
                              "the folder name, e.g. 3e6-0-3e5; e<EPOCHS>..._lrIN-HID-OUT/)")
@@ -112,10 +119,11 @@ def main():
     if not target_suffix:
         args.target = None
     lr_tag = f"_lr{args.lr}" if args.lr else ""
+    solver_tag = (f"_nudged{args.nudged}" if args.nudged else "") + (f"_relax{args.relax}" if args.relax else "")
     # backpropagation has no circuit initialisation, sweeps, circuit rates nor target voltage: its references
     # are told apart by the data settings only
     bp_tag = (f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "")
-    tag = bp_tag + init_tag + sweeps_tag + lr_tag + target_suffix
+    tag = bp_tag + init_tag + sweeps_tag + solver_tag + lr_tag + target_suffix
     folder = ROOT / f"e{args.epochs}{tag}"
     if not folder.is_dir():
         raise SystemExit(f"depth_table.py: no runs in {folder} (the folder run_depth.sh writes for these settings; "
@@ -170,6 +178,10 @@ def main():
                       " is at most that of the layer's inputs (--g-init-scaling balanced).")
     if args.sweeps != 6:
         augmented += f" The deep circuits relaxed with {args.sweeps} sweeps per phase (6 elsewhere); 1H with 4."
+    if args.nudged:
+        augmented += f" The nudged phases of the deep circuits relaxed with {args.nudged} sweeps, begun with the outputs."
+    if args.relax:
+        augmented += f" Every sweep over-relaxed with omega = {args.relax} (--solver-relaxation)."
     if args.target:
         augmented += f" Output target {args.target} V (0.02 V elsewhere)."
     if args.flip:

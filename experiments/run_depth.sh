@@ -14,10 +14,12 @@
 # INIT=amplifier divides the initial conductances behind each amplified hidden layer by the gain squared
 # (--g-init-scaling amplifier); those runs go to e${EPOCHS}[_shiftK][_flip]_ampinit.  NUDGED=N relaxes the nudged
 # phases of the deep cells with N sweeps, begun with the outputs (--solver-nudged-sweeps; 1 suffices with skips to
-# the outputs, benchmarks/bench_deep.py); those runs go to ..._nudgedN.  INVERTED=1 gives the deep cells' hidden
-# layers that feed another hidden layer an inverted copy (--inverted-copies: hidden-to-hidden crossbars of both
-# signs); those runs go to ..._inv.  VALIDATION=1 trains on the first 50,000 training images and scores the last
-# 10,000 after every epoch (--validation; the test set is not read), for choosing settings; those go to ..._val.
+# the outputs, benchmarks/bench_deep.py); those runs go to ..._nudgedN.  RELAX=W over-relaxes every sweep by
+# omega = W (--solver-relaxation: the same steady state, in fewer sweeps for chains without skips); ..._relaxW.
+# INVERTED=1 gives the deep cells' hidden layers that feed another hidden layer an inverted copy
+# (--inverted-copies: hidden-to-hidden crossbars of both signs); those runs go to ..._inv.  VALIDATION=1 trains
+# on the first 50,000 training images and scores the last 10,000 after every epoch (--validation; the test set is
+# not read), for choosing settings; those go to ..._val.
 # BACKWARD=C sets every amplifier's backward current gain to C (--backward-gain; non-reciprocal unless C = GAIN);
 # those runs go to ..._backC.  Rates other than the defaults (LR_IN, LR_HID, LR_OUT) add _lrIN-HID-OUT before _val.
 # TARGET=T sets the output target voltage (--target; default 0.02 V); other values add _targetT.
@@ -61,6 +63,9 @@ if [ "$INIT" != none ]; then OUT="${OUT}_${INIT:0:3}init"; fi
 if [ "$SWEEPS" != 6 ]; then OUT="${OUT}_sweeps$SWEEPS"; fi
 NUDGED_ARG=""
 if [ -n "$NUDGED" ]; then OUT="${OUT}_nudged$NUDGED"; NUDGED_ARG="--solver-nudged-sweeps $NUDGED"; fi
+RELAX=${RELAX:-}  # over-relaxation factor omega of every cell's sweeps (--solver-relaxation); set: ..._relaxW
+RELAX_ARG=""
+if [ -n "$RELAX" ]; then OUT="${OUT}_relax$RELAX"; RELAX_ARG="--solver-relaxation $RELAX"; fi
 INVERTED_ARG=""
 if [ "$INVERTED" != 0 ]; then OUT="${OUT}_inv"; INVERTED_ARG="--inverted-copies"; fi
 BACKWARD_ARG=""
@@ -97,7 +102,7 @@ for dataset in $DATASETS; do
             mkdir -p "$dir"
             # shellcheck disable=SC2046
             .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype float32 \
-                --epochs "$EPOCHS" --seed "$seed" --target "$TARGET" $DATA_ARG $BACKWARD_ARG --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
+                --epochs "$EPOCHS" --seed "$seed" --target "$TARGET" $DATA_ARG $BACKWARD_ARG $RELAX_ARG --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
             touch "$dir/done"
         done
     done

@@ -97,7 +97,7 @@ def main():
     parser.add_argument("--chunk", type=int, default=10, help="images per ngspice DC sweep (and per log write)")
     parser.add_argument("--sweeps", type=int, default=None,
                         help="the fixed sweeps per phase the model was trained with (default: from its checkpoint "
-                             "beside it, MODEL.ckpt.npz)")
+                             "beside it, MODEL.ckpt.npz, which also gives the over-relaxation factor)")
     parser.add_argument("--log", default=None, help="per-image results (default: MODEL.spice.jsonl)")
     parser.add_argument("--output", default=None, help="summary (default: MODEL.spice.json)")
     parser.add_argument("--export", default=None, help="also write the full ngspice netlist here")
@@ -122,10 +122,16 @@ def main():
         tagged = stem.with_name(f"{stem.name}.spice-n{args.ideal_n:g}")
         log = Path(args.log or f"{tagged}.jsonl")
         output = Path(args.output or f"{tagged}.json")
-    sweeps = args.sweeps
-    if sweeps is None:
+    sweeps, relaxation = args.sweeps, 1.0
+    checkpoint = Path(f"{stem}.ckpt.npz")
+    if checkpoint.exists():  # the training's own solver settings
         from circuitprop.learning.checkpoint import read_checkpoint
-        sweeps = int(read_checkpoint(f"{stem}.ckpt.npz")[0]["solver_sweeps"])
+        settings = read_checkpoint(checkpoint)[0]
+        relaxation = float(settings.get("solver_relaxation", 1.0))
+        sweeps = int(settings["solver_sweeps"]) if sweeps is None else sweeps
+    elif sweeps is None:
+        raise SystemExit(f"spice_check.py: no checkpoint {checkpoint} to read the training's sweeps per phase from; "
+                         "give --sweeps")
     size = int(round(np.sqrt(net.architecture.n_features)))
     _, _, Xt, yt = load_dataset(args.dataset, os.environ.get("CIRCUITPROP_DATA"), size=size, limit_train=1,
                                 limit_test=args.images)
@@ -133,7 +139,7 @@ def main():
     done = read_log(log, fingerprint)
     spice = SpiceBackend(fold_inputs=True)
     exact = steady_state_backend(net, on_fail="raise")
-    fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False)
+    fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False, relaxation=relaxation)
     todo = [i for i in range(len(Xt)) if i not in done]
     if args.reverse:  # a second process on the same log works from the other end (the log keeps one line per image)
         todo.reverse()
@@ -169,7 +175,8 @@ def main():
               + ("one op per image from a .nodeset of the fast solver's state" if args.nodeset else "DC sweep per chunk")
               + ", near-ideal diodes "
               f"(N = {net.architecture.diode.spice_ideal_n}); fast solver at steady state (1e-10 A, float64) "
-              f"and with {sweeps} fixed sweeps (float32)"),
+              f"and with {sweeps} fixed sweeps (float32"
+              + (f", over-relaxed with omega = {relaxation:g})" if relaxation != 1.0 else ")")),
               "same_class_ngspice_vs_steady_state": same(ng, st),
               "same_class_ngspice_vs_fixed_sweeps": same(ng, fx),
               "accuracy_ngspice": float(np.mean(np.argmax(ng, 1) == labels)),
