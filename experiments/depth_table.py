@@ -58,9 +58,10 @@ def steady_state(folder, X, y, batch=500):
         if record["images"] == len(X):
             return record
     net = Network.load(folder / "model.npz")
-    sweeps, relaxation = _training_solver(folder)
+    solver = _training_solver(folder)
+    sweeps, relaxation = solver["fixed_sweeps"], solver["relaxation"]
     exact = steady_state_backend(net)
-    fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False, relaxation=relaxation)
+    fixed = FastBackend(fixed_sweeps_residual=False, **solver)
     correct = differ = unconverged = 0
     most = 0
     for i in range(0, len(X), batch):
@@ -74,6 +75,7 @@ def steady_state(folder, X, y, batch=500):
         differ += int(np.sum(p_exact != p_fixed))
     record = {"images": len(X), "accuracy": correct / len(X), "fixed_sweeps": sweeps,
               **({"fixed_sweeps_relaxation": relaxation} if relaxation != 1.0 else {}),
+              **({"fixed_sweeps_dtype": solver["dtype"]} if solver["dtype"] != "float32" else {}),
               "predictions_differing_from_fixed_sweeps": differ, "batches_not_converged": unconverged,
               "most_sweeps": most, "solver": f"fast, tol 1e-10 A, float64, relaxation {exact.config.relaxation}"}
     atomic_write_bytes(cache, json.dumps(record, indent=1).encode())
@@ -81,10 +83,12 @@ def steady_state(folder, X, y, batch=500):
 
 
 def _training_solver(folder):
-    """The fixed sweeps per phase and the over-relaxation factor the model in ``folder`` was trained with."""
+    """The fast solver the model in ``folder`` was trained and scored with, as ``FastBackend`` settings: its fixed
+    sweeps per phase, over-relaxation factor and floating-point type (read from its checkpoint)."""
     from circuitprop.learning.checkpoint import read_checkpoint
     settings = read_checkpoint(folder / "model.ckpt.npz")[0]
-    return int(settings["solver_sweeps"]), float(settings.get("solver_relaxation", 1.0))
+    return {"fixed_sweeps": int(settings["solver_sweeps"]), "relaxation": float(settings.get("solver_relaxation", 1.0)),
+            "dtype": str(settings.get("dtype", "float32"))}
 
 
 def main():
@@ -109,6 +113,8 @@ def main():
     parser.add_argument("--relax", metavar="W",
                         help="the runs trained with RELAX=W (over-relaxation factor, as written in the folder name; "
                              "e<EPOCHS>..._relaxW/)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                        help="the runs trained with DTYPE=float64 (e<EPOCHS>..._float64/)")
     parser.add_argument("--lr", metavar="IN-HID-OUT",
                         help="the runs trained with rates other than the defaults (LR_IN, LR_HID, LR_OUT as written in "
                              "the folder name, e.g. 3e6-0-3e5; e<EPOCHS>..._lrIN-HID-OUT/)")
@@ -119,7 +125,8 @@ def main():
     if not target_suffix:
         args.target = None
     lr_tag = f"_lr{args.lr}" if args.lr else ""
-    solver_tag = (f"_nudged{args.nudged}" if args.nudged else "") + (f"_relax{args.relax}" if args.relax else "")
+    solver_tag = ((f"_nudged{args.nudged}" if args.nudged else "") + (f"_relax{args.relax}" if args.relax else "")
+                  + (f"_{args.dtype}" if args.dtype != "float32" else ""))
     # backpropagation has no circuit initialisation, sweeps, circuit rates nor target voltage: its references
     # are told apart by the data settings only
     bp_tag = (f"_shift{args.augment}" if args.augment else "") + ("_flip" if args.flip else "")
@@ -182,6 +189,8 @@ def main():
         augmented += f" The nudged phases of the deep circuits relaxed with {args.nudged} sweeps, begun with the outputs."
     if args.relax:
         augmented += f" Every sweep over-relaxed with omega = {args.relax} (--solver-relaxation)."
+    if args.dtype != "float32":
+        augmented += f" Solved in {args.dtype} (float32 elsewhere)."
     if args.target:
         augmented += f" Output target {args.target} V (0.02 V elsewhere)."
     if args.flip:

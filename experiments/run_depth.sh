@@ -16,6 +16,8 @@
 # phases of the deep cells with N sweeps, begun with the outputs (--solver-nudged-sweeps; 1 suffices with skips to
 # the outputs, benchmarks/bench_deep.py); those runs go to ..._nudgedN.  RELAX=W over-relaxes every sweep by
 # omega = W (--solver-relaxation: the same steady state, in fewer sweeps for chains without skips); ..._relaxW.
+# DTYPE=float64 solves in double precision (--dtype; the nudge reaching the first layer of a chain without skips
+# is below float32's resolution, experiments/depth_chain_probe.py); ..._float64.
 # INVERTED=1 gives the deep cells' hidden layers that feed another hidden layer an inverted copy
 # (--inverted-copies: hidden-to-hidden crossbars of both signs); those runs go to ..._inv.  VALIDATION=1 trains
 # on the first 50,000 training images and scores the last 10,000 after every epoch (--validation; the test set is
@@ -66,6 +68,8 @@ if [ -n "$NUDGED" ]; then OUT="${OUT}_nudged$NUDGED"; NUDGED_ARG="--solver-nudge
 RELAX=${RELAX:-}  # over-relaxation factor omega of every cell's sweeps (--solver-relaxation); set: ..._relaxW
 RELAX_ARG=""
 if [ -n "$RELAX" ]; then OUT="${OUT}_relax$RELAX"; RELAX_ARG="--solver-relaxation $RELAX"; fi
+DTYPE=${DTYPE:-float32}  # floating-point type of the solves (--dtype); float64: ..._float64
+if [ "$DTYPE" != float32 ]; then OUT="${OUT}_$DTYPE"; fi
 INVERTED_ARG=""
 if [ "$INVERTED" != 0 ]; then OUT="${OUT}_inv"; INVERTED_ARG="--inverted-copies"; fi
 BACKWARD_ARG=""
@@ -101,7 +105,7 @@ for dataset in $DATASETS; do
             if [ -f "$dir/done" ]; then echo "$dir: done"; continue; fi
             mkdir -p "$dir"
             # shellcheck disable=SC2046
-            .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype float32 \
+            .venv/bin/circuitprop train --dataset "$dataset" $(cell_args "$cell") --batch-size 4 --dtype "$DTYPE" \
                 --epochs "$EPOCHS" --seed "$seed" --target "$TARGET" $DATA_ARG $BACKWARD_ARG $RELAX_ARG --augment-shift "$AUGMENT" "$FLIP_ARG" --g-init-scaling "$INIT" --resume -o "$dir/model.npz"
             touch "$dir/done"
         done

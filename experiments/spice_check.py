@@ -122,12 +122,12 @@ def main():
         tagged = stem.with_name(f"{stem.name}.spice-n{args.ideal_n:g}")
         log = Path(args.log or f"{tagged}.jsonl")
         output = Path(args.output or f"{tagged}.json")
-    sweeps, relaxation = args.sweeps, 1.0
+    sweeps, relaxation, dtype = args.sweeps, 1.0, "float32"
     checkpoint = Path(f"{stem}.ckpt.npz")
     if checkpoint.exists():  # the training's own solver settings
         from circuitprop.learning.checkpoint import read_checkpoint
         settings = read_checkpoint(checkpoint)[0]
-        relaxation = float(settings.get("solver_relaxation", 1.0))
+        relaxation, dtype = float(settings.get("solver_relaxation", 1.0)), str(settings.get("dtype", "float32"))
         sweeps = int(settings["solver_sweeps"]) if sweeps is None else sweeps
     elif sweeps is None:
         raise SystemExit(f"spice_check.py: no checkpoint {checkpoint} to read the training's sweeps per phase from; "
@@ -139,7 +139,7 @@ def main():
     done = read_log(log, fingerprint)
     spice = SpiceBackend(fold_inputs=True)
     exact = steady_state_backend(net, on_fail="raise")
-    fixed = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False, relaxation=relaxation)
+    fixed = FastBackend(fixed_sweeps=sweeps, dtype=dtype, fixed_sweeps_residual=False, relaxation=relaxation)
     todo = [i for i in range(len(Xt)) if i not in done]
     if args.reverse:  # a second process on the same log works from the other end (the log keeps one line per image)
         todo.reverse()
@@ -175,7 +175,7 @@ def main():
               + ("one op per image from a .nodeset of the fast solver's state" if args.nodeset else "DC sweep per chunk")
               + ", near-ideal diodes "
               f"(N = {net.architecture.diode.spice_ideal_n}); fast solver at steady state (1e-10 A, float64) "
-              f"and with {sweeps} fixed sweeps (float32"
+              f"and with {sweeps} fixed sweeps ({dtype}"
               + (f", over-relaxed with omega = {relaxation:g})" if relaxation != 1.0 else ")")),
               "same_class_ngspice_vs_steady_state": same(ng, st),
               "same_class_ngspice_vs_fixed_sweeps": same(ng, fx),

@@ -2,7 +2,7 @@
 
 A circuit whose training accuracy is close to its test accuracy is not overfitting: it is limited by what it
 learns (capacity or learning), so regularisation such as data augmentation cannot help it.  Each model is
-solved as it was trained (its fixed sweeps per phase and over-relaxation, float32) on the 60,000 unchanged training images and
+solved as it was trained (its fixed sweeps per phase, over-relaxation and floating-point type) on the 60,000 unchanged training images and
 the 10,000 test images.
 
 Run:  .venv/bin/python experiments/train_accuracy.py DATASET MODEL.npz [MODEL.npz ...]
@@ -32,10 +32,8 @@ def main(dataset, models):
     print("| model | training accuracy | test accuracy |")
     print("|---|---|---|")
     for path in models:
-        sweeps, relaxation = _training_solver(Path(path).parent)
         net = Network.load(path)
-        backend = FastBackend(fixed_sweeps=sweeps, dtype="float32", fixed_sweeps_residual=False,
-                              relaxation=relaxation)
+        backend = FastBackend(fixed_sweeps_residual=False, **_training_solver(Path(path).parent))
         print(f"| {path} | {100 * accuracy(net, backend, X, y):.2f} % | {100 * accuracy(net, backend, Xt, yt):.2f} % |",
               flush=True)
 
