@@ -47,9 +47,8 @@ def nudge_reach(trainer, X, y):
     backend = FastBackend(tol=1e-12, max_sweeps=5000, relaxation=1.45)
     free = backend.solve(net, X)
     error = trainer._targets(y) - net.scores(free.outputs)
-    phases = [backend.solve(net, X, output_currents=net.output_currents_from_score_currents(sign * trainer.ep.beta
-                                                                                              * error))
-              for sign in (1, -1)]
+    currents = [net.output_currents_from_score_currents(sign * trainer.ep.beta * error) for sign in (1, -1)]
+    phases = [backend.solve(net, X, output_currents=c) for c in currents]
     return [float(np.max(np.abs(phases[0].voltages[k] - phases[1].voltages[k]))) for k in range(1, len(free.voltages))]
 
 
@@ -70,15 +69,16 @@ def main():
         print(f"## {init} initialisation ({args.dataset}, first 4 training images)")
         print(f"crossbars wholly below g_min at initialisation: {', '.join(floored) or 'none'}")
         reach = nudge_reach(exact, X, y)
-        print("largest |V(+beta) - V(-beta)| per layer (V): " + ", ".join(f"layer {k + 1}: {v:.2g}"
-                                                                         for k, v in enumerate(reach)))
+        print("largest |V(+beta) - V(-beta)| per layer (V): "
+              + ", ".join(f"layer {k + 1}: {v:.2g}" for k, v in enumerate(reach)))
         net = exact.network_
         print("sweeps to 1e-10 A: " + ", ".join(f"omega {w}: {bench_deep.steady_state_sweeps(net, X, w)}"
                                                 for w in OMEGAS), flush=True)
         reference = bench_deep.gradient(exact, X, y)
         check = bench_deep.gradient(bench_deep.trainer(LAYERS, (), solver_tol=1e-12, solver_relaxation=1.45,
                                                        dtype="float64", amplifier_gain=[4, 4, 4]).fit(X, y), X, y)
-        print(f"reference gradient (omega 1, 1e-12 A) against the same at omega 1.45: cosine {cosine(check, reference):.6f}")
+        print("reference gradient (omega 1, 1e-12 A) against the same at omega 1.45: "
+              f"cosine {cosine(check, reference):.6f}")
         print("| free / nudged sweeps | omega | dtype | gradient cosine with the steady state's |")
         print("|---|---|---|---|")
         for (free, nudged), omega, dtype in SETTINGS:

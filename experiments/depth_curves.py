@@ -56,7 +56,8 @@ def main():
     table = ["| run | folder | epochs | final test error (%) | lowest (%) and its epoch |", "|---|---|---|---|---|"]
     for label, folder, errors in runs:
         best = min(range(len(errors)), key=errors.__getitem__)
-        table.append(f"| {label} | `{folder}` | {len(errors)} | {errors[-1]:.2f} | {errors[best]:.2f} (epoch {best + 1}) |")
+        table.append(f"| {label} | `{folder}` | {len(errors)} | {errors[-1]:.2f} | "
+                     f"{errors[best]:.2f} (epoch {best + 1}) |")
     text = "\n".join(table) + "\n"
     output = Path(args.output)  # a name such as fashion_target0.005 has no suffix to replace: append
     png, md = output.parent / f"{output.name}.png", output.parent / f"{output.name}.md"

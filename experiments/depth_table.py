@@ -186,7 +186,8 @@ def main():
     if args.sweeps != 6:
         augmented += f" The deep circuits relaxed with {args.sweeps} sweeps per phase (6 elsewhere); 1H with 4."
     if args.nudged:
-        augmented += f" The nudged phases of the deep circuits relaxed with {args.nudged} sweeps, begun with the outputs."
+        augmented += (f" The nudged phases of the deep circuits relaxed with {args.nudged} sweeps, begun with the"
+                      " outputs.")
     if args.relax:
         augmented += f" Every sweep over-relaxed with omega = {args.relax} (--solver-relaxation)."
     if args.dtype != "float32":
