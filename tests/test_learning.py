@@ -1,5 +1,6 @@
 """EP gradients against finite differences, estimator bias orders, noise, checkpoints."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -441,3 +442,36 @@ def test_steady_state_check_counts_the_classes_that_fixed_sweeps_get_wrong():
     assert record == {"epoch": 1}
     run = fit_run(EPTrainer(layers="5-8-3", epochs=2, verbose=False, diode="ideal", solver_sweeps=20), X, y)
     assert [h["steady_state_checked"] for h in run.history_] == [64, 64]
+
+
+def test_precision_check_warns_when_float32_cannot_resolve_the_nudge():
+    """A float32 run whose nudge moves a hidden layer by less than float32 resolves there is warned about once,
+    after its first batch; the default nudge, and any float64 run, are not."""
+    from circuitprop.learning.diagnostics import PrecisionWarning, nudge_below_resolution
+    from circuitprop.learning.run import PrecisionCheck
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(0, 1, (32, 5)), rng.integers(0, 3, 32)
+    kw = dict(layers="5-8-3", epochs=0, verbose=False, diode="ideal", solver_sweeps=10, dtype="float32")
+    tiny = EPTrainer(beta=1e-15, **kw).fit(X, y)
+    # measured directly: the largest move of the hidden layer between the +beta and -beta steady states
+    net = tiny.network_
+    exact = FastBackend(tol=1e-14, max_sweeps=100000)
+    free = exact.solve(net, X[:16])
+    error = tiny._targets(y[:16]) - net.scores(free.outputs)
+    moved = [exact.solve(net, X[:16], output_currents=net.output_currents_from_score_currents(s * 1e-15 * error))
+             for s in (1, -1)]
+    move = np.max(np.abs(moved[0].voltages[1] - moved[1].voltages[1]))
+    largest = np.max(np.abs(free.voltages[1]))
+    assert 1e4 * np.finfo(np.float64).eps * largest < move < np.finfo(np.float32).eps * largest
+    message = nudge_below_resolution(tiny, X[:16], y[:16])
+    assert message.startswith(f"the nudge (beta = 1e-15 S) moves hidden layer 1: at most {move:.2g} V, float32 "
+                              "resolves"), message
+    check = PrecisionCheck(X, y)
+    with pytest.warns(PrecisionWarning, match="float32 rounding noise: train with --dtype float64"):
+        assert check.on_batch_end(tiny) is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check.on_batch_end(tiny)  # once per run
+        assert nudge_below_resolution(EPTrainer(**kw).fit(X, y), X[:16], y[:16]) == ""
+        assert nudge_below_resolution(EPTrainer(beta=1e-16, **{**kw, "dtype": "float64"}).fit(X, y), X[:16],
+                                      y[:16]) == ""

@@ -29,7 +29,7 @@ import numpy as np
 from ..backends.fast import steady_state_backend
 from ..io.safety import DeferredInterrupt, Interrupted, OutputLock, clean_stale_temporaries
 from .checkpoint import jsonable, read_checkpoint
-from .diagnostics import DeadNetworkWarning, SteadyStateWarning, dead_state
+from .diagnostics import DeadNetworkWarning, PrecisionWarning, SteadyStateWarning, dead_state, nudge_below_resolution
 
 #: Settings a resumed run takes from the caller, not from the checkpoint: how it runs, not what it computes.
 EXECUTION_SETTINGS = ("verbose", "spice_workers")
@@ -142,6 +142,25 @@ class SteadyStateCheck(Callback):
                           "circuit's steady state; use more --solver-sweeps", SteadyStateWarning, stacklevel=4)
 
 
+class PrecisionCheck(Callback):
+    """After the first batch of a float32 run on the fast backend, warn (:class:`PrecisionWarning`) when the
+    nudge reaching a hidden layer is below float32's resolution there, judged at the steady state on the first
+    ``n_examples`` training examples (:func:`~circuitprop.learning.diagnostics.nudge_below_resolution`).  Checked
+    once per run."""
+
+    def __init__(self, X, y, n_examples: int = 16):
+        self.X, self.y = X[:n_examples], np.asarray(y)[:n_examples]
+        self.done = False
+
+    def on_batch_end(self, trainer) -> bool:
+        if not self.done:
+            self.done = True
+            problem = nudge_below_resolution(trainer, self.X, self.y)
+            if problem:
+                warnings.warn(problem, PrecisionWarning, stacklevel=4)
+        return False
+
+
 class StopAfter(Callback):
     """Stop the run (after saving, when a checkpointer is given) once ``batches`` batches ran."""
 
@@ -200,10 +219,13 @@ class TrainingRun:
     steady_check : bool
         With fixed solver sweeps, check after each epoch that they still give the steady state's classes
         (:class:`SteadyStateCheck`).
+    precision_check : bool
+        In a float32 run, check after the first batch that the nudge reaching every hidden layer is above float32's
+        resolution there (:class:`PrecisionCheck`).
     """
 
     def __init__(self, trainer, checkpoint=None, log=None, resume=False, checkpoint_every=500, dead_check=True,
-                 steady_check=True):
+                 steady_check=True, precision_check=True):
         self.trainer = trainer
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.log = Path(log) if log else None
@@ -211,6 +233,7 @@ class TrainingRun:
         self.checkpoint_every = checkpoint_every
         self.dead_check = dead_check
         self.steady_check = steady_check
+        self.precision_check = precision_check
 
     def fit(self, X, y, eval_set=None, stop_after_batches=None):
         """Train (or go on training) ``self.trainer`` on ``X``, ``y``; returns the trainer."""
@@ -236,6 +259,8 @@ class TrainingRun:
                 callbacks.append(DeadNetworkCheck(X))
             if self.steady_check:
                 callbacks.append(SteadyStateCheck(X))
+            if self.precision_check:
+                callbacks.append(PrecisionCheck(X, y))
             if saver is not None:
                 callbacks.append(saver)
             if self.log:  # after the checkpoint: an epoch is logged once its checkpoint is safe
@@ -257,4 +282,4 @@ class TrainingRun:
 
 
 __all__ = ["TrainingRun", "Callback", "Checkpointer", "EpochLog", "DeadNetworkCheck", "SteadyStateCheck",
-           "SteadyStateWarning", "StopAfter", "InterruptGuard"]
+           "PrecisionCheck", "SteadyStateWarning", "PrecisionWarning", "StopAfter", "InterruptGuard"]
