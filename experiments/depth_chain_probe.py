@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_deep  # noqa: E402  (its trainer, gradient and steady-state helpers)
 
-from circuitprop.backends import FastBackend  # noqa: E402
 from circuitprop.io.datasets import load_dataset  # noqa: E402
+from circuitprop.learning.diagnostics import nudge_moves  # noqa: E402
 
 LAYERS = "784-1024-1024-1024-10"
 OMEGAS = (1.0, 1.3, 1.45, 1.6, 1.75)
@@ -39,17 +39,6 @@ SETTINGS = [  # (free sweeps, nudged sweeps or None: the same), omega, dtype
 
 def cosine(a, b):
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
-
-
-def nudge_reach(trainer, X, y):
-    """Largest |V(+beta) - V(-beta)| per non-input layer at the steady state (volts)."""
-    net = trainer.network_
-    backend = FastBackend(tol=1e-12, max_sweeps=5000, relaxation=1.45)
-    free = backend.solve(net, X)
-    error = trainer._targets(y) - net.scores(free.outputs)
-    currents = [net.output_currents_from_score_currents(sign * trainer.ep.beta * error) for sign in (1, -1)]
-    phases = [backend.solve(net, X, output_currents=c) for c in currents]
-    return [float(np.max(np.abs(phases[0].voltages[k] - phases[1].voltages[k]))) for k in range(1, len(free.voltages))]
 
 
 def main():
@@ -68,7 +57,7 @@ def main():
         floored = [str(w.message).split(":")[0] for w in caught if "below the floor" in str(w.message)]
         print(f"## {init} initialisation ({args.dataset}, first 4 training images)")
         print(f"crossbars wholly below g_min at initialisation: {', '.join(floored) or 'none'}")
-        reach = nudge_reach(exact, X, y)
+        reach = nudge_moves(exact, X, y)[1]
         print("largest |V(+beta) - V(-beta)| per layer (V): "
               + ", ".join(f"layer {k + 1}: {v:.2g}" for k, v in enumerate(reach)))
         net = exact.network_

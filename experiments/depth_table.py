@@ -82,11 +82,12 @@ def steady_state(folder, X, y, batch=500):
     return record
 
 
-def _training_solver(folder):
+def _training_solver(folder, checkpoint=None):
     """The fast solver the model in ``folder`` was trained and scored with, as ``FastBackend`` settings: its fixed
-    sweeps per phase, over-relaxation factor and floating-point type (read from its checkpoint)."""
+    sweeps per phase, over-relaxation factor and floating-point type (read from its checkpoint, ``checkpoint`` or
+    ``folder/model.ckpt.npz``)."""
     from circuitprop.learning.checkpoint import read_checkpoint
-    settings = read_checkpoint(folder / "model.ckpt.npz")[0]
+    settings = read_checkpoint(checkpoint or folder / "model.ckpt.npz")[0]
     return {"fixed_sweeps": int(settings["solver_sweeps"]), "relaxation": float(settings.get("solver_relaxation", 1.0)),
             "dtype": str(settings.get("dtype", "float32"))}
 

@@ -44,6 +44,7 @@ from circuitprop.io.datasets import load_dataset
 from circuitprop.io.files import atomic_write_bytes
 from circuitprop.model import Network
 from circuitprop.netlist import write_netlist
+from depth_table import _training_solver  # the training's solver settings, from its checkpoint
 from export_check import _read_flat_log as read_log  # the same append-only per-image log, by fingerprint
 
 
@@ -125,10 +126,9 @@ def main():
     sweeps, relaxation, dtype = args.sweeps, 1.0, "float32"
     checkpoint = Path(f"{stem}.ckpt.npz")
     if checkpoint.exists():  # the training's own solver settings
-        from circuitprop.learning.checkpoint import read_checkpoint
-        settings = read_checkpoint(checkpoint)[0]
-        relaxation, dtype = float(settings.get("solver_relaxation", 1.0)), str(settings.get("dtype", "float32"))
-        sweeps = int(settings["solver_sweeps"]) if sweeps is None else sweeps
+        solver = _training_solver(model.parent, checkpoint)
+        relaxation, dtype = solver["relaxation"], solver["dtype"]
+        sweeps = solver["fixed_sweeps"] if sweeps is None else sweeps
     elif sweeps is None:
         raise SystemExit(f"spice_check.py: no checkpoint {checkpoint} to read the training's sweeps per phase from; "
                          "give --sweeps")

@@ -22,6 +22,24 @@ class PrecisionWarning(RuntimeWarning):
     EP gradient of the crossbars around that layer is rounding noise (:func:`nudge_below_resolution`)."""
 
 
+def nudge_moves(trainer, X, y) -> tuple:
+    """How far the nudge moves each layer: the free steady state on ``X`` (float64, every KCL residual below
+    1e-10 A) and, per non-input layer, the largest ``|V(+beta) - V(-beta)|`` (volts) of the nudged steady states
+    (labels ``y``; ``[]`` when the outputs need no nudge).  The nudged phases start from the free one and are
+    solved until the residual is a hundredth of the nudging currents, however small those are."""
+    net = trainer.network_
+    exact = steady_state_backend(net)
+    free = exact.solve(net, X)
+    error = trainer._targets(y) - net.scores(free.outputs)
+    currents = [net.output_currents_from_score_currents(sign * trainer.ep.beta * error) for sign in (1.0, -1.0)]
+    largest = float(np.max(np.abs(currents[0])))
+    if largest == 0.0:
+        return free, []
+    config = replace(exact.config, tol=min(exact.config.tol, 1e-2 * largest), on_fail="flag")
+    plus, minus = (FastBackend(config).solve(net, X, output_currents=c, initial=free) for c in currents)
+    return free, [float(np.max(np.abs(plus.voltages[k] - minus.voltages[k]))) for k in range(1, len(free.voltages))]
+
+
 def nudge_below_resolution(trainer, X, y) -> str:
     """Describe the hidden layers whose nudge the training's float32 solves cannot resolve, or return ``""``.
 
@@ -38,21 +56,11 @@ def nudge_below_resolution(trainer, X, y) -> str:
     solver = trainer.solver
     if solver.backend != "fast" or solver.dtype != "float32" or len(X) == 0:
         return ""
-    net = trainer.network_
-    exact = steady_state_backend(net)
-    free = exact.solve(net, X)
-    error = trainer._targets(y) - net.scores(free.outputs)
-    currents = [net.output_currents_from_score_currents(sign * trainer.ep.beta * error) for sign in (1.0, -1.0)]
-    # the nudged phases start from the free one, whose residual is below 1e-10 A: solved until the residual is a
-    # hundredth of the nudging currents, however small they are
-    largest = float(np.max(np.abs(currents[0])))
-    if largest == 0.0:
+    free, moves = nudge_moves(trainer, X, y)
+    if not moves:
         return ""
-    config = replace(exact.config, tol=min(exact.config.tol, 1e-2 * largest), on_fail="flag")
-    phases = [FastBackend(config).solve(net, X, output_currents=c, initial=free) for c in currents]
     problems = []
-    for layer in range(1, len(free.voltages) - 1):
-        move = float(np.max(np.abs(phases[0].voltages[layer] - phases[1].voltages[layer])))
+    for layer, move in enumerate(moves[:-1], start=1):
         largest_v = float(np.max(np.abs(free.voltages[layer])))
         resolution = float(np.finfo(np.float32).eps) * largest_v
         residue = 1000 * float(np.finfo(np.float64).eps) * largest_v  # float64 rounding: the nudge did not move it
