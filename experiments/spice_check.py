@@ -17,12 +17,14 @@ tolerances; the answer is KCL-checked like every other).  ``--export`` also writ
 dialect and records its size and SHA-256.
 
 Run:  .venv/bin/python experiments/spice_check.py MODEL.npz --dataset mnist [--images 200] [--chunk 10]
-          [--sweeps 6] [--nodeset] [--reverse] [--ideal-n N] [--log LOG.jsonl] [--output RESULT.json] [--export NETLIST.cir]
+          [--sweeps 6] [--nodeset] [--reverse] [--ideal-n N] [--only I ...] [--log LOG.jsonl]
+          [--output RESULT.json] [--export NETLIST.cir]
 
 The summary lists every image whose class differs from the steady state's, with the steady state's margin
 between its two highest class scores: the near-ideal SPICE diode conducts about ``N*V_T*ln(I/IS)`` (0.5 mV
 at N = 0.001) beyond the ideal clip, so a near tie can flip.  ``--ideal-n`` simulates a sharper diode
-(its own default log and summary, ``MODEL.spice-nN.*``).
+(its own default log and summary, ``MODEL.spice-nN.*``); ``--only I ...`` checks just the images named, e.g.
+the near ties of a finished check again with a sharper diode.
 """
 import argparse
 import hashlib
@@ -107,6 +109,9 @@ def main():
                              "(run the command once more afterwards for the summary of all images)")
     parser.add_argument("--ideal-n", type=float, default=None,
                         help="emission coefficient of the near-ideal SPICE diode (default: the model's, 0.001)")
+    parser.add_argument("--only", type=int, nargs="+", default=None, metavar="I",
+                        help="check only these test images (indices below --images), e.g. a near tie again with a "
+                             "sharper diode (--ideal-n)")
     parser.add_argument("--nodeset", action="store_true",
                         help="solve each image with an op that starts from the fast solver's steady state "
                              "(.nodeset), not a cold DC sweep: far fewer Newton steps on deep networks")
@@ -140,11 +145,16 @@ def main():
     spice = SpiceBackend(fold_inputs=True)
     exact = steady_state_backend(net, on_fail="raise")
     fixed = FastBackend(fixed_sweeps=sweeps, dtype=dtype, fixed_sweeps_residual=False, relaxation=relaxation)
-    todo = [i for i in range(len(Xt)) if i not in done]
+    wanted = range(len(Xt)) if args.only is None else sorted(set(args.only))
+    if args.only is not None and not all(0 <= i < len(Xt) for i in wanted):
+        raise SystemExit(f"spice_check.py: --only {' '.join(map(str, args.only))}: images are numbered 0 to "
+                         f"{len(Xt) - 1} (--images {args.images})")
+    done = {i: r for i, r in done.items() if i in wanted}
+    todo = [i for i in wanted if i not in done]
     if args.reverse:  # a second process on the same log works from the other end (the log keeps one line per image)
         todo.reverse()
     how = "one op per image from a .nodeset" if args.nodeset else f"{args.chunk} images per DC sweep"
-    print(f"{model}: {len(done)} of {len(Xt)} images already in {log}; ngspice, {how}", flush=True)
+    print(f"{model}: {len(done)} of {len(wanted)} images already in {log}; ngspice, {how}", flush=True)
     for start in range(0, len(todo), args.chunk):
         images = todo[start:start + args.chunk]
         x = Xt[images]
@@ -164,7 +174,7 @@ def main():
         with open(log, "ab", buffering=0) as fh:  # the chunk in one append: no line torn by a second process
             fh.write("".join(json.dumps(done[i]) + "\n" for i in images).encode())
             os.fsync(fh.fileno())
-        print(f"images {len(done)}/{len(Xt)}: {seconds:.1f} s per image in ngspice", flush=True)
+        print(f"images {len(done)}/{len(wanted)}: {seconds:.1f} s per image in ngspice", flush=True)
     order = sorted(done)
     take = lambda key: np.array([done[i][key] for i in order])  # noqa: E731
     labels = np.array([done[i]["label"] for i in order])
