@@ -24,7 +24,8 @@ The summary lists every image whose class differs from the steady state's, with 
 between its two highest class scores: the near-ideal SPICE diode conducts about ``N*V_T*ln(I/IS)`` (0.5 mV
 at N = 0.001) beyond the ideal clip, so a near tie can flip.  ``--ideal-n`` simulates a sharper diode
 (its own default log and summary, ``MODEL.spice-nN.*``); ``--only I ...`` checks just the images named, e.g.
-the near ties of a finished check again with a sharper diode.
+the near ties of a finished check again with a sharper diode (summary ``MODEL.spice[-nN].onlyI-J.json``, so the
+summary of all images stays).
 """
 import argparse
 import hashlib
@@ -150,6 +151,8 @@ def main():
         raise SystemExit(f"spice_check.py: --only {' '.join(map(str, args.only))}: images are numbered 0 to "
                          f"{len(Xt) - 1} (--images {args.images})")
     done = {i: r for i, r in done.items() if i in wanted}
+    if args.only is not None and args.output is None:  # a summary of some images does not replace that of all
+        output = output.with_name(f"{output.name[:-len('.json')]}.only{'-'.join(map(str, wanted))}.json")
     todo = [i for i in wanted if i not in done]
     if args.reverse:  # a second process on the same log works from the other end (the log keeps one line per image)
         todo.reverse()
