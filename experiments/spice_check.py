@@ -93,6 +93,20 @@ def nodeset_solve(net, x, start) -> np.ndarray:
     return np.array(outputs)
 
 
+def chosen_images(n_images, only=None) -> list:
+    """The test images to check: all ``n_images``, or those of ``only`` (sorted, once each).
+
+    Raises ``SystemExit`` naming the valid range when ``only`` holds an image outside ``0 .. n_images - 1``.
+    """
+    if only is None:
+        return list(range(n_images))
+    outside = [i for i in only if not 0 <= i < n_images]
+    if outside:
+        raise SystemExit(f"spice_check.py: --only {' '.join(map(str, outside))}: images are numbered 0 to "
+                         f"{n_images - 1} (--images {n_images})")
+    return sorted(set(only))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -146,10 +160,7 @@ def main():
     spice = SpiceBackend(fold_inputs=True)
     exact = steady_state_backend(net, on_fail="raise")
     fixed = FastBackend(fixed_sweeps=sweeps, dtype=dtype, fixed_sweeps_residual=False, relaxation=relaxation)
-    wanted = range(len(Xt)) if args.only is None else sorted(set(args.only))
-    if args.only is not None and not all(0 <= i < len(Xt) for i in wanted):
-        raise SystemExit(f"spice_check.py: --only {' '.join(map(str, args.only))}: images are numbered 0 to "
-                         f"{len(Xt) - 1} (--images {args.images})")
+    wanted = chosen_images(len(Xt), args.only)
     done = {i: r for i, r in done.items() if i in wanted}
     if args.only is not None and args.output is None:  # a summary of some images does not replace that of all
         output = output.with_name(f"{output.name[:-len('.json')]}.only{'-'.join(map(str, wanted))}.json")

@@ -1,16 +1,18 @@
 """experiments/spice_check.py: an ngspice operating point started from the fast solver's state (.nodeset) is
-ngspice's own answer, the same as a cold DC sweep of the same circuit."""
+ngspice's own answer, the same as a cold DC sweep of the same circuit; ``--only`` picks images or names the
+ones out of range."""
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import random_network
 
 from circuitprop.backends import FastBackend
 from circuitprop.backends.spice import SpiceBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from spice_check import nodeset_solve  # noqa: E402
+from spice_check import chosen_images, nodeset_solve  # noqa: E402
 
 
 def test_nodeset_start_gives_ngspices_own_answer(rng):
@@ -30,3 +32,10 @@ def test_nodeset_start_gives_ngspices_own_answer(rng):
     assert np.max(np.abs(started - fast.outputs)) < 1e-3
     hidden = np.concatenate([v.ravel() for v in fast.voltages[1:-1]])
     assert np.any(hidden <= 1e-9) and np.any((hidden > 1e-3) & (hidden < 1 - 1e-3))
+
+
+def test_only_chooses_images_and_names_the_ones_outside():
+    assert chosen_images(4) == [0, 1, 2, 3]
+    assert chosen_images(200, [66, 3, 66]) == [3, 66]
+    with pytest.raises(SystemExit, match=r"--only 200 -1: images are numbered 0 to 199 \(--images 200\)"):
+        chosen_images(200, [5, 200, -1])
