@@ -1,12 +1,13 @@
 """Issue 24: test error against epoch of chosen runs side by side, with reference lines (one figure, one table).
 
 Each run is a folder of ``experiments/run_depth.sh`` (its ``model.log.jsonl`` holds the test accuracy after every
-epoch); give it as ``FOLDER`` or ``FOLDER=label``.  Writes ``OUTPUT.png`` (test error in % against epoch, the
+epoch), or the JSON record of a backpropagation reference written by ``experiments/depth_backprop.py`` (drawn
+dashed); give it as ``RUN`` or ``RUN=label``.  Writes ``OUTPUT.png`` (test error in % against epoch, the
 last ``--zoom`` epochs in a second panel) and ``OUTPUT.md`` (per run: epochs logged, final and best test error,
 and the epoch of the best; the best is read off the test set, so it is shown, never chosen).
 
 Run:  .venv/bin/python experiments/depth_curves.py --output experiments/results/depth/fashion_e30 \\
-          --line 9.4="issue target" --line 10.29="best DRN" FOLDER[=label] [FOLDER[=label] ...]
+          --line 9.4="issue target" --line 10.29="best DRN" RUN[=label] [RUN[=label] ...]
 """
 import argparse
 import json
@@ -15,15 +16,24 @@ from pathlib import Path
 from circuitprop.io.files import atomic_write_bytes
 
 
-def read_errors(folder: Path) -> list:
-    """Test error (%) after each logged epoch of the run in ``folder``."""
-    log = folder / "model.log.jsonl"
-    if not log.exists():
-        raise SystemExit(f"depth_curves.py: {log} does not exist (not a run_depth.sh run folder?)")
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    errors = [100 * (1 - r["test_accuracy"]) for r in records if "test_accuracy" in r]
+def read_errors(run: Path) -> list:
+    """Test error (%) after each logged epoch of ``run``: a run_depth.sh folder or a depth_backprop.py record."""
+    if run.suffix == ".json":
+        try:
+            history = json.loads(run.read_text())["history"]
+        except FileNotFoundError:
+            raise SystemExit(f"depth_curves.py: {run} does not exist") from None
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise SystemExit(f"depth_curves.py: {run} is not a depth_backprop.py record (JSON with a 'history')")
+        errors = [100 * (1 - r["test_accuracy"]) for r in history if "test_accuracy" in r]
+    else:
+        log = run / "model.log.jsonl"
+        if not log.exists():
+            raise SystemExit(f"depth_curves.py: {log} does not exist (not a run_depth.sh run folder?)")
+        records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        errors = [100 * (1 - r["test_accuracy"]) for r in records if "test_accuracy" in r]
     if not errors:
-        raise SystemExit(f"depth_curves.py: {log} has no epoch with a test accuracy")
+        raise SystemExit(f"depth_curves.py: {run} has no epoch with a test accuracy")
     return errors
 
 
@@ -34,7 +44,8 @@ def parse_pair(text: str):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", metavar="FOLDER[=label]")
+    parser.add_argument("runs", nargs="+", metavar="RUN[=label]",
+                        help="a run_depth.sh run folder, or a depth_backprop.py record (.json, drawn dashed)")
     parser.add_argument("--output", required=True, help="path without suffix: OUTPUT.png and OUTPUT.md are written")
     parser.add_argument("--line", action="append", default=[], metavar="ERROR=label",
                         help="a horizontal reference line at this test error (%%), e.g. 9.4=\"issue target\"")
@@ -53,7 +64,8 @@ def main():
         except ValueError:
             raise SystemExit(f"depth_curves.py: --line {text!r}: expected ERROR=label with ERROR a number (%)")
 
-    table = ["| run | folder | epochs | final test error (%) | lowest (%) and its epoch |", "|---|---|---|---|---|"]
+    table = ["| run | folder or record | epochs | final test error (%) | lowest (%) and its epoch |",
+             "|---|---|---|---|---|"]
     for label, folder, errors in runs:
         best = min(range(len(errors)), key=errors.__getitem__)
         table.append(f"| {label} | `{folder}` | {len(errors)} | {errors[-1]:.2f} | "
@@ -73,9 +85,10 @@ def main():
     longest = max(len(errors) for _, _, errors in runs)
     for k, ax in enumerate(axes[0]):
         first = 1 if k == 0 else max(1, longest - args.zoom + 1)
-        for label, _, errors in runs:
+        for label, run, errors in runs:
             epochs = list(range(first, len(errors) + 1))
-            ax.plot(epochs, errors[first - 1:], marker="o" if k else None, markersize=3, label=label)
+            ax.plot(epochs, errors[first - 1:], marker="o" if k else None, markersize=3, label=label,
+                    linestyle="--" if run.suffix == ".json" else "-")
         for value, label in lines:
             ax.axhline(value, color="grey", linestyle="--", linewidth=0.8)
             ax.annotate(label, (first, value), textcoords="offset points", xytext=(2, 2), fontsize=8, color="grey")
