@@ -116,6 +116,9 @@ def main():
                              "e<EPOCHS>..._relaxW/)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                         help="the runs trained with DTYPE=float64 (e<EPOCHS>..._float64/)")
+    parser.add_argument("--gain", metavar="G",
+                        help="the runs trained with GAIN=G (amplifier gain other than 4, as written in the folder "
+                             "name; e<EPOCHS>..._gainG/)")
     parser.add_argument("--lr", metavar="IN-HID-OUT",
                         help="the runs trained with rates other than the defaults (LR_IN, LR_HID, LR_OUT as written in "
                              "the folder name, e.g. 3e6-0-3e5; e<EPOCHS>..._lrIN-HID-OUT/)")
@@ -125,7 +128,7 @@ def main():
     target_suffix = target_tag(args.target)
     if not target_suffix:
         args.target = None
-    lr_tag = f"_lr{args.lr}" if args.lr else ""
+    lr_tag = (f"_gain{args.gain}" if args.gain and args.gain != "4" else "") + (f"_lr{args.lr}" if args.lr else "")
     solver_tag = ((f"_nudged{args.nudged}" if args.nudged else "") + (f"_relax{args.relax}" if args.relax else "")
                   + (f"_{args.dtype}" if args.dtype != "float32" else ""))
     # backpropagation has no circuit initialisation, sweeps, circuit rates nor target voltage: its references

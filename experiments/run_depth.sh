@@ -24,6 +24,7 @@
 # not read), for choosing settings; those go to ..._val.
 # BACKWARD=C sets every amplifier's backward current gain to C (--backward-gain; non-reciprocal unless C = GAIN);
 # those runs go to ..._backC.  Rates other than the defaults (LR_IN, LR_HID, LR_OUT) add _lrIN-HID-OUT before _val.
+# GAIN=G sets every amplifier's gain (--amplifier-gain; default 4); other values add _gainG before _lr....
 # TARGET=T sets the output target voltage (--target; default 0.02 V); other values add _targetT.
 # INIT=balanced scales the crossbars leaving a hidden layer only as far as their amplified load exceeds the
 # layer's inputs (--g-init-scaling balanced; ..._balinit).
@@ -48,7 +49,7 @@ CELLS=${CELLS:-1H 2H+skip 3H+skip 2H 3H}
 # learning rates (normalised units): crossbars from the inputs, hidden -> hidden, hidden -> outputs
 LR_IN=${LR_IN:-3e6}; LR_HID=${LR_HID:-1e6}; LR_OUT=${LR_OUT:-3e5}
 BACKWARD=${BACKWARD:-}  # backward current gain of every amplifier (--backward-gain; unset: A); set: ..._backC
-GAIN=${GAIN:-4}      # amplifier gain after every hidden layer (0: none)
+GAIN=${GAIN:-4}      # amplifier gain after every hidden layer (0: none); not 4: ..._gainG
 SWEEPS=${SWEEPS:-6}  # relaxation sweeps per phase of the deep cells (1H: 4, as the noise study); not 6: ..._sweepsS
 NUDGED=${NUDGED:-}   # sweeps of the nudged phases of the deep cells (--solver-nudged-sweeps); set: ..._nudgedN
 INVERTED=${INVERTED:-0}  # 1: inverted copies of the hidden layers that feed another (--inverted-copies); ..._inv
@@ -74,6 +75,7 @@ INVERTED_ARG=""
 if [ "$INVERTED" != 0 ]; then OUT="${OUT}_inv"; INVERTED_ARG="--inverted-copies"; fi
 BACKWARD_ARG=""
 if [ -n "$BACKWARD" ]; then OUT="${OUT}_back$BACKWARD"; BACKWARD_ARG="--backward-gain $BACKWARD"; fi
+if [ "$GAIN" != 4 ]; then OUT="${OUT}_gain$GAIN"; fi
 if [ "$LR_IN $LR_HID $LR_OUT" != "3e6 1e6 3e5" ]; then OUT="${OUT}_lr$LR_IN-$LR_HID-$LR_OUT"; fi
 if [ "$TARGET" != 0.02 ]; then OUT="${OUT}_target$TARGET"; fi
 DATA_ARG=""
