@@ -24,7 +24,7 @@
 # not read), for choosing settings; those go to ..._val.
 # BACKWARD=C sets every amplifier's backward current gain to C (--backward-gain; non-reciprocal unless C = GAIN);
 # those runs go to ..._backC.  Rates other than the defaults (LR_IN, LR_HID, LR_OUT) add _lrIN-HID-OUT before _val.
-# GAIN=G sets every amplifier's gain (--amplifier-gain; default 4); other values add _gainG before _lr....
+# GAIN=G sets every amplifier's gain (--amplifier-gain; default 4); other values add _gainG before _lrIN-HID-OUT.
 # TARGET=T sets the output target voltage (--target; default 0.02 V); other values add _targetT.
 # INIT=balanced scales the crossbars leaving a hidden layer only as far as their amplified load exceeds the
 # layer's inputs (--g-init-scaling balanced; ..._balinit).
