@@ -20,18 +20,17 @@ def read_errors(run: Path) -> list:
     """Test error (%) after each logged epoch of ``run``: a run_depth.sh folder or a depth_backprop.py record."""
     if run.suffix == ".json":
         try:
-            history = json.loads(run.read_text())["history"]
+            records = json.loads(run.read_text())["history"]
         except FileNotFoundError:
             raise SystemExit(f"depth_curves.py: {run} does not exist") from None
         except (json.JSONDecodeError, KeyError, TypeError):
             raise SystemExit(f"depth_curves.py: {run} is not a depth_backprop.py record (JSON with a 'history')")
-        errors = [100 * (1 - r["test_accuracy"]) for r in history if "test_accuracy" in r]
     else:
         log = run / "model.log.jsonl"
         if not log.exists():
             raise SystemExit(f"depth_curves.py: {log} does not exist (not a run_depth.sh run folder?)")
         records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        errors = [100 * (1 - r["test_accuracy"]) for r in records if "test_accuracy" in r]
+    errors = [100 * (1 - r["test_accuracy"]) for r in records if "test_accuracy" in r]
     if not errors:
         raise SystemExit(f"depth_curves.py: {run} has no epoch with a test accuracy")
     return errors
